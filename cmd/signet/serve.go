@@ -1,0 +1,71 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signet-id/signet/internal/config"
+	"github.com/signet-id/signet/internal/server"
+)
+
+func serveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the provider (creates the database, a signing key and an admin on first run)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			log := newLogger(cfg, os.Stderr)
+			s, err := server.Open(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			fr, err := s.Bootstrap(cmd.Context())
+			if err != nil {
+				return err
+			}
+			ready := make(chan string, 1)
+			go func() {
+				addr := <-ready
+				printBanner(cmd.OutOrStdout(), s, fr, addr)
+			}()
+			return s.Run(cmd.Context(), ready)
+		},
+	}
+}
+
+// printBanner tells a newcomer what is running and what to do next.
+func printBanner(w io.Writer, s *server.Server, fr *server.FirstRun, addr string) {
+	cfg := s.Config
+	fmt.Fprintf(w, "Signet is running.\n  issuer:    %s\n  listening: %s\n  database:  %s\n", cfg.Issuer, addr, redactDSN(cfg.DSN()))
+	if s.MasterKeyCreated {
+		fmt.Fprintf(w, "  master key: generated into %s/master.key (development only: set SIGNET_MASTER_KEY in production)\n", cfg.DataDir)
+	}
+	if fr.AdminPassword != "" {
+		fmt.Fprintf(w, "\nFirst run: created the admin user.\n  username: %s\n  password: %s\n  (shown once; store it now)\n", fr.AdminUsername, fr.AdminPassword)
+	}
+	fmt.Fprintf(w, `
+Next steps (in another terminal):
+  go run ./cmd/signet client create --name my-api --json
+  curl -s -u '<client_id>:<client_secret>' -d grant_type=client_credentials %[1]s/oauth/v2/token
+  curl -s -u '<client_id>:<client_secret>' -d token=<access_token> %[1]s/oauth/v2/introspect
+Discovery: %[1]s/.well-known/openid-configuration
+`, cfg.Issuer)
+}
+
+// redactDSN hides a password in a database URL.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+	}
+	return dsn
+}

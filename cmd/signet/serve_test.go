@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// serveOnce runs `signet serve` on dataDir until the banner is printed and /ready answers, then
+// stops it and returns what it printed.
+func serveOnce(t *testing.T, dataDir string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	root := newRoot()
+	root.SetArgs([]string{"serve", "--data-dir", dataDir, "--addr", addr, "--issuer", "http://" + addr, "--log-level", "warn"})
+	root.SetOut(out)
+	root.SetErr(io.Discard)
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 && strings.Contains(out.String(), "Next steps") {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited early: %v\n%s", err, out)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready in time:\n%s", out)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve did not shut down cleanly: %v", err)
+	}
+	return out.String()
+}
+
+// TestServeFirstRunAndRestart is the newcomer's first command: the first start creates everything
+// and prints the admin's credentials and next steps; the second reuses the data and prints no
+// new password.
+func TestServeFirstRunAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	first := serveOnce(t, dir)
+	for _, want := range []string{"Signet is running.", "issuer:", "First run: created the admin user.", "username: admin", "password: ", "client create", "/oauth/v2/token", "master key: generated"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("first start output lacks %q:\n%s", want, first)
+		}
+	}
+	second := serveOnce(t, dir)
+	if strings.Contains(second, "password:") || strings.Contains(second, "master key: generated") {
+		t.Errorf("second start must reuse the admin and master key:\n%s", second)
+	}
+	if !strings.Contains(second, "Signet is running.") {
+		t.Errorf("second start output:\n%s", second)
+	}
+}

@@ -1,0 +1,80 @@
+// Package metrics owns Signet's Prometheus collectors. Handlers report through the small methods
+// here; nothing else registers collectors.
+package metrics
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is one registry with Signet's collectors.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	grants   *prometheus.CounterVec
+}
+
+// New registers the collectors. cacheStats reports the token cache (hits, misses, size).
+func New(cacheStats func() (hits, misses uint64, size int)) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_http_requests_total", Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "signet_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_token_requests_total", Help: "Token endpoint requests by grant type and outcome (ok or the OAuth error code).",
+		}, []string{"grant_type", "outcome"}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.grants,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cacheStats != nil {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "signet_token_cache_hits_total", Help: "Token resolutions answered from the in-process cache."},
+				func() float64 { h, _, _ := cacheStats(); return float64(h) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "signet_token_cache_misses_total", Help: "Token resolutions that read the store or verified a signature."},
+				func() float64 { _, m, _ := cacheStats(); return float64(m) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "signet_token_cache_entries", Help: "Tokens held in the in-process cache."},
+				func() float64 { _, _, n := cacheStats(); return float64(n) }),
+		)
+	}
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Observe records one HTTP request.
+func (m *Metrics) Observe(route string, code int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// Grant records a token endpoint outcome; err carries an OAuth code through Code() when refused.
+func (m *Metrics) Grant(grantType string, err error) {
+	outcome := "ok"
+	var coded interface{ OAuthCode() string }
+	if err != nil {
+		outcome = "error"
+		if errors.As(err, &coded) {
+			outcome = coded.OAuthCode()
+		}
+	}
+	if grantType == "" {
+		grantType = "none"
+	}
+	m.grants.WithLabelValues(grantType, outcome).Inc()
+}

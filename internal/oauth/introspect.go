@@ -1,0 +1,181 @@
+package oauth
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/signet-id/signet/internal/directory"
+	"github.com/signet-id/signet/internal/store"
+	"github.com/signet-id/signet/internal/tokens"
+)
+
+// IntrospectionJWTType is the media type of RFC 9701 signed introspection responses.
+const IntrospectionJWTType = "application/token-introspection+jwt"
+
+// introspection is the RFC 7662 §2.2 response, plus act, sid and signet_exchange (SPEC §6).
+type introspection struct {
+	Active    bool             `json:"active"`
+	Scope     string           `json:"scope,omitempty"`
+	ClientID  string           `json:"client_id,omitempty"`
+	Username  string           `json:"username,omitempty"`
+	TokenType string           `json:"token_type,omitempty"`
+	Exp       int64            `json:"exp,omitempty"`
+	Iat       int64            `json:"iat,omitempty"`
+	Nbf       int64            `json:"nbf,omitempty"`
+	Sub       string           `json:"sub,omitempty"`
+	Aud       []string         `json:"aud,omitempty"`
+	Iss       string           `json:"iss,omitempty"`
+	Jti       string           `json:"jti,omitempty"`
+	Act       *tokens.Actor    `json:"act,omitempty"`
+	Sid       string           `json:"sid,omitempty"`
+	Exchange  *tokens.Exchange `json:"signet_exchange,omitempty"`
+}
+
+// Introspect serves POST /oauth/v2/introspect (RFC 7662, RFC 9701).
+func (h *Handler) Introspect(w http.ResponseWriter, r *http.Request) {
+	caller, resp, err := h.introspect(w, r)
+	if err != nil {
+		h.logRefusal(r, "introspect", err)
+		WriteError(w, err)
+		return
+	}
+	if wantsJWT(r) {
+		h.writeIntrospectionJWT(w, caller, resp)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) (*Caller, *introspection, error) {
+	f, err := ParseForm(w, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx := r.Context()
+	caller, err := h.Auth.Authenticate(r, f, AuthOptions{AllowBearer: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	if caller.Kind == store.KindServiceAccount {
+		ok, err := h.permitted(ctx, caller, directory.PermIntrospect)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			return nil, nil, InvalidClient("service account %q lacks the signet:introspect permission; grant it with `signet role grant introspector --serviceaccount %s`", caller.Name, caller.Name)
+		}
+	}
+	raw := f.Get("token")
+	if raw == "" {
+		return nil, nil, InvalidRequest("token is missing: send the token to introspect in the token parameter")
+	}
+	a, inactive, err := h.Tokens.Resolve(ctx, raw)
+	if err != nil {
+		return nil, nil, ServerError(err)
+	}
+	if inactive != nil {
+		h.logInactive(r, caller, inactive.Code, inactive.Detail, inactive.Access)
+		return caller, &introspection{Active: false}, nil
+	}
+	if !a.HasAudience(caller.ID) {
+		ok, err := h.permitted(ctx, caller, directory.PermIntrospectAny)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			h.logInactive(r, caller, "audience", "the caller is not in the token's audience "+strings.Join(a.Audience, " ")+" and lacks introspect:any", a)
+			return caller, &introspection{Active: false}, nil
+		}
+	}
+	return caller, &introspection{
+		Active: true, Scope: strings.Join(a.Scope, " "), ClientID: a.ClientID, TokenType: "Bearer",
+		Exp: a.ExpiresAt.Unix(), Iat: a.IssuedAt.Unix(), Nbf: a.NotBefore.Unix(), Sub: a.Subject, Aud: a.Audience,
+		Iss: a.Issuer, Jti: a.ID, Act: a.Act, Sid: a.SessionID, Exchange: a.Exchange,
+	}, nil
+}
+
+// logInactive tells the operator why a token was reported inactive; the caller never learns it.
+func (h *Handler) logInactive(r *http.Request, caller *Caller, code, detail string, a *tokens.Access) {
+	attrs := []any{"caller", caller.ID, "reason", code, "detail", detail, "remote", r.RemoteAddr}
+	if a != nil {
+		attrs = append(attrs, "jti", a.ID, "sub", a.Subject, "client_id", a.ClientID)
+	}
+	h.Log.Info("introspection: token inactive", attrs...)
+}
+
+func wantsJWT(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), IntrospectionJWTType)
+}
+
+// writeIntrospectionJWT answers per RFC 9701 §5: the response as the token_introspection claim of a
+// JWT signed by the issuer and addressed to the caller.
+func (h *Handler) writeIntrospectionJWT(w http.ResponseWriter, caller *Caller, resp *introspection) {
+	claims := map[string]any{
+		"iss": h.Issuer, "aud": caller.ID, "iat": h.Now().Unix(),
+		"token_introspection": resp,
+	}
+	jws, err := h.Keys.Sign(h.DefaultAlg, "token-introspection+jwt", claims)
+	if err != nil {
+		WriteError(w, ServerError(err))
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", IntrospectionJWTType)
+	hd.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte(jws))
+}
+
+// Revoke serves POST /oauth/v2/revoke (RFC 7009).
+func (h *Handler) Revoke(w http.ResponseWriter, r *http.Request) {
+	if err := h.revoke(w, r); err != nil {
+		h.logRefusal(r, "revoke", err)
+		WriteError(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) error {
+	f, err := ParseForm(w, r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	caller, err := h.Auth.Authenticate(r, f, AuthOptions{})
+	if err != nil {
+		return err
+	}
+	raw := f.Get("token")
+	if raw == "" {
+		return InvalidRequest("token is missing: send the token to revoke in the token parameter")
+	}
+	switch hint := f.Get("token_type_hint"); hint {
+	case "", "access_token", "refresh_token":
+	default:
+		return UnsupportedTokenType("token_type_hint %q is not supported; use access_token or refresh_token", hint)
+	}
+	a, inactive, err := h.Tokens.Resolve(ctx, raw)
+	if err != nil {
+		return ServerError(err)
+	}
+	if inactive != nil {
+		// RFC 7009 §2.2: an invalid, expired or already revoked token is answered with 200.
+		return nil
+	}
+	if a.ClientID != caller.ID {
+		ok, err := h.permitted(ctx, caller, directory.PermAdmin)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return UnauthorizedClient("this token was issued to another client; only the client it was issued to (or an admin) may revoke it")
+		}
+	}
+	return h.Tokens.Revoke(ctx, store.Revocation{
+		Kind: store.RevokeTokenID, Value: a.ID, At: h.Now(), ExpiresAt: a.ExpiresAt.Add(time.Hour),
+		Reason: "revoked through " + RevokePath + " by " + caller.describe(),
+	})
+}

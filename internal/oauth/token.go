@@ -1,0 +1,246 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/signet-id/signet/internal/directory"
+	"github.com/signet-id/signet/internal/keys"
+	"github.com/signet-id/signet/internal/store"
+	"github.com/signet-id/signet/internal/tokens"
+)
+
+// Endpoint paths (ZITADEL-compatible).
+const (
+	TokenPath      = "/oauth/v2/token"
+	IntrospectPath = "/oauth/v2/introspect"
+	RevokePath     = "/oauth/v2/revoke"
+	KeysPath       = "/oauth/v2/keys"
+)
+
+// Grant types.
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+)
+
+// Handler serves the token, introspection and revocation endpoints.
+type Handler struct {
+	Issuer string
+	Auth   *Authenticator
+	Tokens *tokens.Service
+	Keys   *keys.Manager
+	Dir    *directory.Directory
+	Log    *slog.Logger
+	Now    func() time.Time
+
+	DefaultAccessTTL   time.Duration // when a client sets none
+	MaxAccessTTL       time.Duration // cap for every access token
+	DefaultAlg         string        // JWT alg when a client sets none; also signs introspection responses
+	AccountTokenFormat string        // access token format for service accounts
+
+	// Observe, when set, is told each grant's outcome (metrics).
+	Observe func(grant string, err error)
+}
+
+// grant handles one grant_type once the caller is authenticated (nil only for the JWT bearer grant
+// without client authentication).
+type grant func(ctx context.Context, caller *Caller, f Form) (*tokenResponse, error)
+
+// GrantTypes lists the grant types this handler serves, for discovery.
+func (h *Handler) GrantTypes() []string {
+	return []string{GrantClientCredentials, GrantJWTBearer}
+}
+
+func (h *Handler) grants() map[string]grant {
+	return map[string]grant{
+		GrantClientCredentials: h.clientCredentials,
+		GrantJWTBearer:         h.jwtBearer,
+	}
+}
+
+type tokenResponse struct {
+	AccessToken     string `json:"access_token"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+	Scope           string `json:"scope,omitempty"`
+	RefreshToken    string `json:"refresh_token,omitempty"`
+	IDToken         string `json:"id_token,omitempty"`
+}
+
+// Token serves POST /oauth/v2/token: parse, authenticate, dispatch on grant_type, render.
+func (h *Handler) Token(w http.ResponseWriter, r *http.Request) {
+	resp, grantType, err := h.token(w, r)
+	if h.Observe != nil {
+		h.Observe(grantType, err)
+	}
+	if err != nil {
+		h.logRefusal(r, "token", err)
+		WriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (h *Handler) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, string, error) {
+	f, err := ParseForm(w, r)
+	if err != nil {
+		return nil, "", err
+	}
+	gt := f.Get("grant_type")
+	if gt == "" {
+		return nil, "", InvalidRequest("grant_type is missing; supported: %s", strings.Join(h.GrantTypes(), ", "))
+	}
+	g, ok := h.grants()[gt]
+	if !ok {
+		return nil, "unsupported", UnsupportedGrantType("grant_type %q is not supported; supported: %s", gt, strings.Join(h.GrantTypes(), ", "))
+	}
+	caller, err := h.Auth.Authenticate(r, f, AuthOptions{AllowNone: true, Optional: gt == GrantJWTBearer})
+	if err != nil {
+		return nil, gt, err
+	}
+	if caller != nil && caller.Client != nil && !slices.Contains(caller.Client.GrantTypes, gt) {
+		return nil, gt, UnauthorizedClient("client %q may not use grant_type %s; its allowed grants are: %s", caller.ID, gt, listOrNone(caller.Client.GrantTypes))
+	}
+	resp, err := g(r.Context(), caller, f)
+	return resp, gt, err
+}
+
+func listOrNone(v []string) string {
+	if len(v) == 0 {
+		return "(none)"
+	}
+	return strings.Join(v, ", ")
+}
+
+// clientCredentials issues a token about the caller itself (RFC 6749 §4.4).
+func (h *Handler) clientCredentials(ctx context.Context, caller *Caller, f Form) (*tokenResponse, error) {
+	if caller.Method == MethodNone {
+		return nil, UnauthorizedClient("public client %q cannot use client_credentials; it has no credentials to prove", caller.ID)
+	}
+	return h.issueForCaller(ctx, caller, caller.ID, f)
+}
+
+// jwtBearer exchanges a service account's signed assertion for a token (RFC 7523 §2.1).
+func (h *Handler) jwtBearer(ctx context.Context, caller *Caller, f Form) (*tokenResponse, error) {
+	assertion := f.Get("assertion")
+	if assertion == "" {
+		return nil, InvalidRequest("assertion is missing: send a JWT signed with the service account's key file")
+	}
+	_, owner, err := h.Auth.VerifyAssertion(ctx, assertion, grantAssertion, []string{h.Issuer, h.Issuer + TokenPath})
+	if err != nil {
+		return nil, err
+	}
+	if owner.Account == nil {
+		return nil, UnauthorizedClient("key of client %q authenticates the client itself (client_assertion); the JWT bearer grant needs a service account key file", owner.ID)
+	}
+	clientID := owner.ID
+	if caller != nil {
+		clientID = caller.ID
+	}
+	return h.issueForCaller(ctx, owner, clientID, f)
+}
+
+// zitadelAudienceScope is ZITADEL's way of asking for a project audience in scope.
+var zitadelAudienceScope = regexp.MustCompile(`^urn:zitadel:iam:org:project:id:([^:]+):aud$`)
+
+// issueForCaller issues an access token whose subject is the authenticated client or service
+// account, after checking the requested scope and audience.
+func (h *Handler) issueForCaller(ctx context.Context, subject *Caller, clientID string, f Form) (*tokenResponse, error) {
+	scope := listParam(f.Get("scope"))
+	requested := append(slices.Clone(f.Values["audience"]), f.Values["resource"]...)
+	for _, s := range scope {
+		if m := zitadelAudienceScope.FindStringSubmatch(s); m != nil {
+			requested = append(requested, m[1])
+		}
+	}
+	audience, err := h.allowedAudience(ctx, subject, requested)
+	if err != nil {
+		return nil, err
+	}
+	if c := subject.Client; c != nil && len(c.Scopes) > 0 {
+		for _, s := range scope {
+			if !slices.Contains(c.Scopes, s) {
+				return nil, InvalidScope("scope %q is not allowed for client %q; allowed scopes: %s", s, c.ID, strings.Join(c.Scopes, " "))
+			}
+		}
+	}
+	format, alg, ttl := h.AccountTokenFormat, h.DefaultAlg, h.DefaultAccessTTL
+	if c := subject.Client; c != nil {
+		format = c.AccessTokenFormat
+		if c.AccessTokenAlg != "" {
+			alg = c.AccessTokenAlg
+		}
+		if c.AccessTokenTTL > 0 {
+			ttl = c.AccessTokenTTL
+		}
+	}
+	ttl = min(ttl, h.MaxAccessTTL)
+	now := h.Now().Truncate(time.Second)
+	a := &tokens.Access{
+		Subject: subject.ID, SubjectKind: subject.Kind, ClientID: clientID,
+		Audience: audience, Scope: scope, IssuedAt: now, ExpiresAt: now.Add(ttl),
+	}
+	raw, err := h.Tokens.Issue(ctx, a, format, alg)
+	if err != nil {
+		return nil, ServerError(err)
+	}
+	return &tokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}, nil
+}
+
+// allowedAudience checks requested audiences (audience, resource, ZITADEL audience scopes).
+// Nothing requested means the subject itself. A client may ask for its configured audiences; a
+// service account for any registered client.
+func (h *Handler) allowedAudience(ctx context.Context, subject *Caller, requested []string) ([]string, error) {
+	aud := []string{subject.ID}
+	for _, r := range requested {
+		if r == "" || slices.Contains(aud, r) {
+			continue
+		}
+		if c := subject.Client; c != nil {
+			if !slices.Contains(c.Audiences, r) {
+				return nil, InvalidTarget("audience %q is not allowed for client %q; allowed: %s (add it with `signet client update --audience`)", r, c.ID, listOrNone(c.Audiences))
+			}
+		} else if _, err := h.Dir.Client(ctx, r); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil, InvalidTarget("audience %q is not a client registered at this issuer", r)
+			}
+			return nil, ServerError(err)
+		}
+		aud = append(aud, r)
+	}
+	// With an explicit audience, the token is for that API; the subject stays in aud so it can
+	// introspect and revoke what it was given.
+	return aud, nil
+}
+
+// logRefusal writes the operator's log line for a refused request.
+func (h *Handler) logRefusal(r *http.Request, endpoint string, err error) {
+	oe := AsError(err)
+	level := slog.LevelInfo
+	if oe.Status >= 500 {
+		level = slog.LevelError
+	}
+	attrs := []any{"endpoint", endpoint, "error", oe.Code, "description", oe.Description, "remote", r.RemoteAddr}
+	if oe.Cause != nil {
+		attrs = append(attrs, "cause", oe.Cause.Error())
+	}
+	h.Log.Log(r.Context(), level, "request refused", attrs...)
+}
+
+// permitted reports whether the caller's roles grant perm.
+func (h *Handler) permitted(ctx context.Context, c *Caller, perm string) (bool, error) {
+	ok, err := h.Dir.HasPermission(ctx, c.Roles, perm)
+	if err != nil {
+		return false, ServerError(fmt.Errorf("roles: %w", err))
+	}
+	return ok, nil
+}

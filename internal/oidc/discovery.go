@@ -1,0 +1,78 @@
+// Package oidc serves the OpenID Connect and RFC 8414 metadata: the discovery document and the JWKS.
+// It lists only what Signet really supports, so clients never try a feature that is not there.
+// (Authorization, userinfo and ID tokens join this package with hosted sign-in.)
+package oidc
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/signet-id/signet/internal/oauth"
+)
+
+// Well-known paths.
+const (
+	DiscoveryPath = "/.well-known/openid-configuration"
+	RFC8414Path   = "/.well-known/oauth-authorization-server"
+)
+
+// Discovery serves the provider metadata.
+type Discovery struct {
+	Issuer string
+	// GrantTypes lists the grant types the token endpoint serves.
+	GrantTypes []string
+	// SigningAlgs returns the algorithms Signet signs tokens with now (active keys).
+	SigningAlgs func() []string
+	// IntrospectionAlg signs RFC 9701 introspection responses.
+	IntrospectionAlg string
+}
+
+// assertionAlgs are the algorithms accepted on client assertions (key files).
+var assertionAlgs = []string{"RS256", "ES256", "EdDSA"}
+
+// Metadata returns the discovery document.
+func (d *Discovery) Metadata() map[string]any {
+	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+	algs := d.SigningAlgs()
+	return map[string]any{
+		"issuer":                 d.Issuer,
+		"token_endpoint":         d.Issuer + oauth.TokenPath,
+		"introspection_endpoint": d.Issuer + oauth.IntrospectPath,
+		"revocation_endpoint":    d.Issuer + oauth.RevokePath,
+		"jwks_uri":               d.Issuer + oauth.KeysPath,
+		"grant_types_supported":  d.GrantTypes,
+		// No authorization endpoint yet: no response types are supported.
+		"response_types_supported":                                 []string{},
+		"subject_types_supported":                                  []string{"public"},
+		"id_token_signing_alg_values_supported":                    algs,
+		"token_endpoint_auth_methods_supported":                    append(authMethods, "none"),
+		"token_endpoint_auth_signing_alg_values_supported":         assertionAlgs,
+		"introspection_endpoint_auth_methods_supported":            authMethods,
+		"introspection_endpoint_auth_signing_alg_values_supported": assertionAlgs,
+		"introspection_signing_alg_values_supported":               []string{d.IntrospectionAlg},
+		"revocation_endpoint_auth_methods_supported":               authMethods,
+		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgs,
+		"access_token_signing_alg_values_supported":                algs,
+	}
+}
+
+// ServeHTTP writes the discovery document.
+func (d *Discovery) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, err := json.Marshal(d.Metadata())
+	if err != nil {
+		oauth.WriteError(w, oauth.ServerError(err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(b)
+}
+
+// JWKS serves the issuer's public signing keys.
+type JWKS struct{ Keys func() []byte }
+
+func (j JWKS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Write(j.Keys())
+}

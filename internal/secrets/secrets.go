@@ -1,0 +1,200 @@
+// Package secrets owns Signet's symmetric cryptography: the master key and the keys derived from it,
+// sealing data at rest (signing keys), keyed hashes of client secrets and opaque tokens, password
+// hashing, and random values. It must never log or return a secret in an error.
+package secrets
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// MasterKeySize is the length of the master key in bytes.
+const MasterKeySize = 32
+
+// Keys holds the subkeys derived from the master key, one per purpose, so that a leak of one
+// purpose's output says nothing about another's.
+type Keys struct {
+	seal        cipher.AEAD
+	secretHMAC  []byte
+	tokenHMAC   []byte
+	fingerprint string
+}
+
+// New derives the purpose keys from a 32-byte master key.
+func New(master []byte) (*Keys, error) {
+	if len(master) != MasterKeySize {
+		return nil, fmt.Errorf("master key must be %d bytes, got %d", MasterKeySize, len(master))
+	}
+	derive := func(purpose string) []byte {
+		k, err := hkdf.Key(sha256.New, master, nil, "signet "+purpose, 32)
+		if err != nil {
+			panic(err) // only on invalid lengths, which are constants here
+		}
+		return k
+	}
+	block, err := aes.NewCipher(derive("seal v1"))
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	fp := sha256.Sum256(derive("fingerprint v1"))
+	return &Keys{
+		seal:        aead,
+		secretHMAC:  derive("client secret v1"),
+		tokenHMAC:   derive("opaque token v1"),
+		fingerprint: hex.EncodeToString(fp[:8]),
+	}, nil
+}
+
+// Fingerprint identifies the master key without revealing it, so a server can detect that it was
+// started with a different master key than the one that sealed its data.
+func (k *Keys) Fingerprint() string { return k.fingerprint }
+
+// Seal encrypts plaintext with AES-256-GCM; aad binds the ciphertext to its context (a key ID).
+func (k *Keys) Seal(plaintext, aad []byte) []byte {
+	nonce := make([]byte, k.seal.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return k.seal.Seal(nonce, nonce, plaintext, aad)
+}
+
+// ErrUnseal means sealed data could not be decrypted: wrong master key or tampered data.
+var ErrUnseal = errors.New("cannot decrypt sealed data: wrong master key or corrupted data")
+
+// Open decrypts what Seal produced with the same aad.
+func (k *Keys) Open(sealed, aad []byte) ([]byte, error) {
+	ns := k.seal.NonceSize()
+	if len(sealed) < ns+k.seal.Overhead() {
+		return nil, ErrUnseal
+	}
+	pt, err := k.seal.Open(nil, sealed[:ns], sealed[ns:], aad)
+	if err != nil {
+		return nil, ErrUnseal
+	}
+	return pt, nil
+}
+
+// HashSecret returns the keyed hash stored for a client or service-account secret.
+func (k *Keys) HashSecret(salt []byte, secret string) []byte {
+	m := hmac.New(sha256.New, k.secretHMAC)
+	m.Write(salt)
+	m.Write([]byte(secret))
+	return m.Sum(nil)
+}
+
+// VerifySecret compares a presented secret with a stored hash in constant time.
+func (k *Keys) VerifySecret(salt, hash []byte, secret string) bool {
+	if len(hash) == 0 {
+		return false
+	}
+	return hmac.Equal(k.HashSecret(salt, secret), hash)
+}
+
+// HashToken returns the keyed hash under which an opaque token is stored and cached.
+func (k *Keys) HashToken(token string) []byte {
+	m := hmac.New(sha256.New, k.tokenHMAC)
+	m.Write([]byte(token))
+	return m.Sum(nil)
+}
+
+// NewSecret returns a fresh client secret and the salt and hash to store for it.
+func (k *Keys) NewSecret() (secret string, salt, hash []byte) {
+	secret = RandomString(32)
+	salt = RandomBytes(16)
+	return secret, salt, k.HashSecret(salt, secret)
+}
+
+// Opaque token prefixes make leaked tokens recognisable to secret scanners.
+const (
+	AccessTokenPrefix  = "sgn_at_"
+	RefreshTokenPrefix = "sgn_rt_"
+)
+
+// NewOpaqueToken returns prefix followed by 32 random bytes in base64url.
+func NewOpaqueToken(prefix string) string { return prefix + RandomString(32) }
+
+// LooksOpaque reports whether s has the shape of a Signet opaque token.
+func LooksOpaque(s string) bool {
+	return (strings.HasPrefix(s, AccessTokenPrefix) || strings.HasPrefix(s, RefreshTokenPrefix)) && len(s) == len(AccessTokenPrefix)+43
+}
+
+// RandomBytes returns n bytes from crypto/rand.
+func RandomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// RandomString returns n random bytes as unpadded base64url.
+func RandomString(n int) string { return base64.RawURLEncoding.EncodeToString(RandomBytes(n)) }
+
+// NewID returns a random identifier suitable for records and jti values (128 bits, hex).
+func NewID() string { return hex.EncodeToString(RandomBytes(16)) }
+
+// LoadMasterKey returns the master key from value (base64 or hex of 32 bytes) when it is not empty;
+// otherwise it reads, or creates with mode 0600, the file master.key in dataDir. created reports a
+// newly generated key.
+func LoadMasterKey(value, dataDir string) (key []byte, created bool, err error) {
+	if value != "" {
+		key, err := decodeKey(value)
+		if err != nil {
+			return nil, false, fmt.Errorf("SIGNET_MASTER_KEY: %w", err)
+		}
+		return key, false, nil
+	}
+	path := filepath.Join(dataDir, "master.key")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key, err := decodeKey(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", path, err)
+		}
+		return key, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, false, err
+	}
+	key = RandomBytes(MasterKeySize)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := io.WriteString(f, base64.StdEncoding.EncodeToString(key)+"\n"); err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	return key, true, f.Close()
+}
+
+func decodeKey(s string) ([]byte, error) {
+	for _, dec := range []func(string) ([]byte, error){
+		base64.StdEncoding.DecodeString, base64.RawStdEncoding.DecodeString,
+		base64.URLEncoding.DecodeString, base64.RawURLEncoding.DecodeString, hex.DecodeString,
+	} {
+		if b, err := dec(s); err == nil && len(b) == MasterKeySize {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("master key must be %d bytes in base64 or hex (generate one with `openssl rand -base64 32`)", MasterKeySize)
+}

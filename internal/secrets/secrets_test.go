@@ -1,0 +1,97 @@
+package secrets
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func testKeys(t *testing.T, b byte) *Keys {
+	t.Helper()
+	k, err := New(bytes.Repeat([]byte{b}, MasterKeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestSealBindsKeyAndContext(t *testing.T) {
+	k := testKeys(t, 1)
+	sealed := k.Seal([]byte("private key"), []byte("kid-1"))
+	if bytes.Contains(sealed, []byte("private key")) {
+		t.Fatal("sealed data contains the plaintext")
+	}
+	if pt, err := k.Open(sealed, []byte("kid-1")); err != nil || string(pt) != "private key" {
+		t.Fatalf("open: %q %v", pt, err)
+	}
+	if _, err := k.Open(sealed, []byte("kid-2")); err != ErrUnseal {
+		t.Fatalf("other context must fail: %v", err)
+	}
+	if _, err := testKeys(t, 2).Open(sealed, []byte("kid-1")); err != ErrUnseal {
+		t.Fatalf("other master key must fail: %v", err)
+	}
+	sealed[len(sealed)-1] ^= 1
+	if _, err := k.Open(sealed, []byte("kid-1")); err != ErrUnseal {
+		t.Fatalf("tampered data must fail: %v", err)
+	}
+	if _, err := k.Open([]byte("short"), nil); err != ErrUnseal {
+		t.Fatalf("short input must fail: %v", err)
+	}
+}
+
+func TestSecretsAndTokensAreKeyedHashes(t *testing.T) {
+	k := testKeys(t, 1)
+	secret, salt, hash := k.NewSecret()
+	if !k.VerifySecret(salt, hash, secret) || k.VerifySecret(salt, hash, secret+"x") || k.VerifySecret(salt, nil, secret) {
+		t.Fatal("secret verification is wrong")
+	}
+	if bytes.Equal(testKeys(t, 2).HashSecret(salt, secret), hash) {
+		t.Fatal("hash must depend on the master key")
+	}
+	tok := NewOpaqueToken(AccessTokenPrefix)
+	if !LooksOpaque(tok) || LooksOpaque(tok[:len(tok)-1]) || LooksOpaque("sgn_xx_"+tok[7:]) {
+		t.Fatalf("opaque token shape: %q", tok)
+	}
+	if bytes.Equal(k.HashToken(tok), k.HashSecret(nil, tok)) {
+		t.Fatal("token and secret hashes must use different keys")
+	}
+	if k.Fingerprint() == testKeys(t, 2).Fingerprint() {
+		t.Fatal("fingerprints must differ between master keys")
+	}
+}
+
+func TestPasswordHash(t *testing.T) {
+	h := HashPassword("correct horse")
+	if !VerifyPassword(h, "correct horse") || VerifyPassword(h, "wrong") {
+		t.Fatal("password verification is wrong")
+	}
+	for _, bad := range []string{"", "$argon2id$", "$argon2id$v=19$m=99999999,t=1,p=1$AA$AA", "$bcrypt$x$y$z$w"} {
+		if VerifyPassword(bad, "x") {
+			t.Fatalf("%q must not verify", bad)
+		}
+	}
+}
+
+func TestLoadMasterKey(t *testing.T) {
+	dir := t.TempDir()
+	k1, created, err := LoadMasterKey("", dir)
+	if err != nil || !created {
+		t.Fatalf("first load: %v %v", created, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "master.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("master.key mode: %v %v", fi.Mode(), err)
+	}
+	k2, created, err := LoadMasterKey("", dir)
+	if err != nil || created || !bytes.Equal(k1, k2) {
+		t.Fatal("second load must reuse the file")
+	}
+	if _, _, err := LoadMasterKey("too-short", dir); err == nil {
+		t.Fatal("a short key must be refused")
+	}
+	k3, _, err := LoadMasterKey("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", dir)
+	if err != nil || string(k3) != "0123456789abcdef0123456789abcdef" {
+		t.Fatalf("explicit key: %q %v", k3, err)
+	}
+}

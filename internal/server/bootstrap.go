@@ -1,0 +1,54 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/signet-id/signet/internal/secrets"
+	"github.com/signet-id/signet/internal/store"
+)
+
+// adminSetting marks that the first-run admin exists, so a deleted admin is not silently recreated.
+const adminSetting = "bootstrap_admin"
+
+// FirstRun is what Bootstrap created, for the start-up banner.
+type FirstRun struct {
+	SigningKeyCreated bool
+	AdminUsername     string
+	AdminPassword     string // empty unless created now; shown once
+}
+
+// Bootstrap makes a fresh database usable: a signing key for the default algorithm and, once, an
+// admin user with a generated password. Running it again changes nothing.
+func (s *Server) Bootstrap(ctx context.Context) (*FirstRun, error) {
+	fr := &FirstRun{}
+	created, err := s.Keys.Ensure(ctx, s.Config.SigningAlg)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	fr.SigningKeyCreated = created
+	name, err := s.Store.GetSetting(ctx, adminSetting)
+	if err == nil {
+		fr.AdminUsername = name
+		return fr, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	password := secrets.RandomString(18)
+	now := time.Now()
+	admin := &store.User{
+		ID: secrets.NewID(), Username: "admin", DisplayName: "Signet administrator",
+		PasswordHash: secrets.HashPassword(password), Roles: []string{"admin"}, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := s.Store.CreateUser(ctx, admin); err != nil {
+		return nil, fmt.Errorf("create admin user: %w", err)
+	}
+	if err := s.Store.PutSetting(ctx, adminSetting, admin.Username); err != nil {
+		return nil, err
+	}
+	fr.AdminUsername, fr.AdminPassword = admin.Username, password
+	return fr, nil
+}

@@ -1,0 +1,256 @@
+// Package server assembles a Signet provider from its configuration (store, keys, caches, handlers)
+// and serves it over HTTP with the middleware every route shares. The CLI opens the same assembly
+// without serving, so commands and server always agree on how data is read and written.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/signet-id/signet/internal/changefeed"
+	"github.com/signet-id/signet/internal/config"
+	"github.com/signet-id/signet/internal/directory"
+	"github.com/signet-id/signet/internal/keys"
+	"github.com/signet-id/signet/internal/metrics"
+	"github.com/signet-id/signet/internal/oauth"
+	"github.com/signet-id/signet/internal/oidc"
+	"github.com/signet-id/signet/internal/secrets"
+	"github.com/signet-id/signet/internal/store"
+	"github.com/signet-id/signet/internal/store/backends"
+	"github.com/signet-id/signet/internal/tokens"
+)
+
+// Server is an assembled provider.
+type Server struct {
+	Config  *config.Config
+	Log     *slog.Logger
+	Store   store.Store
+	Secrets *secrets.Keys
+	Keys    *keys.Manager
+	Dir     *directory.Directory
+	Tokens  *tokens.Service
+	OAuth   *oauth.Handler
+	Watcher *changefeed.Watcher
+	Metrics *metrics.Metrics
+
+	// MasterKeyCreated reports that this start generated the development master key.
+	MasterKeyCreated bool
+}
+
+// masterKeySetting records the master key's fingerprint, so a wrong key is caught at start.
+const masterKeySetting = "master_key_fingerprint"
+
+// Open assembles the provider: opens (and migrates) the store, loads the master key, checks it is the
+// one that sealed the data, loads signing keys and the revocation set.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	dsn := cfg.DSN()
+	if strings.HasPrefix(dsn, "sqlite:") {
+		if err := os.MkdirAll(filepath.Dir(strings.TrimPrefix(dsn, "sqlite:")), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	master, created, err := secrets.LoadMasterKey(cfg.MasterKey, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := secrets.New(master)
+	if err != nil {
+		return nil, err
+	}
+	st, err := backends.Open(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	s := &Server{Config: cfg, Log: log, Store: st, Secrets: sk, MasterKeyCreated: created}
+	if err := s.checkMasterKey(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.Keys = keys.NewManager(st, sk, cfg.MaxAccessTTL+cfg.Leeway)
+	s.Dir = directory.New(st)
+	s.Tokens = tokens.New(tokens.Config{
+		Issuer: cfg.Issuer, Store: st, Keys: s.Keys, Secrets: sk, Leeway: cfg.Leeway,
+		CacheSize: cfg.CacheSize, Log: log,
+	})
+	s.Watcher = changefeed.New(st, cfg.PollInterval, log)
+	s.Watcher.Subscribe(s.Dir.Invalidate)
+	s.Watcher.Subscribe(s.Tokens.Invalidate)
+	s.Watcher.Subscribe(func(c store.Change) {
+		if c.Kind == store.ChangeSigningKey {
+			if err := s.Keys.Load(context.Background()); err != nil {
+				log.Error("reloading signing keys failed", "err", err)
+			}
+		}
+	})
+	// Start the feed before loading caches, so nothing changed in between is missed.
+	if err := s.Watcher.Start(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := s.Keys.Load(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := s.Tokens.LoadRevocations(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.Metrics = metrics.New(s.Tokens.CacheStats)
+	s.OAuth = &oauth.Handler{
+		Issuer: cfg.Issuer, Tokens: s.Tokens, Keys: s.Keys, Dir: s.Dir, Log: log, Now: time.Now,
+		DefaultAccessTTL: cfg.AccessTTL, MaxAccessTTL: cfg.MaxAccessTTL, DefaultAlg: cfg.SigningAlg,
+		AccountTokenFormat: cfg.AccountFormat, Observe: s.Metrics.Grant,
+		Auth: &oauth.Authenticator{
+			Issuer: cfg.Issuer, Dir: s.Dir, Secrets: sk, Replay: st, Tokens: s.Tokens,
+			MaxAssertion: cfg.AssertionTTL, Leeway: cfg.Leeway, Now: time.Now,
+		},
+	}
+	return s, nil
+}
+
+func (s *Server) checkMasterKey(ctx context.Context) error {
+	fp, err := s.Store.GetSetting(ctx, masterKeySetting)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return s.Store.PutSetting(ctx, masterKeySetting, s.Secrets.Fingerprint())
+	case err != nil:
+		return err
+	case fp != s.Secrets.Fingerprint():
+		return fmt.Errorf("the master key (fingerprint %s) is not the one this database was created with (fingerprint %s): set SIGNET_MASTER_KEY or --master-key to the original key", s.Secrets.Fingerprint(), fp)
+	}
+	return nil
+}
+
+// Close releases the store.
+func (s *Server) Close() error { return s.Store.Close() }
+
+// Handler returns the HTTP handler with every route and the shared middleware.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	disc := &oidc.Discovery{Issuer: s.Config.Issuer, GrantTypes: s.OAuth.GrantTypes(), SigningAlgs: s.Keys.Algorithms, IntrospectionAlg: s.Config.SigningAlg}
+	route := func(pattern, name string, h http.Handler) {
+		mux.Handle(pattern, s.instrument(name, h))
+	}
+	route("GET "+oidc.DiscoveryPath, "discovery", disc)
+	route("GET "+oidc.RFC8414Path, "discovery", disc)
+	route("GET "+oauth.KeysPath, "jwks", oidc.JWKS{Keys: s.Keys.JWKS})
+	limited := newRateLimiter(s.Config.RateLimit, s.Config.RateBurst)
+	route(oauth.TokenPath, "token", limited.wrap(http.HandlerFunc(s.OAuth.Token)))
+	route(oauth.IntrospectPath, "introspect", limited.wrap(http.HandlerFunc(s.OAuth.Introspect)))
+	route(oauth.RevokePath, "revoke", limited.wrap(http.HandlerFunc(s.OAuth.Revoke)))
+	route("GET /healthz", "healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	}))
+	route("GET /ready", "ready", http.HandlerFunc(s.ready))
+	mux.Handle("GET /metrics", s.Metrics.Handler())
+	mux.Handle("/", s.instrument("not_found", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"error":"not_found","error_description":"no such endpoint; see ` + s.Config.Issuer + oidc.DiscoveryPath + `"}`))
+	})))
+	return s.recoverer(mux)
+}
+
+// ready reports whether the store answers and signing keys are loaded.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var problems []string
+	if err := s.Store.Ping(ctx); err != nil {
+		problems = append(problems, "store: "+err.Error())
+	}
+	if len(s.Keys.Algorithms()) == 0 {
+		problems = append(problems, "no active signing key")
+	}
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(strings.Join(problems, "\n") + "\n"))
+		return
+	}
+	w.Write([]byte("ready\n"))
+}
+
+// Run serves until ctx is done, then shuts down gracefully. ready, if not nil, receives the bound
+// address once the listener is open.
+func (s *Server) Run(ctx context.Context, ready chan<- string) error {
+	ln, err := net.Listen("tcp", s.Config.Addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn),
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go s.Watcher.Run(runCtx)
+	if n, ok := s.Store.(store.ChangeNotifier); ok {
+		go s.watchNotifications(runCtx, n)
+	}
+	go s.prune(runCtx)
+	errc := make(chan error, 1)
+	go func() {
+		if s.Config.TLSCert != "" {
+			errc <- hs.ServeTLS(ln, s.Config.TLSCert, s.Config.TLSKey)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.Log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return hs.Shutdown(shutdownCtx)
+}
+
+// watchNotifications turns the backend's push notifications into immediate polls, reconnecting
+// with a pause when the connection drops.
+func (s *Server) watchNotifications(ctx context.Context, n store.ChangeNotifier) {
+	for ctx.Err() == nil {
+		if err := n.WatchChanges(ctx, s.Watcher.Wake); err != nil && ctx.Err() == nil {
+			s.Log.Warn("change notifications interrupted; polling continues", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+			}
+		}
+	}
+}
+
+// prune removes expired rows every few minutes.
+func (s *Server) prune(ctx context.Context) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.Store.Prune(ctx, time.Now()); err != nil {
+				s.Log.Warn("pruning expired rows failed", "err", err)
+			} else if n > 0 {
+				s.Log.Debug("pruned expired rows", "rows", n)
+			}
+		}
+	}
+}

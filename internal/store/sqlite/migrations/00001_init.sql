@@ -1,0 +1,133 @@
+-- +goose Up
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    username      TEXT NOT NULL UNIQUE,
+    email         TEXT UNIQUE,
+    display_name  TEXT NOT NULL DEFAULT '',
+    password_hash TEXT NOT NULL DEFAULT '',
+    locked        INTEGER NOT NULL DEFAULT 0,
+    created_at    BIGINT NOT NULL,
+    updated_at    BIGINT NOT NULL
+);
+CREATE TABLE service_accounts (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    secret_salt BLOB,
+    secret_hash BLOB,
+    disabled    INTEGER NOT NULL DEFAULT 0,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL
+);
+CREATE TABLE clients (
+    id                  TEXT PRIMARY KEY,
+    name                TEXT NOT NULL,
+    type                TEXT NOT NULL,
+    auth_method         TEXT NOT NULL,
+    secret_salt         BLOB,
+    secret_hash         BLOB,
+    redirect_uris       TEXT NOT NULL,
+    grant_types         TEXT NOT NULL,
+    scopes              TEXT NOT NULL,
+    audiences           TEXT NOT NULL,
+    access_token_format TEXT NOT NULL,
+    access_token_alg    TEXT NOT NULL,
+    access_token_ttl    BIGINT NOT NULL,
+    refresh_token_ttl   BIGINT NOT NULL,
+    disabled            INTEGER NOT NULL DEFAULT 0,
+    created_at          BIGINT NOT NULL,
+    updated_at          BIGINT NOT NULL
+);
+CREATE TABLE roles (
+    name        TEXT PRIMARY KEY,
+    description TEXT NOT NULL DEFAULT '',
+    permissions TEXT NOT NULL,
+    built_in    INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE role_grants (
+    principal_kind TEXT NOT NULL,
+    principal_id   TEXT NOT NULL,
+    role           TEXT NOT NULL REFERENCES roles (name) ON DELETE CASCADE,
+    PRIMARY KEY (principal_kind, principal_id, role)
+);
+CREATE TABLE public_keys (
+    id             TEXT PRIMARY KEY,
+    owner_kind     TEXT NOT NULL,
+    owner_id       TEXT NOT NULL,
+    algorithm      TEXT NOT NULL,
+    public_key_pem BLOB NOT NULL,
+    expires_at     BIGINT NOT NULL,
+    revoked_at     BIGINT NOT NULL,
+    created_at     BIGINT NOT NULL
+);
+CREATE INDEX public_keys_owner ON public_keys (owner_kind, owner_id);
+CREATE TABLE signing_keys (
+    id           TEXT PRIMARY KEY,
+    algorithm    TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    private_key  BLOB NOT NULL,
+    public_jwk   BLOB NOT NULL,
+    created_at   BIGINT NOT NULL,
+    activated_at BIGINT NOT NULL,
+    retired_at   BIGINT NOT NULL
+);
+CREATE TABLE tokens (
+    hash         BLOB PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    kind         TEXT NOT NULL,
+    client_id    TEXT NOT NULL,
+    subject_kind TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    scope        TEXT NOT NULL,
+    audience     TEXT NOT NULL,
+    issued_at    BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    revoked_at   BIGINT NOT NULL,
+    grant_id     TEXT NOT NULL,
+    session_id   TEXT NOT NULL,
+    claims       BLOB
+) WITHOUT ROWID;
+CREATE INDEX tokens_expires ON tokens (expires_at);
+CREATE TABLE revocations (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    at         BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    reason     TEXT NOT NULL
+);
+CREATE INDEX revocations_expires ON revocations (expires_at);
+CREATE TABLE assertion_ids (
+    issuer     TEXT NOT NULL,
+    jti        TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (issuer, jti)
+) WITHOUT ROWID;
+CREATE TABLE changes (
+    seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    key  TEXT NOT NULL,
+    at   BIGINT NOT NULL
+);
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO roles (name, description, permissions, built_in) VALUES
+    ('admin', 'administers Signet and may introspect every token', '["signet:admin","signet:introspect","introspect:any"]', 1),
+    ('introspector', 'may call the introspection endpoint (service accounts)', '["signet:introspect"]', 1),
+    ('support', 'support staff (impersonation rules name this role)', '[]', 1);
+
+-- +goose Down
+DROP TABLE settings;
+DROP TABLE changes;
+DROP TABLE assertion_ids;
+DROP TABLE revocations;
+DROP TABLE tokens;
+DROP TABLE signing_keys;
+DROP TABLE public_keys;
+DROP TABLE role_grants;
+DROP TABLE roles;
+DROP TABLE clients;
+DROP TABLE service_accounts;
+DROP TABLE users;

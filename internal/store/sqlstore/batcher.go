@@ -1,0 +1,125 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+)
+
+// ErrClosed is returned for work submitted after Close.
+var ErrClosed = errors.New("store is closed")
+
+// Batcher commits concurrent small writes together (group commit): one writer goroutine takes
+// everything queued, runs each item in one transaction, commits once and answers each caller
+// with its own result. One fsync then serves many requests.
+type Batcher struct {
+	db   *sql.DB
+	max  int
+	reqs chan *batchItem
+
+	closeOnce sync.Once
+	done      chan struct{}
+	stopped   chan struct{}
+}
+
+type batchItem struct {
+	ctx    context.Context
+	fn     func(context.Context, *sql.Tx) error
+	result chan error
+}
+
+// NewBatcher starts a batcher writing to db, at most max items per transaction.
+func NewBatcher(db *sql.DB, max int) *Batcher {
+	b := &Batcher{db: db, max: max, reqs: make(chan *batchItem, max*4), done: make(chan struct{}), stopped: make(chan struct{})}
+	go b.run()
+	return b
+}
+
+// Do runs fn in a shared transaction and returns fn's error, or the commit's.
+func (b *Batcher) Do(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	it := &batchItem{ctx: ctx, fn: fn, result: make(chan error, 1)}
+	select {
+	case b.reqs <- it:
+	case <-b.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-it.result:
+		return err
+	case <-ctx.Done():
+		// The write may still commit; the caller only stops waiting.
+		return ctx.Err()
+	}
+}
+
+func (b *Batcher) run() {
+	defer close(b.stopped)
+	for {
+		var first *batchItem
+		select {
+		case first = <-b.reqs:
+		case <-b.done:
+			b.drain()
+			return
+		}
+		items := []*batchItem{first}
+	collect:
+		for len(items) < b.max {
+			select {
+			case it := <-b.reqs:
+				items = append(items, it)
+			default:
+				break collect
+			}
+		}
+		b.commit(items)
+	}
+}
+
+// drain answers what was queued when Close was called.
+func (b *Batcher) drain() {
+	for {
+		select {
+		case it := <-b.reqs:
+			b.commit([]*batchItem{it})
+		default:
+			return
+		}
+	}
+}
+
+func (b *Batcher) commit(items []*batchItem) {
+	tx, err := b.db.BeginTx(context.Background(), nil)
+	if err != nil {
+		for _, it := range items {
+			it.result <- err
+		}
+		return
+	}
+	results := make([]error, len(items))
+	for i, it := range items {
+		if it.ctx.Err() != nil {
+			results[i] = it.ctx.Err()
+			continue
+		}
+		results[i] = it.fn(context.Background(), tx)
+	}
+	if err := tx.Commit(); err != nil {
+		for _, it := range items {
+			it.result <- err
+		}
+		return
+	}
+	for i, it := range items {
+		it.result <- results[i]
+	}
+}
+
+// Close stops accepting work, finishes what is queued and waits for the writer.
+func (b *Batcher) Close() {
+	b.closeOnce.Do(func() { close(b.done) })
+	<-b.stopped
+}

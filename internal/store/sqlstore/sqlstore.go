@@ -1,0 +1,262 @@
+// Package sqlstore implements store.Store once, over database/sql, for every SQL backend. A small
+// Dialect carries what differs (placeholders, error codes, notifications); the sqlite and postgres
+// packages open connections, run their migrations and hand them here. It holds no protocol logic.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/signet-id/signet/internal/store"
+)
+
+// Dialect is what differs between SQL backends.
+type Dialect struct {
+	Name string
+	// Positional rewrites "?" placeholders (PostgreSQL: $1, $2, …); nil keeps "?".
+	Positional bool
+	// IsUnique reports a unique-constraint violation.
+	IsUnique func(error) bool
+	// AfterChange runs in a transaction that appended changes (PostgreSQL: NOTIFY); may be nil.
+	AfterChange func(ctx context.Context, tx *sql.Tx) error
+}
+
+// Store is the shared implementation. Writes go to W, reads to R (the same pool on PostgreSQL; one
+// writer connection and a reader pool on SQLite).
+type Store struct {
+	W, R    *sql.DB
+	d       Dialect
+	batch   *Batcher
+	queries sync.Map // query text → rebound text
+}
+
+// New returns a store over open, migrated databases.
+func New(w, r *sql.DB, d Dialect) *Store {
+	s := &Store{W: w, R: r, d: d}
+	s.batch = NewBatcher(w, 256)
+	return s
+}
+
+// Batcher exposes the group-commit writer (for append-only logs that want it too).
+func (s *Store) Batcher() *Batcher { return s.batch }
+
+// q returns the query in the dialect's placeholder style.
+func (s *Store) q(query string) string {
+	if !s.d.Positional {
+		return query
+	}
+	if v, ok := s.queries.Load(query); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	s.queries.Store(query, b.String())
+	return b.String()
+}
+
+// Close stops the batcher and closes the databases.
+func (s *Store) Close() error {
+	s.batch.Close()
+	err := s.W.Close()
+	if s.R != s.W {
+		err = errors.Join(err, s.R.Close())
+	}
+	return err
+}
+
+// Ping checks both pools.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.W.PingContext(ctx); err != nil {
+		return err
+	}
+	return s.R.PingContext(ctx)
+}
+
+// --- encoding helpers -------------------------------------------------------------------------
+
+func ts(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromTS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+func list(v []string) string {
+	if len(v) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func fromList(s string) ([]string, error) {
+	if s == "" || s == "[]" {
+		return nil, nil
+	}
+	var v []string
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		return nil, fmt.Errorf("decoding list column: %w", err)
+	}
+	return v, nil
+}
+
+func bytesOrNil(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// mapErr turns driver errors into store errors.
+func (s *Store) mapErr(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	case s.d.IsUnique(err):
+		return fmt.Errorf("%s: %w", what, store.ErrConflict)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// --- transactions and the change feed ---------------------------------------------------------
+
+// tx runs fn in a write transaction; changes appended with change() are committed with it.
+func (s *Store) tx(ctx context.Context, fn func(t *txn) error) error {
+	sqlTx, err := s.W.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	t := &txn{s: s, tx: sqlTx, ctx: ctx}
+	if err := fn(t); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if t.changed && s.d.AfterChange != nil {
+		if err := s.d.AfterChange(ctx, sqlTx); err != nil {
+			sqlTx.Rollback()
+			return err
+		}
+	}
+	return sqlTx.Commit()
+}
+
+type txn struct {
+	s       *Store
+	tx      *sql.Tx
+	ctx     context.Context
+	changed bool
+}
+
+func (t *txn) exec(query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(t.ctx, t.s.q(query), args...)
+}
+
+// change appends to the change feed.
+func (t *txn) change(kind, key string) error {
+	t.changed = true
+	_, err := t.exec(`INSERT INTO changes (kind, key, at) VALUES (?, ?, ?)`, kind, key, ts(time.Now()))
+	return err
+}
+
+// mustAffect returns ErrNotFound when an update touched no row.
+func mustAffect(res sql.Result, err error, what string) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+// Changes returns changes after afterSeq, oldest first.
+func (s *Store) Changes(ctx context.Context, afterSeq int64, limit int) ([]store.Change, error) {
+	rows, err := s.R.QueryContext(ctx, s.q(`SELECT seq, kind, key, at FROM changes WHERE seq > ? ORDER BY seq LIMIT ?`), afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("changes: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Change
+	for rows.Next() {
+		var c store.Change
+		var at int64
+		if err := rows.Scan(&c.Seq, &c.Kind, &c.Key, &at); err != nil {
+			return nil, err
+		}
+		c.At = fromTS(at)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// LastChangeSeq returns the newest change's sequence number (0 when there is none).
+func (s *Store) LastChangeSeq(ctx context.Context) (int64, error) {
+	var seq sql.NullInt64
+	err := s.R.QueryRowContext(ctx, `SELECT MAX(seq) FROM changes`).Scan(&seq)
+	return seq.Int64, err
+}
+
+// --- settings -----------------------------------------------------------------------------------
+
+func (s *Store) GetSetting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.R.QueryRowContext(ctx, s.q(`SELECT value FROM settings WHERE name = ?`), name).Scan(&v)
+	return v, s.mapErr(err, "setting "+name)
+}
+
+func (s *Store) PutSetting(ctx context.Context, name, value string) error {
+	_, err := s.W.ExecContext(ctx, s.q(`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`), name, value)
+	return s.mapErr(err, "setting "+name)
+}
+
+// Prune deletes what can no longer matter.
+func (s *Store) Prune(ctx context.Context, now time.Time) (int, error) {
+	total := 0
+	for _, q := range []struct {
+		query string
+		arg   int64
+	}{
+		{`DELETE FROM tokens WHERE expires_at < ?`, ts(now.Add(-time.Hour))},
+		{`DELETE FROM assertion_ids WHERE expires_at < ?`, ts(now)},
+		{`DELETE FROM revocations WHERE expires_at < ?`, ts(now)},
+		{`DELETE FROM changes WHERE at < ?`, ts(now.Add(-time.Hour))},
+	} {
+		res, err := s.W.ExecContext(ctx, s.q(q.query), q.arg)
+		if err != nil {
+			return total, fmt.Errorf("prune: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += int(n)
+	}
+	return total, nil
+}
+
+var _ store.Store = (*Store)(nil)

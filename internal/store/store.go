@@ -1,0 +1,280 @@
+// Package store defines Signet's persistence contract: the records Signet keeps and the one Store
+// interface every backend implements. Backends live in sub-packages (sqlite, postgres) and all pass
+// the conformance suite in storetest. This package holds no SQL and no protocol logic.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Typed errors every backend returns (wrapped is fine; callers use errors.Is).
+var (
+	// ErrNotFound means the record does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict means a uniqueness rule was violated (duplicate ID, name, used assertion jti).
+	ErrConflict = errors.New("store: conflict")
+)
+
+// PrincipalKind names what a principal (a token's subject or an authenticated caller) is.
+type PrincipalKind string
+
+const (
+	KindUser           PrincipalKind = "user"
+	KindServiceAccount PrincipalKind = "serviceaccount"
+	KindClient         PrincipalKind = "client"
+)
+
+// User is a person who signs in.
+type User struct {
+	ID           string
+	Username     string // unique
+	Email        string // unique when not empty
+	DisplayName  string
+	PasswordHash string   // argon2id PHC string; empty means no password sign-in
+	Roles        []string // filled from role grants
+	Locked       bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// ServiceAccount is a machine user (ZITADEL's "machine user"). It authenticates with key files
+// (private_key_jwt, JWT bearer grant) or, when it has one, a secret.
+type ServiceAccount struct {
+	ID          string
+	Name        string // unique login name
+	Description string
+	Roles       []string // filled from role grants
+	SecretSalt  []byte   // empty when the account has no secret
+	SecretHash  []byte
+	Disabled    bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Client types.
+const (
+	ClientWeb    = "web"
+	ClientSPA    = "spa"
+	ClientNative = "native"
+	ClientAPI    = "api"
+)
+
+// Client authentication methods (RFC 7591 names).
+const (
+	AuthSecretBasic   = "client_secret_basic"
+	AuthSecretPost    = "client_secret_post"
+	AuthPrivateKeyJWT = "private_key_jwt"
+	AuthNone          = "none"
+)
+
+// Access token formats.
+const (
+	FormatJWT    = "jwt"
+	FormatOpaque = "opaque"
+)
+
+// Client is an OAuth client (an application).
+type Client struct {
+	ID                string // the client_id
+	Name              string
+	Type              string // ClientWeb, ClientSPA, ClientNative, ClientAPI
+	AuthMethod        string // AuthSecretBasic (also accepts post), AuthSecretPost, AuthPrivateKeyJWT, AuthNone
+	SecretSalt        []byte // empty unless AuthMethod uses a secret
+	SecretHash        []byte
+	RedirectURIs      []string
+	GrantTypes        []string // allowed grant_type values
+	Scopes            []string // scopes the client may request; empty means any known scope
+	Audiences         []string // audiences the client may request tokens for, besides itself
+	AccessTokenFormat string   // FormatJWT or FormatOpaque
+	AccessTokenAlg    string   // ES256, EdDSA or RS256 (JWT format only)
+	AccessTokenTTL    time.Duration
+	RefreshTokenTTL   time.Duration
+	Roles             []string // filled from role grants
+	Disabled          bool
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+// PublicKey is a key registered for a service account or client (the public half of a key file).
+type PublicKey struct {
+	ID           string // the JWT "kid" and the key file's keyId
+	OwnerKind    PrincipalKind
+	OwnerID      string
+	Algorithm    string    // RS256, ES256 or EdDSA
+	PublicKeyPEM []byte    // PKIX "PUBLIC KEY" PEM
+	ExpiresAt    time.Time // zero: never
+	RevokedAt    time.Time // zero: not revoked
+	CreatedAt    time.Time
+}
+
+// Signing key states. A rotation promotes next to active and active to retired in one step.
+const (
+	SigningNext    = "next"
+	SigningActive  = "active"
+	SigningRetired = "retired"
+)
+
+// SigningKey is one of the issuer's own keys. The private half is sealed with the master key.
+type SigningKey struct {
+	ID          string // kid
+	Algorithm   string // ES256, EdDSA, RS256
+	State       string // SigningNext, SigningActive, SigningRetired
+	PrivateKey  []byte // sealed PKCS#8 DER; never stored in the clear
+	PublicJWK   []byte // public JWK JSON, published in JWKS
+	CreatedAt   time.Time
+	ActivatedAt time.Time // zero until active
+	RetiredAt   time.Time // zero until retired; retired keys are published until they can verify nothing
+}
+
+// Token kinds for stored (opaque) tokens.
+const (
+	TokenAccess  = "access_token"
+	TokenRefresh = "refresh_token"
+)
+
+// Token is an issued opaque token. Only an HMAC of the raw value is stored.
+type Token struct {
+	Hash        []byte // HMAC-SHA256 of the raw token; primary key
+	ID          string // public identifier (the jti), used by explain, revoke and audit
+	Kind        string // TokenAccess or TokenRefresh
+	ClientID    string
+	SubjectKind PrincipalKind
+	Subject     string
+	Scope       []string
+	Audience    []string
+	IssuedAt    time.Time
+	ExpiresAt   time.Time
+	RevokedAt   time.Time // zero: not revoked
+	GrantID     string    // chain of tokens sharing an origin
+	SessionID   string    // browser or exchange session, if any
+	Claims      []byte    // extra claims as a JSON object (act, may_act, ...); may be nil
+}
+
+// Revocation kinds. Every issued token is checked against the revocation set at introspection.
+const (
+	RevokeTokenID = "jti"     // one token, by ID
+	RevokeGrant   = "grant"   // every token of a grant
+	RevokeSession = "session" // every token of a session
+	RevokeSubject = "subject" // every token about a subject (by ID) issued at or before At
+	RevokeClient  = "client"  // every token issued to a client at or before At
+)
+
+// Revocation makes matching tokens inactive. Entries are kept until ExpiresAt, when no token they
+// could match is still valid.
+type Revocation struct {
+	Kind      string
+	Value     string
+	At        time.Time
+	ExpiresAt time.Time
+	Reason    string // for operators: explain, logs
+}
+
+// Change kinds recorded by the store whenever a row that a cache may hold changes.
+const (
+	ChangeRevocation     = "revocation"     // Key: "<kind>:<value>"
+	ChangeClient         = "client"         // Key: client ID
+	ChangeServiceAccount = "serviceaccount" // Key: service account ID
+	ChangeUser           = "user"           // Key: user ID
+	ChangePublicKey      = "publickey"      // Key: key ID
+	ChangeSigningKey     = "signingkey"     // Key: key ID
+	ChangeRole           = "role"           // Key: role name, or "<kind>:<id>" for a grant change
+)
+
+// Change is one entry of the change feed that keeps every replica's caches honest.
+type Change struct {
+	Seq  int64
+	Kind string
+	Key  string
+	At   time.Time
+}
+
+// Role is a named set of permissions.
+type Role struct {
+	Name        string
+	Description string
+	Permissions []string
+	BuiltIn     bool
+}
+
+// Store is Signet's persistence. Every method is safe for concurrent use. Methods that change a
+// record a cache may hold also append a Change in the same transaction.
+type Store interface {
+	// Users.
+	CreateUser(ctx context.Context, u *User) error // ErrConflict on duplicate ID, username or email
+	GetUser(ctx context.Context, id string) (*User, error)
+	GetUserByUsername(ctx context.Context, username string) (*User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	UpdateUser(ctx context.Context, u *User) error // all fields but ID, CreatedAt and Roles
+
+	// Service accounts.
+	CreateServiceAccount(ctx context.Context, sa *ServiceAccount) error
+	GetServiceAccount(ctx context.Context, id string) (*ServiceAccount, error)
+	GetServiceAccountByName(ctx context.Context, name string) (*ServiceAccount, error)
+	ListServiceAccounts(ctx context.Context) ([]ServiceAccount, error)
+	UpdateServiceAccount(ctx context.Context, sa *ServiceAccount) error
+	DeleteServiceAccount(ctx context.Context, id string) error // also deletes its keys and role grants
+
+	// Clients.
+	CreateClient(ctx context.Context, c *Client) error
+	GetClient(ctx context.Context, id string) (*Client, error)
+	ListClients(ctx context.Context) ([]Client, error)
+	UpdateClient(ctx context.Context, c *Client) error
+	DeleteClient(ctx context.Context, id string) error // also deletes its keys and role grants
+
+	// Roles and grants. Built-in roles are created by the migrations.
+	ListRoles(ctx context.Context) ([]Role, error)
+	GetRole(ctx context.Context, name string) (*Role, error)
+	PutRole(ctx context.Context, r *Role) error                                // create or replace
+	GrantRole(ctx context.Context, kind PrincipalKind, id, role string) error  // idempotent; ErrNotFound for unknown role or principal
+	RevokeRole(ctx context.Context, kind PrincipalKind, id, role string) error // ErrNotFound when not granted
+
+	// Registered public keys (key files).
+	CreatePublicKey(ctx context.Context, k *PublicKey) error
+	GetPublicKey(ctx context.Context, id string) (*PublicKey, error)
+	ListPublicKeys(ctx context.Context, kind PrincipalKind, ownerID string) ([]PublicKey, error)
+	RevokePublicKey(ctx context.Context, id string, at time.Time) error
+
+	// Issuer signing keys.
+	CreateSigningKey(ctx context.Context, k *SigningKey) error
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error) // oldest first
+	// RotateSigningKey retires the active key of alg, promotes the next key of alg to active and
+	// stores newNext as the next key, in one transaction. With no next key, newNext becomes active
+	// directly and no next key remains.
+	RotateSigningKey(ctx context.Context, alg string, newNext *SigningKey, now time.Time) error
+	// DeleteSigningKeys removes retired keys retired before the given time.
+	DeleteSigningKeys(ctx context.Context, retiredBefore time.Time) (int, error)
+
+	// Opaque tokens.
+	CreateToken(ctx context.Context, t *Token) error // batched with concurrent writers (group commit)
+	GetToken(ctx context.Context, hash []byte) (*Token, error)
+	GetTokenByID(ctx context.Context, id string) (*Token, error)
+
+	// Revocations. AddRevocation also marks a matching stored token revoked (kind jti).
+	AddRevocation(ctx context.Context, r *Revocation) error
+	ListRevocations(ctx context.Context, now time.Time) ([]Revocation, error) // entries not yet expired
+
+	// UseAssertionID records a client assertion's (issuer, jti) until exp; ErrConflict if seen.
+	UseAssertionID(ctx context.Context, issuer, jti string, exp time.Time) error
+
+	// Change feed.
+	Changes(ctx context.Context, afterSeq int64, limit int) ([]Change, error)
+	LastChangeSeq(ctx context.Context) (int64, error)
+
+	// Settings: small named values (bootstrap markers, master key check).
+	GetSetting(ctx context.Context, name string) (string, error) // ErrNotFound when unset
+	PutSetting(ctx context.Context, name, value string) error
+
+	// Prune deletes expired tokens, assertion IDs, revocations and old changes; returns rows removed.
+	Prune(ctx context.Context, now time.Time) (int, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// ChangeNotifier is implemented by backends that push change notifications (PostgreSQL
+// LISTEN/NOTIFY); others are polled. WatchChanges blocks until ctx is done, calling wake on every
+// notification and once after (re)connecting.
+type ChangeNotifier interface {
+	WatchChanges(ctx context.Context, wake func()) error
+}

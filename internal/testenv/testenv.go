@@ -1,0 +1,261 @@
+// Package testenv starts a complete Signet provider on loopback for tests, on SQLite by default or
+// on PostgreSQL (a schema of its own), and creates the clients, service accounts and key files the
+// tests need through the same store the CLI uses. Tests only.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver for schema setup
+
+	"github.com/signet-id/signet/internal/config"
+	"github.com/signet-id/signet/internal/keys"
+	"github.com/signet-id/signet/internal/secrets"
+	"github.com/signet-id/signet/internal/server"
+	"github.com/signet-id/signet/internal/store"
+)
+
+// Env is a running provider.
+type Env struct {
+	T      testing.TB
+	URL    string // where this server listens (the issuer unless Options.Issuer is set)
+	Server *server.Server
+	HTTP   *httptest.Server
+	Config *config.Config
+}
+
+// Options tune Start.
+type Options struct {
+	DB        string // DSN; empty: SQLite in a temp dir
+	Issuer    string // empty: the server's own URL (set it to share one issuer between replicas)
+	MasterKey string // base64; empty: generated in the temp data dir
+	Modify    func(*config.Config)
+}
+
+// Start runs a provider for the test and stops it in Cleanup.
+func Start(t testing.TB, opt Options) *Env {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(nil)
+	hs.Listener.Close()
+	hs.Listener = ln
+	issuer := "http://" + ln.Addr().String()
+	if opt.Issuer != "" {
+		issuer = opt.Issuer
+	}
+	cfg, err := config.Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Issuer = issuer
+	cfg.DataDir = t.TempDir()
+	cfg.DB = opt.DB
+	cfg.MasterKey = opt.MasterKey
+	if opt.Modify != nil {
+		opt.Modify(cfg)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("SIGNET_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := server.Open(ctx, cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("open server: %v", err)
+	}
+	if _, err := s.Bootstrap(ctx); err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	go s.Watcher.Run(ctx)
+	if n, ok := s.Store.(store.ChangeNotifier); ok {
+		go n.WatchChanges(ctx, s.Watcher.Wake)
+	}
+	hs.Config.Handler = s.Handler()
+	hs.Start()
+	t.Cleanup(func() {
+		hs.Close()
+		cancel()
+		s.Close()
+	})
+	return &Env{T: t, URL: "http://" + ln.Addr().String(), Server: s, HTTP: hs, Config: cfg}
+}
+
+// PostgresDSN creates a fresh schema in the test PostgreSQL and returns a DSN that uses it; the
+// schema is dropped in Cleanup. Without a reachable PostgreSQL it fails under CI and skips otherwise.
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("SIGNET_TEST_POSTGRES")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		msg := "PostgreSQL is not reachable at " + base + " (start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`): " + err.Error()
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "signet_e_" + hex.EncodeToString(b)
+	if _, err := db.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", base)
+		if err == nil {
+			db.Exec("DROP SCHEMA " + schema + " CASCADE")
+			db.Close()
+		}
+	})
+	return base + "&search_path=" + schema
+}
+
+// Client is a created client with its secret.
+type Client struct {
+	*store.Client
+	Secret string
+}
+
+// CreateClient stores a client; fields left empty get the CLI's defaults (api, client_secret_basic,
+// client_credentials, JWT ES256).
+func (e *Env) CreateClient(c store.Client) Client {
+	e.T.Helper()
+	if c.ID == "" {
+		c.ID = "c-" + secrets.NewID()[:12]
+	}
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	if c.Type == "" {
+		c.Type = store.ClientAPI
+	}
+	if c.AuthMethod == "" {
+		c.AuthMethod = store.AuthSecretBasic
+	}
+	if c.GrantTypes == nil {
+		c.GrantTypes = []string{"client_credentials"}
+	}
+	if c.AccessTokenFormat == "" {
+		c.AccessTokenFormat = store.FormatJWT
+	}
+	if c.AccessTokenAlg == "" {
+		c.AccessTokenAlg = e.Config.SigningAlg
+	}
+	var secret string
+	if c.AuthMethod == store.AuthSecretBasic || c.AuthMethod == store.AuthSecretPost {
+		secret, c.SecretSalt, c.SecretHash = e.Server.Secrets.NewSecret()
+	}
+	c.CreatedAt, c.UpdatedAt = time.Now(), time.Now()
+	ctx := context.Background()
+	if _, err := e.Server.Keys.Ensure(ctx, c.AccessTokenAlg); err != nil {
+		e.T.Fatal(err)
+	}
+	if err := e.Server.Store.CreateClient(ctx, &c); err != nil {
+		e.T.Fatalf("create client: %v", err)
+	}
+	return Client{Client: &c, Secret: secret}
+}
+
+// CreateServiceAccount stores a service account with roles.
+func (e *Env) CreateServiceAccount(name string, roles ...string) *store.ServiceAccount {
+	e.T.Helper()
+	sa := &store.ServiceAccount{ID: "sa-" + secrets.NewID()[:12], Name: name, Roles: roles, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := e.Server.Store.CreateServiceAccount(context.Background(), sa); err != nil {
+		e.T.Fatalf("create service account: %v", err)
+	}
+	return sa
+}
+
+// KeyFile registers a new key for a service account or client and returns the key file's JSON and
+// its path in a temp dir.
+func (e *Env) KeyFile(kind store.PrincipalKind, ownerID, alg string, expires time.Time) (*keys.KeyFile, string) {
+	e.T.Helper()
+	priv, pub, err := keys.GenerateKeyPair(alg)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	pk := &store.PublicKey{ID: secrets.NewID(), OwnerKind: kind, OwnerID: ownerID, Algorithm: alg, PublicKeyPEM: pub, ExpiresAt: expires, CreatedAt: time.Now()}
+	if err := e.Server.Store.CreatePublicKey(context.Background(), pk); err != nil {
+		e.T.Fatal(err)
+	}
+	kf := &keys.KeyFile{KeyID: pk.ID, Key: string(priv)}
+	if kind == store.KindServiceAccount {
+		kf.Type, kf.UserID = "serviceaccount", ownerID
+	} else {
+		kf.Type, kf.AppID, kf.ClientID = "application", ownerID, ownerID
+	}
+	b, _ := json.Marshal(kf)
+	path := filepath.Join(e.T.TempDir(), "key.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		e.T.Fatal(err)
+	}
+	return kf, path
+}
+
+// PostForm sends a form POST with optional Basic credentials and returns status and decoded JSON.
+func (e *Env) PostForm(path string, form map[string]string, basicID, basicSecret string) (int, map[string]any) {
+	e.T.Helper()
+	resp := e.Do(path, form, func(r *http.Request) {
+		if basicID != "" {
+			r.SetBasicAuth(basicID, basicSecret)
+		}
+	})
+	defer resp.Body.Close()
+	var body map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &body); err != nil {
+			e.T.Fatalf("%s answered non-JSON %q", path, b)
+		}
+	}
+	return resp.StatusCode, body
+}
+
+// Do sends a form POST to path, letting edit adjust the request.
+func (e *Env) Do(path string, form map[string]string, edit func(*http.Request)) *http.Response {
+	e.T.Helper()
+	v := url.Values{}
+	for k, x := range form {
+		v.Set(k, x)
+	}
+	req, err := http.NewRequest(http.MethodPost, e.URL+path, strings.NewReader(v.Encode()))
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if edit != nil {
+		edit(req)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return resp
+}

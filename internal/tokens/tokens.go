@@ -1,0 +1,237 @@
+package tokens
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/signet-id/signet/internal/keys"
+	"github.com/signet-id/signet/internal/secrets"
+	"github.com/signet-id/signet/internal/store"
+	"github.com/signet-id/signet/jwtverify"
+)
+
+// AccessTokenType is the JOSE "typ" of JWT access tokens (RFC 9068 §2.1).
+const AccessTokenType = "at+jwt"
+
+// Config configures a Service.
+type Config struct {
+	Issuer    string
+	Store     store.Store
+	Keys      *keys.Manager
+	Secrets   *secrets.Keys
+	Leeway    time.Duration // clock skew tolerated on our own tokens (replicas' clocks)
+	CacheSize int           // resolved tokens kept in memory
+	Now       func() time.Time
+	Log       *slog.Logger
+}
+
+// Service issues and resolves access tokens.
+type Service struct {
+	cfg     Config
+	cache   *cache
+	revoked revocations
+	dirty   atomic.Bool // a revocation change arrived; reload before trusting the set
+	hits    atomic.Uint64
+	misses  atomic.Uint64
+}
+
+// New returns a Service. Call LoadRevocations before serving.
+func New(cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 100_000
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Service{cfg: cfg, cache: newCache(cfg.CacheSize)}
+}
+
+// Issue mints a token with a's content in the given format. It fills ID and Issuer when empty.
+func (s *Service) Issue(ctx context.Context, a *Access, format, alg string) (string, error) {
+	if a.ID == "" {
+		a.ID = secrets.NewID()
+	}
+	a.Issuer = s.cfg.Issuer
+	a.Format = format
+	if a.NotBefore.IsZero() {
+		a.NotBefore = a.IssuedAt
+	}
+	switch format {
+	case store.FormatJWT:
+		return s.cfg.Keys.Sign(alg, AccessTokenType, a.claims())
+	case store.FormatOpaque:
+		raw := secrets.NewOpaqueToken(secrets.AccessTokenPrefix)
+		t := &store.Token{
+			Hash: s.cfg.Secrets.HashToken(raw), ID: a.ID, Kind: store.TokenAccess, ClientID: a.ClientID,
+			SubjectKind: a.SubjectKind, Subject: a.Subject, Scope: a.Scope, Audience: a.Audience,
+			IssuedAt: a.IssuedAt, ExpiresAt: a.ExpiresAt, GrantID: a.GrantID, SessionID: a.SessionID,
+		}
+		if a.Act != nil || a.Exchange != nil {
+			extra, err := json.Marshal(storedExtra{Act: a.Act, Exchange: a.Exchange})
+			if err != nil {
+				return "", err
+			}
+			t.Claims = extra
+		}
+		if err := s.cfg.Store.CreateToken(ctx, t); err != nil {
+			return "", fmt.Errorf("store opaque token: %w", err)
+		}
+		return raw, nil
+	default:
+		return "", fmt.Errorf("unknown access token format %q", format)
+	}
+}
+
+// Inactive says why a token is not active. It is for operators (logs, explain), never for the
+// caller, who sees only {"active":false} (RFC 7662 §2.2).
+type Inactive struct {
+	Code   string // malformed, unknown, expired, not_yet_valid, revoked, invalid_signature, foreign, wrong_type
+	Detail string
+	Access *Access // what the token says, when it could be read
+}
+
+func (i *Inactive) String() string { return i.Code + ": " + i.Detail }
+
+// Resolve returns what a presented access token says when it is active, or why it is not. The error
+// is set only for server faults (the store failing).
+func (s *Service) Resolve(ctx context.Context, raw string) (*Access, *Inactive, error) {
+	if s.dirty.CompareAndSwap(true, false) {
+		s.reloadRevocations(ctx)
+	}
+	now := s.cfg.Now()
+	k := cacheKey(raw)
+	a, ok := s.cache.get(k)
+	if ok {
+		s.hits.Add(1)
+	} else {
+		s.misses.Add(1)
+		var inactive *Inactive
+		var err error
+		a, inactive, err = s.load(ctx, raw)
+		if err != nil || inactive != nil {
+			return nil, inactive, err
+		}
+		s.cache.put(k, a)
+	}
+	if now.After(a.ExpiresAt.Add(s.cfg.Leeway)) {
+		return nil, &Inactive{Code: "expired", Detail: "token expired at " + a.ExpiresAt.UTC().Format(time.RFC3339), Access: a}, nil
+	}
+	if now.Add(s.cfg.Leeway).Before(a.NotBefore) {
+		return nil, &Inactive{Code: "not_yet_valid", Detail: "token is not valid before " + a.NotBefore.UTC().Format(time.RFC3339), Access: a}, nil
+	}
+	if rev, ok := s.revoked.match(a); ok {
+		d := fmt.Sprintf("revoked by %s %s at %s", rev.Kind, rev.Value, rev.At.UTC().Format(time.RFC3339))
+		if rev.Reason != "" {
+			d += " (" + rev.Reason + ")"
+		}
+		return nil, &Inactive{Code: "revoked", Detail: d, Access: a}, nil
+	}
+	return a, nil, nil
+}
+
+// load reads a token from its source of truth: the store for opaque tokens, the signature for JWTs.
+func (s *Service) load(ctx context.Context, raw string) (*Access, *Inactive, error) {
+	switch {
+	case secrets.LooksOpaque(raw):
+		if strings.HasPrefix(raw, secrets.RefreshTokenPrefix) {
+			return nil, &Inactive{Code: "wrong_type", Detail: "a refresh token is not an access token"}, nil
+		}
+		t, err := s.cfg.Store.GetToken(ctx, s.cfg.Secrets.HashToken(raw))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, &Inactive{Code: "unknown", Detail: "no opaque token with this value was issued here (or it was pruned after expiry)"}, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if t.Kind != store.TokenAccess {
+			return nil, &Inactive{Code: "wrong_type", Detail: "token " + t.ID + " is a " + t.Kind}, nil
+		}
+		a, err := fromStored(t, s.cfg.Issuer)
+		if err != nil {
+			return nil, nil, fmt.Errorf("token %s: stored claims: %w", t.ID, err)
+		}
+		return a, nil, nil
+	case strings.Count(raw, ".") == 2:
+		return s.verifyJWT(ctx, raw)
+	default:
+		return nil, &Inactive{Code: "malformed", Detail: "neither a JWT nor a Signet opaque token (sgn_at_…)"}, nil
+	}
+}
+
+func (s *Service) verifyJWT(ctx context.Context, raw string) (*Access, *Inactive, error) {
+	tok, err := jwtverify.Verify(ctx, raw, s.cfg.Keys.Key, jwtverify.Options{
+		Issuer: s.cfg.Issuer, Type: AccessTokenType, Now: s.cfg.Now,
+		RequireExp: true, RequireIAT: true, RequireJTI: true,
+		Leeway: 100 * 365 * 24 * time.Hour, // time claims are checked by Resolve on every call, cached or not
+	})
+	if err != nil {
+		var ve *jwtverify.Error
+		if !errors.As(err, &ve) {
+			return nil, nil, err
+		}
+		code := "invalid_signature"
+		switch ve.Reason {
+		case jwtverify.ReasonMalformed:
+			code = "malformed"
+		case jwtverify.ReasonIssuer:
+			code = "foreign"
+		case jwtverify.ReasonType:
+			code = "wrong_type"
+		}
+		return nil, &Inactive{Code: code, Detail: ve.Error()}, nil
+	}
+	var c claims
+	b, _ := json.Marshal(tok.Raw)
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, &Inactive{Code: "malformed", Detail: "claims do not have access token types: " + err.Error()}, nil
+	}
+	return &Access{
+		ID: c.ID, Issuer: c.Issuer, Subject: c.Subject, SubjectKind: store.PrincipalKind(c.SubjectKind),
+		ClientID: c.ClientID, Audience: tok.Claims.Audience, Scope: strings.Fields(c.Scope),
+		IssuedAt: tok.Claims.IssuedAt, NotBefore: tok.Claims.NotBefore, ExpiresAt: tok.Claims.ExpiresAt,
+		GrantID: c.GrantID, SessionID: c.SessionID, Act: c.Act, Exchange: c.Exchange, Format: store.FormatJWT,
+	}, nil, nil
+}
+
+// Revoke records a revocation in the store and applies it here at once; other replicas apply it
+// when the change feed reaches them.
+func (s *Service) Revoke(ctx context.Context, rev store.Revocation) error {
+	if err := s.cfg.Store.AddRevocation(ctx, &rev); err != nil {
+		return err
+	}
+	s.revoked.add(rev)
+	return nil
+}
+
+// LoadRevocations (re)reads the revocation set from the store.
+func (s *Service) LoadRevocations(ctx context.Context) error {
+	return s.revoked.reload(ctx, s.cfg.Store, s.cfg.Now())
+}
+
+func (s *Service) reloadRevocations(ctx context.Context) {
+	if err := s.LoadRevocations(ctx); err != nil {
+		s.dirty.Store(true) // try again on the next call
+		s.cfg.Log.Error("reloading revocations failed", "err", err)
+	}
+}
+
+// Invalidate reacts to the change feed: a new revocation elsewhere makes the set stale.
+func (s *Service) Invalidate(c store.Change) {
+	if c.Kind == store.ChangeRevocation {
+		s.dirty.Store(true)
+	}
+}
+
+// CacheStats returns hit and miss counts and the number of cached tokens.
+func (s *Service) CacheStats() (hits, misses uint64, size int) {
+	return s.hits.Load(), s.misses.Load(), s.cache.len()
+}

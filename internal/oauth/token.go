@@ -52,7 +52,7 @@ type Handler struct {
 
 // grant handles one grant_type once the caller is authenticated (nil only for the JWT bearer grant
 // without client authentication).
-type grant func(ctx context.Context, caller *Caller, f Form) (*tokenResponse, error)
+type grant func(ctx context.Context, caller *Caller, f Form) (*TokenResponse, error)
 
 // GrantTypes lists the grant types this handler serves, for discovery.
 func (h *Handler) GrantTypes() []string {
@@ -66,7 +66,8 @@ func (h *Handler) grants() map[string]grant {
 	}
 }
 
-type tokenResponse struct {
+// TokenResponse is the token endpoint's success body (RFC 6749 §5.1).
+type TokenResponse struct {
 	AccessToken     string `json:"access_token"`
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
 	TokenType       string `json:"token_type"`
@@ -90,7 +91,7 @@ func (h *Handler) Token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (h *Handler) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, string, error) {
+func (h *Handler) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, string, error) {
 	f, err := ParseForm(w, r)
 	if err != nil {
 		return nil, "", err
@@ -122,7 +123,7 @@ func listOrNone(v []string) string {
 }
 
 // clientCredentials issues a token about the caller itself (RFC 6749 §4.4).
-func (h *Handler) clientCredentials(ctx context.Context, caller *Caller, f Form) (*tokenResponse, error) {
+func (h *Handler) clientCredentials(ctx context.Context, caller *Caller, f Form) (*TokenResponse, error) {
 	if caller.Method == MethodNone {
 		return nil, UnauthorizedClient("public client %q cannot use client_credentials; it has no credentials to prove", caller.ID)
 	}
@@ -130,7 +131,7 @@ func (h *Handler) clientCredentials(ctx context.Context, caller *Caller, f Form)
 }
 
 // jwtBearer exchanges a service account's signed assertion for a token (RFC 7523 §2.1).
-func (h *Handler) jwtBearer(ctx context.Context, caller *Caller, f Form) (*tokenResponse, error) {
+func (h *Handler) jwtBearer(ctx context.Context, caller *Caller, f Form) (*TokenResponse, error) {
 	assertion := f.Get("assertion")
 	if assertion == "" {
 		return nil, InvalidRequest("assertion is missing: send a JWT signed with the service account's key file")
@@ -154,7 +155,7 @@ var zitadelAudienceScope = regexp.MustCompile(`^urn:zitadel:iam:org:project:id:(
 
 // issueForCaller issues an access token whose subject is the authenticated client or service
 // account, after checking the requested scope and audience.
-func (h *Handler) issueForCaller(ctx context.Context, subject *Caller, clientID string, f Form) (*tokenResponse, error) {
+func (h *Handler) issueForCaller(ctx context.Context, subject *Caller, clientID string, f Form) (*TokenResponse, error) {
 	scope := listParam(f.Get("scope"))
 	requested := append(slices.Clone(f.Values["audience"]), f.Values["resource"]...)
 	for _, s := range scope {
@@ -162,19 +163,40 @@ func (h *Handler) issueForCaller(ctx context.Context, subject *Caller, clientID 
 			requested = append(requested, m[1])
 		}
 	}
-	audience, err := h.allowedAudience(ctx, subject, requested)
+	resp, _, err := h.IssueAccessToken(ctx, Issue{
+		SubjectKind: subject.Kind, Subject: subject.ID, ClientID: clientID, Client: subject.Client,
+		Scope: scope, Audience: requested,
+	})
+	return resp, err
+}
+
+// Issue describes an access token to mint.
+type Issue struct {
+	SubjectKind store.PrincipalKind
+	Subject     string
+	ClientID    string        // the client the token is issued to
+	Client      *store.Client // its settings (format, algorithm, lifetime, audiences); nil for a service account acting alone
+	Scope       []string
+	Audience    []string      // requested audiences besides the default
+	TTL         time.Duration // requested lifetime; 0: the client's or the server's default
+}
+
+// IssueAccessToken checks scope and audience against the client's settings and mints the token.
+// The token endpoint and `signet token issue` both use it, so both follow the same rules.
+func (h *Handler) IssueAccessToken(ctx context.Context, in Issue) (*TokenResponse, *tokens.Access, error) {
+	audience, err := h.allowedAudience(ctx, in.Client, in.ClientID, in.Audience)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if c := subject.Client; c != nil && len(c.Scopes) > 0 {
-		for _, s := range scope {
+	if c := in.Client; c != nil && len(c.Scopes) > 0 {
+		for _, s := range in.Scope {
 			if !slices.Contains(c.Scopes, s) {
-				return nil, InvalidScope("scope %q is not allowed for client %q; allowed scopes: %s", s, c.ID, strings.Join(c.Scopes, " "))
+				return nil, nil, InvalidScope("scope %q is not allowed for client %q; allowed scopes: %s", s, c.ID, strings.Join(c.Scopes, " "))
 			}
 		}
 	}
 	format, alg, ttl := h.AccountTokenFormat, h.DefaultAlg, h.DefaultAccessTTL
-	if c := subject.Client; c != nil {
+	if c := in.Client; c != nil {
 		format = c.AccessTokenFormat
 		if c.AccessTokenAlg != "" {
 			alg = c.AccessTokenAlg
@@ -183,31 +205,35 @@ func (h *Handler) issueForCaller(ctx context.Context, subject *Caller, clientID 
 			ttl = c.AccessTokenTTL
 		}
 	}
+	if in.TTL > 0 {
+		ttl = min(ttl, in.TTL)
+	}
 	ttl = min(ttl, h.MaxAccessTTL)
 	now := h.Now().Truncate(time.Second)
 	a := &tokens.Access{
-		Subject: subject.ID, SubjectKind: subject.Kind, ClientID: clientID,
-		Audience: audience, Scope: scope, IssuedAt: now, ExpiresAt: now.Add(ttl),
+		Subject: in.Subject, SubjectKind: in.SubjectKind, ClientID: in.ClientID,
+		Audience: audience, Scope: in.Scope, IssuedAt: now, ExpiresAt: now.Add(ttl),
 	}
 	raw, err := h.Tokens.Issue(ctx, a, format, alg)
 	if err != nil {
-		return nil, ServerError(err)
+		return nil, nil, ServerError(err)
 	}
-	return &tokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scope, " ")}, nil
+	return &TokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(in.Scope, " ")}, a, nil
 }
 
-// allowedAudience checks requested audiences (audience, resource, ZITADEL audience scopes).
-// Nothing requested means the subject itself. A client may ask for its configured audiences; a
-// service account for any registered client.
-func (h *Handler) allowedAudience(ctx context.Context, subject *Caller, requested []string) ([]string, error) {
-	aud := []string{subject.ID}
+// allowedAudience checks requested audiences (audience, resource, ZITADEL audience scopes). The
+// token's audience always contains self (the subject, or the client for a user's token) so it can
+// introspect and revoke what it was given. A client may ask for its configured audiences; a service
+// account acting alone, for any registered client.
+func (h *Handler) allowedAudience(ctx context.Context, client *store.Client, self string, requested []string) ([]string, error) {
+	aud := []string{self}
 	for _, r := range requested {
 		if r == "" || slices.Contains(aud, r) {
 			continue
 		}
-		if c := subject.Client; c != nil {
-			if !slices.Contains(c.Audiences, r) {
-				return nil, InvalidTarget("audience %q is not allowed for client %q; allowed: %s (add it with `signet client update --audience`)", r, c.ID, listOrNone(c.Audiences))
+		if client != nil {
+			if !slices.Contains(client.Audiences, r) {
+				return nil, InvalidTarget("audience %q is not allowed for client %q; allowed: %s (add it with `signet client update --audience`)", r, client.ID, listOrNone(client.Audiences))
 			}
 		} else if _, err := h.Dir.Client(ctx, r); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
@@ -217,8 +243,6 @@ func (h *Handler) allowedAudience(ctx context.Context, subject *Caller, requeste
 		}
 		aud = append(aud, r)
 	}
-	// With an explicit audience, the token is for that API; the subject stays in aud so it can
-	// introspect and revoke what it was given.
 	return aud, nil
 }
 

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cli runs the real command tree against dataDir and returns stdout, stderr and the error.
+func cli(t *testing.T, dataDir string, args ...string) (string, error) {
+	t.Helper()
+	root := newRoot()
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(append(args, "--data-dir", dataDir, "--log-level", "error"))
+	err := root.Execute()
+	return out.String(), err
+}
+
+func cliJSON(t *testing.T, dataDir string, v any, args ...string) {
+	t.Helper()
+	out, err := cli(t, dataDir, append(args, "--json")...)
+	if err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("%v: output is not JSON: %v\n%s", args, err, out)
+	}
+}
+
+func TestCLISetsUpClientsAccountsAndKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	var api map[string]any
+	cliJSON(t, dir, &api, "client", "create", "--name", "billing-api")
+	apiID, _ := api["client_id"].(string)
+	if apiID == "" || api["client_secret"] == "" || api["auth_method"] != "client_secret_basic" || api["token_format"] != "jwt" {
+		t.Fatalf("client create: %v", api)
+	}
+	var app map[string]any
+	cliJSON(t, dir, &app, "client", "create", "--name", "app", "--token-format", "opaque", "--alg", "EdDSA", "--audience", apiID)
+	if app["token_format"] != "opaque" || app["alg"] != "EdDSA" {
+		t.Fatalf("client create options: %v", app)
+	}
+	if _, err := cli(t, dir, "client", "create", "--name", "x", "--audience", "nope"); err == nil || !strings.Contains(err.Error(), "no client has this ID") {
+		t.Fatalf("unknown audience: %v", err)
+	}
+	if _, err := cli(t, dir, "client", "create", "--name", "x", "--grant", "password"); err == nil || !strings.Contains(err.Error(), "supported grants") {
+		t.Fatalf("unknown grant: %v", err)
+	}
+
+	var sa map[string]any
+	cliJSON(t, dir, &sa, "serviceaccount", "create", "--name", "ci-bot", "--role", "introspector")
+	if _, err := cli(t, dir, "serviceaccount", "create", "--name", "ci-bot"); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	keyPath := filepath.Join(dir, "key.json")
+	var key map[string]any
+	cliJSON(t, dir, &key, "serviceaccount", "key", "create", "--serviceaccount", "ci-bot", "--out", keyPath)
+	fi, err := os.Stat(keyPath)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode: %v %v", fi, err)
+	}
+	var kf map[string]string
+	b, _ := os.ReadFile(keyPath)
+	json.Unmarshal(b, &kf)
+	if kf["type"] != "serviceaccount" || kf["userId"] != sa["id"] || kf["keyId"] != key["key_id"] || !strings.HasPrefix(kf["key"], "-----BEGIN RSA PRIVATE KEY-----") {
+		t.Fatalf("ZITADEL key file shape: %v", kf)
+	}
+	if _, err := cli(t, dir, "serviceaccount", "key", "create", "--serviceaccount", "ci-bot", "--out", keyPath); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("overwrite must need --force: %v", err)
+	}
+	if _, err := cli(t, dir, "client", "key", "create", "--client", apiID, "--out", filepath.Join(dir, "app.json")); err == nil || !strings.Contains(err.Error(), "private_key_jwt") {
+		t.Fatalf("key file for a secret client: %v", err)
+	}
+	if _, err := cli(t, dir, "role", "grant", "nosuch", "--client", apiID); err == nil || !strings.Contains(err.Error(), `no role "nosuch"`) {
+		t.Fatalf("unknown role: %v", err)
+	}
+	if _, err := cli(t, dir, "role", "grant", "admin", "--client", apiID); err != nil {
+		t.Fatal(err)
+	}
+	var clients []map[string]any
+	cliJSON(t, dir, &clients, "client", "list")
+	if len(clients) != 2 {
+		t.Fatalf("client list: %v", clients)
+	}
+}
+
+func TestCLITokenIssueExplainRevoke(t *testing.T) {
+	dir := t.TempDir()
+	var api map[string]any
+	cliJSON(t, dir, &api, "client", "create", "--name", "api", "--token-format", "opaque")
+	var tok map[string]any
+	cliJSON(t, dir, &tok, "token", "issue", "--client", api["client_id"].(string), "--scope", "read")
+	raw := tok["access_token"].(string)
+	if !strings.HasPrefix(raw, "sgn_at_") || tok["scope"] != "read" {
+		t.Fatalf("token issue: %v", tok)
+	}
+	var ex map[string]any
+	cliJSON(t, dir, &ex, "token", "explain", raw)
+	if ex["active"] != true {
+		t.Fatalf("explain before revoke: %v", ex)
+	}
+	if _, err := cli(t, dir, "token", "revoke", raw, "--reason", "ticket 42"); err != nil {
+		t.Fatal(err)
+	}
+	cliJSON(t, dir, &ex, "token", "explain", raw)
+	if ex["active"] != false || ex["reason"] != "revoked" || !strings.Contains(ex["detail"].(string), "ticket 42") {
+		t.Fatalf("explain after revoke: %v", ex)
+	}
+	cliJSON(t, dir, &ex, "token", "explain", "not-a-token")
+	if ex["active"] != false || ex["reason"] != "malformed" {
+		t.Fatalf("explain garbage: %v", ex)
+	}
+}
+
+func TestCLIKeysRotate(t *testing.T) {
+	dir := t.TempDir()
+	var before, after []map[string]any
+	cliJSON(t, dir, &before, "keys", "list")
+	var rotated map[string]string
+	cliJSON(t, dir, &rotated, "keys", "rotate")
+	cliJSON(t, dir, &after, "keys", "list")
+	activeBefore := ""
+	for _, k := range before {
+		if k["state"] == "active" {
+			activeBefore = k["id"].(string)
+		}
+	}
+	if rotated["active"] == "" || rotated["active"] == activeBefore || len(after) != 3 {
+		t.Fatalf("rotate: before %v, after %v, rotated %v", before, after, rotated)
+	}
+}

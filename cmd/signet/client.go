@@ -1,0 +1,406 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signet-id/signet/internal/keys"
+	"github.com/signet-id/signet/internal/secrets"
+	"github.com/signet-id/signet/internal/server"
+	"github.com/signet-id/signet/internal/store"
+)
+
+// clientView is the JSON shape of a client in CLI output.
+type clientView struct {
+	ClientID       string   `json:"client_id"`
+	ClientSecret   string   `json:"client_secret,omitempty"`
+	Name           string   `json:"name"`
+	Type           string   `json:"type"`
+	AuthMethod     string   `json:"auth_method"`
+	GrantTypes     []string `json:"grant_types"`
+	TokenFormat    string   `json:"token_format"`
+	Alg            string   `json:"alg"`
+	Audiences      []string `json:"audiences"`
+	Scopes         []string `json:"scopes"`
+	RedirectURIs   []string `json:"redirect_uris"`
+	Roles          []string `json:"roles"`
+	AccessTokenTTL int64    `json:"access_token_ttl"`
+	Disabled       bool     `json:"disabled"`
+}
+
+func viewClient(c *store.Client, secret string) clientView {
+	nonNil := func(v []string) []string {
+		if v == nil {
+			return []string{}
+		}
+		return v
+	}
+	return clientView{
+		ClientID: c.ID, ClientSecret: secret, Name: c.Name, Type: c.Type, AuthMethod: c.AuthMethod,
+		GrantTypes: nonNil(c.GrantTypes), TokenFormat: c.AccessTokenFormat, Alg: c.AccessTokenAlg,
+		Audiences: nonNil(c.Audiences), Scopes: nonNil(c.Scopes), RedirectURIs: nonNil(c.RedirectURIs),
+		Roles: nonNil(c.Roles), AccessTokenTTL: int64(c.AccessTokenTTL / time.Second), Disabled: c.Disabled,
+	}
+}
+
+// supportedGrants are the grant types clients may be configured with today.
+var supportedGrants = []string{"client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"}
+
+func clientCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients (applications)"}
+	cmd.AddCommand(clientCreateCmd(), clientListCmd(), clientUpdateCmd(), clientDeleteCmd(), clientSecretCmd(), clientKeyCmd())
+	return cmd
+}
+
+var slugRe = regexp.MustCompile(`[^a-z0-9]+`)
+
+// newClientID makes a readable, unique, URL-safe client ID from a name.
+func newClientID(name string) string {
+	slug := strings.Trim(slugRe.ReplaceAllString(strings.ToLower(name), "-"), "-")
+	if len(slug) > 24 {
+		slug = slug[:24]
+	}
+	if slug == "" {
+		slug = "client"
+	}
+	return slug + "-" + secrets.NewID()[:8]
+}
+
+func clientCreateCmd() *cobra.Command {
+	var name, typ, auth, format, alg string
+	var ttl time.Duration
+	var grants, audiences, scopes, redirects, roles []string
+	cmd := &cobra.Command{
+		Use:   "create --name NAME",
+		Short: "Create a client; its secret (if any) is printed once",
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			ctx := cmd.Context()
+			if name == "" {
+				return errors.New("--name is required")
+			}
+			switch typ {
+			case store.ClientAPI, store.ClientWeb, store.ClientSPA, store.ClientNative:
+			default:
+				return fmt.Errorf("--type %q: use api, web, spa or native", typ)
+			}
+			if auth == "" {
+				auth = store.AuthSecretBasic
+				if typ == store.ClientSPA || typ == store.ClientNative {
+					auth = store.AuthNone
+				}
+			}
+			if !cmd.Flags().Changed("grant") && typ == store.ClientAPI {
+				grants = []string{"client_credentials"}
+			}
+			if alg == "" {
+				alg = s.Config.SigningAlg
+			}
+			now := time.Now()
+			c := &store.Client{
+				ID: newClientID(name), Name: name, Type: typ, AuthMethod: auth, GrantTypes: grants,
+				Audiences: audiences, Scopes: scopes, RedirectURIs: redirects, Roles: roles,
+				AccessTokenFormat: format, AccessTokenAlg: alg, AccessTokenTTL: ttl, CreatedAt: now, UpdatedAt: now,
+			}
+			if err := validateClient(cmd, s, c); err != nil {
+				return err
+			}
+			var secret string
+			if auth == store.AuthSecretBasic || auth == store.AuthSecretPost {
+				secret, c.SecretSalt, c.SecretHash = s.Secrets.NewSecret()
+			}
+			if err := s.Store.CreateClient(ctx, c); err != nil {
+				return explainStoreErr(err, "client "+c.ID)
+			}
+			return output(cmd, viewClient(c, secret), func(w io.Writer) {
+				fmt.Fprintf(w, "Created client %q\n  client_id:     %s\n", c.Name, c.ID)
+				if secret != "" {
+					fmt.Fprintf(w, "  client_secret: %s\n  (shown once; store it now)\n", secret)
+				}
+				fmt.Fprintf(w, "  auth method:   %s\n  grants:        %s\n  access tokens: %s", c.AuthMethod, strings.Join(c.GrantTypes, ", "), c.AccessTokenFormat)
+				if c.AccessTokenFormat == store.FormatJWT {
+					fmt.Fprintf(w, " (%s)", c.AccessTokenAlg)
+				}
+				fmt.Fprintln(w)
+				if auth == store.AuthPrivateKeyJWT {
+					fmt.Fprintf(w, "Next: signet client key create --client %s --out app.json\n", c.ID)
+				}
+			})
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "display name (required)")
+	f.StringVar(&typ, "type", store.ClientAPI, "api, web, spa or native")
+	f.StringVar(&auth, "auth", "", "client_secret_basic, client_secret_post, private_key_jwt or none (default: none for spa/native, else client_secret_basic)")
+	f.StringSliceVar(&grants, "grant", nil, "allowed grant type (repeatable; default client_credentials for api clients)")
+	f.StringVar(&format, "token-format", store.FormatJWT, "access token format: jwt or opaque")
+	f.StringVar(&alg, "alg", "", "JWT access token algorithm: ES256, EdDSA or RS256 (default: the server's --signing-alg)")
+	f.DurationVar(&ttl, "ttl", 0, "access token lifetime (default: the server's --access-token-ttl)")
+	f.StringSliceVar(&audiences, "audience", nil, "client ID of an API this client may request tokens for (repeatable)")
+	f.StringSliceVar(&scopes, "scope", nil, "scope the client may request (repeatable; default: any)")
+	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URI (repeatable)")
+	f.StringSliceVar(&roles, "role", nil, "role to grant the client (repeatable), e.g. admin for introspect:any")
+	return cmd
+}
+
+// validateClient checks a client's settings and makes sure a signing key exists for its algorithm.
+func validateClient(cmd *cobra.Command, s *server.Server, c *store.Client) error {
+	ctx := cmd.Context()
+	switch c.AuthMethod {
+	case store.AuthSecretBasic, store.AuthSecretPost, store.AuthPrivateKeyJWT, store.AuthNone:
+	default:
+		return fmt.Errorf("--auth %q: use client_secret_basic, client_secret_post, private_key_jwt or none", c.AuthMethod)
+	}
+	if c.AuthMethod == store.AuthNone && slices.Contains(c.GrantTypes, "client_credentials") {
+		return errors.New("a public client (--auth none) cannot use client_credentials")
+	}
+	for _, g := range c.GrantTypes {
+		if !slices.Contains(supportedGrants, g) {
+			return fmt.Errorf("--grant %q: supported grants are %s", g, strings.Join(supportedGrants, ", "))
+		}
+	}
+	if c.AccessTokenFormat != store.FormatJWT && c.AccessTokenFormat != store.FormatOpaque {
+		return fmt.Errorf("--token-format %q: use jwt or opaque", c.AccessTokenFormat)
+	}
+	if !keys.ValidAlgorithm(c.AccessTokenAlg) {
+		return fmt.Errorf("--alg %q: use ES256, EdDSA or RS256", c.AccessTokenAlg)
+	}
+	if c.AccessTokenTTL < 0 || c.AccessTokenTTL > s.Config.MaxAccessTTL {
+		return fmt.Errorf("--ttl %s: must be between 0 (server default) and the server's --max-access-token-ttl %s", c.AccessTokenTTL, s.Config.MaxAccessTTL)
+	}
+	for _, a := range c.Audiences {
+		if a == c.ID {
+			continue
+		}
+		if _, err := s.Store.GetClient(ctx, a); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("--audience %q: no client has this ID (an audience is the client ID of an API; see `signet client list`)", a)
+		} else if err != nil {
+			return err
+		}
+	}
+	for _, r := range c.Roles {
+		if _, err := s.Store.GetRole(ctx, r); err != nil {
+			return fmt.Errorf("--role %q: no such role (see `signet role list`)", r)
+		}
+	}
+	_, err := s.Keys.Ensure(ctx, c.AccessTokenAlg)
+	return err
+}
+
+func clientListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List clients",
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			list, err := s.Store.ListClients(cmd.Context())
+			if err != nil {
+				return err
+			}
+			views := make([]clientView, 0, len(list))
+			var rows [][]string
+			for i := range list {
+				c := &list[i]
+				views = append(views, viewClient(c, ""))
+				rows = append(rows, []string{c.ID, c.Name, c.Type, c.AuthMethod, c.AccessTokenFormat, strings.Join(c.GrantTypes, ","), strings.Join(c.Roles, ",")})
+			}
+			return output(cmd, views, func(w io.Writer) {
+				table(w, "CLIENT ID\tNAME\tTYPE\tAUTH\tTOKENS\tGRANTS\tROLES", rows)
+			})
+		}),
+	}
+}
+
+func clientUpdateCmd() *cobra.Command {
+	var format, alg string
+	var ttl time.Duration
+	var grants, audiences, scopes, redirects []string
+	var disable, enable bool
+	cmd := &cobra.Command{
+		Use:   "update CLIENT_ID",
+		Short: "Change a client's grants, audiences, scopes, token format or state",
+		Args:  cobra.ExactArgs(1),
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			c, err := findClient(cmd.Context(), s, args[0])
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			if f.Changed("grant") {
+				c.GrantTypes = grants
+			}
+			if f.Changed("audience") {
+				c.Audiences = audiences
+			}
+			if f.Changed("scope") {
+				c.Scopes = scopes
+			}
+			if f.Changed("redirect-uri") {
+				c.RedirectURIs = redirects
+			}
+			if f.Changed("token-format") {
+				c.AccessTokenFormat = format
+			}
+			if f.Changed("alg") {
+				c.AccessTokenAlg = alg
+			}
+			if f.Changed("ttl") {
+				c.AccessTokenTTL = ttl
+			}
+			if disable && enable {
+				return errors.New("use --disable or --enable, not both")
+			}
+			if disable || enable {
+				c.Disabled = disable
+			}
+			if err := validateClient(cmd, s, c); err != nil {
+				return err
+			}
+			c.UpdatedAt = time.Now()
+			if err := s.Store.UpdateClient(cmd.Context(), c); err != nil {
+				return err
+			}
+			return output(cmd, viewClient(c, ""), func(w io.Writer) { fmt.Fprintf(w, "Updated client %s\n", c.ID) })
+		}),
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&grants, "grant", nil, "allowed grant types (replaces the list)")
+	f.StringSliceVar(&audiences, "audience", nil, "allowed audiences (replaces the list)")
+	f.StringSliceVar(&scopes, "scope", nil, "allowed scopes (replaces the list)")
+	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URIs (replaces the list)")
+	f.StringVar(&format, "token-format", "", "jwt or opaque")
+	f.StringVar(&alg, "alg", "", "ES256, EdDSA or RS256")
+	f.DurationVar(&ttl, "ttl", 0, "access token lifetime (0: server default)")
+	f.BoolVar(&disable, "disable", false, "refuse the client's requests")
+	f.BoolVar(&enable, "enable", false, "accept the client's requests again")
+	return cmd
+}
+
+func clientDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete CLIENT_ID",
+		Short: "Delete a client with its keys and role grants",
+		Args:  cobra.ExactArgs(1),
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			if err := s.Store.DeleteClient(cmd.Context(), args[0]); err != nil {
+				return explainStoreErr(err, "client "+args[0])
+			}
+			return output(cmd, map[string]any{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "Deleted client %s\n", args[0]) })
+		}),
+	}
+}
+
+func clientSecretCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "secret", Short: "Manage a client's secret"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "reset CLIENT_ID",
+		Short: "Replace a client's secret; the new one is printed once and the old one stops working",
+		Args:  cobra.ExactArgs(1),
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			c, err := findClient(cmd.Context(), s, args[0])
+			if err != nil {
+				return err
+			}
+			if c.AuthMethod != store.AuthSecretBasic && c.AuthMethod != store.AuthSecretPost {
+				return fmt.Errorf("client %s authenticates with %s and has no secret", c.ID, c.AuthMethod)
+			}
+			var secret string
+			secret, c.SecretSalt, c.SecretHash = s.Secrets.NewSecret()
+			c.UpdatedAt = time.Now()
+			if err := s.Store.UpdateClient(cmd.Context(), c); err != nil {
+				return err
+			}
+			return output(cmd, map[string]string{"client_id": c.ID, "client_secret": secret}, func(w io.Writer) {
+				fmt.Fprintf(w, "New secret for %s: %s\n(shown once; store it now)\n", c.ID, secret)
+			})
+		}),
+	})
+	return cmd
+}
+
+func clientKeyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Manage application key files (private_key_jwt)"}
+	var clientID, out, alg, expires, expiresIn string
+	var force bool
+	create := &cobra.Command{
+		Use:   "create --client ID --out app.json",
+		Short: "Create an application key file (the private key is written once, mode 0600)",
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			c, err := findClient(cmd.Context(), s, clientID)
+			if err != nil {
+				return err
+			}
+			if c.AuthMethod != store.AuthPrivateKeyJWT {
+				return fmt.Errorf("client %s authenticates with %s; key files are for private_key_jwt clients (signet client create --auth private_key_jwt)", c.ID, c.AuthMethod)
+			}
+			kf := &keys.KeyFile{Type: keys.TypeApplication, AppID: c.ID, ClientID: c.ID}
+			return createKeyFile(cmd, s, store.KindClient, c.ID, kf, alg, expires, expiresIn, out, force)
+		}),
+	}
+	f := create.Flags()
+	f.StringVar(&clientID, "client", "", "client ID (required)")
+	f.StringVar(&out, "out", "", "where to write the key file (required)")
+	f.StringVar(&alg, "alg", keys.RS256, "RS256, ES256 or EdDSA")
+	f.StringVar(&expires, "expires", "", "expiry date (YYYY-MM-DD or RFC 3339)")
+	f.StringVar(&expiresIn, "expires-in", "", "expiry as a duration from now, e.g. 720h")
+	f.BoolVar(&force, "force", false, "overwrite an existing file")
+	cmd.AddCommand(create)
+	return cmd
+}
+
+// keyFileView is the JSON shape printed after a key file is written.
+type keyFileView struct {
+	KeyID     string    `json:"key_id"`
+	UserID    string    `json:"user_id,omitempty"`
+	ClientID  string    `json:"client_id,omitempty"`
+	Path      string    `json:"path"`
+	Algorithm string    `json:"algorithm"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// createKeyFile registers a new key pair for a principal and writes its key file.
+func createKeyFile(cmd *cobra.Command, s *server.Server, kind store.PrincipalKind, ownerID string, kf *keys.KeyFile, alg, expires, expiresIn, out string, force bool) error {
+	if out == "" {
+		return errors.New("--out is required: the private key is shown only in the file")
+	}
+	now := time.Now()
+	exp, err := parseExpiry(expires, expiresIn, now)
+	if err != nil {
+		return err
+	}
+	priv, pub, err := keys.GenerateKeyPair(alg)
+	if err != nil {
+		return err
+	}
+	kf.KeyID, kf.Key = secrets.NewID(), string(priv)
+	data, err := json.MarshalIndent(kf, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeKeyFile(out, append(data, '\n'), force); err != nil {
+		return err
+	}
+	pk := &store.PublicKey{ID: kf.KeyID, OwnerKind: kind, OwnerID: ownerID, Algorithm: alg, PublicKeyPEM: pub, ExpiresAt: exp, CreatedAt: now}
+	if err := s.Store.CreatePublicKey(cmd.Context(), pk); err != nil {
+		return err
+	}
+	v := keyFileView{KeyID: kf.KeyID, Path: out, Algorithm: alg, ExpiresAt: exp}
+	if kind == store.KindServiceAccount {
+		v.UserID = ownerID
+	} else {
+		v.ClientID = ownerID
+	}
+	return output(cmd, v, func(w io.Writer) {
+		fmt.Fprintf(w, "Wrote key file %s (keyId %s, %s", out, kf.KeyID, alg)
+		if !exp.IsZero() {
+			fmt.Fprintf(w, ", expires %s", formatTime(exp))
+		}
+		fmt.Fprintln(w, "). Keep it secret: Signet stores only the public key.")
+	})
+}

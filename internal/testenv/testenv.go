@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -50,9 +51,23 @@ type Options struct {
 // Start runs a provider for the test and stops it in Cleanup.
 func Start(t testing.TB, opt Options) *Env {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	env, err := start(t, opt)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return env
+}
+
+// TryStart starts a provider and returns the error that prevented it, if any.
+func TryStart(t testing.TB, opt Options) error {
+	_, err := start(t, opt)
+	return err
+}
+
+func start(t testing.TB, opt Options) (*Env, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
 	hs := httptest.NewUnstartedServer(nil)
 	hs.Listener.Close()
@@ -63,7 +78,7 @@ func Start(t testing.TB, opt Options) *Env {
 	}
 	cfg, err := config.Defaults()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cfg.Issuer = issuer
 	cfg.DataDir = t.TempDir()
@@ -80,10 +95,14 @@ func Start(t testing.TB, opt Options) *Env {
 	s, err := server.Open(ctx, cfg, log)
 	if err != nil {
 		cancel()
-		t.Fatalf("open server: %v", err)
+		ln.Close()
+		return nil, fmt.Errorf("open server: %w", err)
 	}
 	if _, err := s.Bootstrap(ctx); err != nil {
-		t.Fatalf("bootstrap: %v", err)
+		cancel()
+		ln.Close()
+		s.Close()
+		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	go s.Watcher.Run(ctx)
 	if n, ok := s.Store.(store.ChangeNotifier); ok {
@@ -96,7 +115,7 @@ func Start(t testing.TB, opt Options) *Env {
 		cancel()
 		s.Close()
 	})
-	return &Env{T: t, URL: "http://" + ln.Addr().String(), Server: s, HTTP: hs, Config: cfg}
+	return &Env{T: t, URL: "http://" + ln.Addr().String(), Server: s, HTTP: hs, Config: cfg}, nil
 }
 
 // PostgresDSN creates a fresh schema in the test PostgreSQL and returns a DSN that uses it; the

@@ -1,0 +1,150 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/signet-id/signet/internal/store"
+	"github.com/signet-id/signet/internal/testenv"
+)
+
+func getJSON(t *testing.T, url string, v any) *http.Response {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	return resp
+}
+
+// TestDiscoveryListsWhatWorks checks both metadata documents against what the server serves.
+func TestDiscoveryListsWhatWorks(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
+		var doc map[string]any
+		getJSON(t, env.URL+path, &doc)
+		if doc["issuer"] != env.URL {
+			t.Fatalf("%s: issuer %v, want exactly %s", path, doc["issuer"], env.URL)
+		}
+		for k, want := range map[string]string{"token_endpoint": "/oauth/v2/token", "introspection_endpoint": "/oauth/v2/introspect", "revocation_endpoint": "/oauth/v2/revoke", "jwks_uri": "/oauth/v2/keys"} {
+			if doc[k] != env.URL+want {
+				t.Errorf("%s = %v", k, doc[k])
+			}
+		}
+		grants := doc["grant_types_supported"].([]any)
+		if len(grants) != 2 || grants[0] != "client_credentials" || grants[1] != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+			t.Errorf("grant_types_supported %v must list exactly what the token endpoint serves", grants)
+		}
+		if _, ok := doc["authorization_endpoint"]; ok {
+			t.Error("authorization_endpoint is advertised but not served yet")
+		}
+		if algs := doc["id_token_signing_alg_values_supported"].([]any); len(algs) == 0 || algs[0] != "ES256" {
+			t.Errorf("signing algs %v", algs)
+		}
+	}
+}
+
+// TestRotationKeepsOldTokensValid rotates the signing key: tokens signed before stay valid, new
+// tokens use the new key, and JWKS publishes next, active and retired keys.
+func TestRotationKeepsOldTokensValid(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	c := env.CreateClient(store.Client{})
+	issue := func() string {
+		code, body := env.PostForm("/oauth/v2/token", map[string]string{"grant_type": "client_credentials"}, c.ID, c.Secret)
+		if code != 200 {
+			t.Fatalf("token: %v", body)
+		}
+		return body["access_token"].(string)
+	}
+	kid := func(raw string) string {
+		jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return jws.Signatures[0].Protected.KeyID
+	}
+	old := issue()
+	if err := env.Server.Keys.Rotate(context.Background(), "ES256", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	fresh := issue()
+	if kid(old) == kid(fresh) {
+		t.Fatal("rotation did not change the signing key")
+	}
+	for _, raw := range []string{old, fresh} {
+		if _, body := env.PostForm("/oauth/v2/introspect", map[string]string{"token": raw}, c.ID, c.Secret); body["active"] != true {
+			t.Fatalf("token signed with %s inactive after rotation: %v", kid(raw), body)
+		}
+	}
+	var set jose.JSONWebKeySet
+	getJSON(t, env.URL+"/oauth/v2/keys", &set)
+	if len(set.Keys) != 3 || len(set.Key(kid(old))) != 1 || len(set.Key(kid(fresh))) != 1 {
+		t.Fatalf("JWKS must publish next, active and retired keys: %d keys", len(set.Keys))
+	}
+}
+
+func TestHealthReadyMetrics(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	c := env.CreateClient(store.Client{})
+	env.PostForm("/oauth/v2/token", map[string]string{"grant_type": "client_credentials"}, c.ID, c.Secret)
+	env.PostForm("/oauth/v2/token", map[string]string{"grant_type": "client_credentials"}, c.ID, "wrong")
+	for path, want := range map[string]string{"/healthz": "ok", "/ready": "ready"} {
+		resp, err := http.Get(env.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != want {
+			t.Fatalf("%s: %d %q", path, resp.StatusCode, b)
+		}
+	}
+	resp, err := http.Get(env.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`signet_token_requests_total{grant_type="client_credentials",outcome="ok"} 1`,
+		`signet_token_requests_total{grant_type="client_credentials",outcome="invalid_client"} 1`,
+		`signet_http_requests_total{code="401",route="token"} 1`,
+		`signet_http_request_duration_seconds_bucket{route="token"`,
+		`signet_token_cache_entries`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	env.Server.Store.Close()
+	resp, err = http.Get(env.URL + "/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/ready with a closed store: %d", resp.StatusCode)
+	}
+}
+
+// TestWrongMasterKeyIsRefused: a server started with another master key than the one that created
+// the database fails with a message instead of serving tokens nobody can verify.
+func TestWrongMasterKeyIsRefused(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	testenv.Start(t, testenv.Options{DB: dsn, MasterKey: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="})
+	err := testenv.TryStart(t, testenv.Options{DB: dsn, MasterKey: "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="})
+	if err == nil || !strings.Contains(err.Error(), "master key") {
+		t.Fatalf("want a master key error, got %v", err)
+	}
+}

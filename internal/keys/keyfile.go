@@ -36,7 +36,8 @@ type KeyFile struct {
 }
 
 // GenerateKeyPair returns a new private key and its public half as PEM. RSA keys use PKCS#1
-// ("RSA PRIVATE KEY"), which is what ZITADEL writes and its clients read; EC keys SEC 1; Ed25519 PKCS#8.
+// ("RSA PRIVATE KEY"), which is what ZITADEL writes; EC and Ed25519 keys PKCS#8, the only other
+// format zitadel/oidc's loader reads.
 func GenerateKeyPair(alg string) (privatePEM, publicPEM []byte, err error) {
 	var priv crypto.Signer
 	var block *pem.Block
@@ -52,11 +53,11 @@ func GenerateKeyPair(alg string) (privatePEM, publicPEM []byte, err error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		der, err := x509.MarshalECPrivateKey(k)
+		der, err := x509.MarshalPKCS8PrivateKey(k)
 		if err != nil {
 			return nil, nil, err
 		}
-		priv, block = k, &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
+		priv, block = k, &pem.Block{Type: "PRIVATE KEY", Bytes: der}
 	case EdDSA:
 		_, k, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {

@@ -123,10 +123,19 @@ func TestVerify(t *testing.T) {
 		{"wrong issuer", sign(t, f.ec, "ES256", "ec", "", claims(func(c map[string]any) { c["iss"] = "other" })), strict, ReasonIssuer},
 		{"wrong subject", sign(t, f.ec, "ES256", "ec", "", claims(func(c map[string]any) { c["sub"] = "other" })), strict, ReasonSubject},
 		{"wrong audience", sign(t, f.ec, "ES256", "ec", "", claims(func(c map[string]any) { c["aud"] = "https://elsewhere" })), strict, ReasonAudience},
-		{"expired", sign(t, f.ec, "ES256", "ec", "", claims(func(c map[string]any) { c["iat"] = now.Add(-2 * time.Hour).Unix(); c["exp"] = now.Add(-2 * time.Minute).Unix() })), strict, ReasonExpired},
-		{"expired within leeway", sign(t, f.ec, "ES256", "ec", "", claims(func(c map[string]any) { c["iat"] = now.Add(-time.Hour).Unix(); c["exp"] = now.Add(-30 * time.Second).Unix() })), strict, ""},
+		{"expired", sign(t, f.ec, "ES256", "ec", "", claims(func(c map[string]any) {
+			c["iat"] = now.Add(-2 * time.Hour).Unix()
+			c["exp"] = now.Add(-2 * time.Minute).Unix()
+		})), strict, ReasonExpired},
+		{"expired within leeway", sign(t, f.ec, "ES256", "ec", "", claims(func(c map[string]any) {
+			c["iat"] = now.Add(-time.Hour).Unix()
+			c["exp"] = now.Add(-30 * time.Second).Unix()
+		})), strict, ""},
 		{"nbf in the future", sign(t, f.ec, "ES256", "ec", "", claims(func(c map[string]any) { c["nbf"] = now.Add(5 * time.Minute).Unix() })), strict, ReasonNotYetValid},
-		{"iat in the future", sign(t, f.ec, "ES256", "ec", "", claims(func(c map[string]any) { c["iat"] = now.Add(5 * time.Minute).Unix(); c["exp"] = now.Add(10 * time.Minute).Unix() })), strict, ReasonIssuedInFuture},
+		{"iat in the future", sign(t, f.ec, "ES256", "ec", "", claims(func(c map[string]any) {
+			c["iat"] = now.Add(5 * time.Minute).Unix()
+			c["exp"] = now.Add(10 * time.Minute).Unix()
+		})), strict, ReasonIssuedInFuture},
 		{"lifetime one second too long", sign(t, f.ec, "ES256", "ec", "", claims(func(c map[string]any) { c["exp"] = now.Add(time.Hour + time.Minute + time.Second).Unix() })), strict, ReasonLifetime},
 		{"missing jti", sign(t, f.ec, "ES256", "ec", "", claims(func(c map[string]any) { delete(c, "jti") })), strict, ReasonMissingClaim},
 		{"missing exp", sign(t, f.ec, "ES256", "ec", "", claims(func(c map[string]any) { delete(c, "exp") })), strict, ReasonMissingClaim},

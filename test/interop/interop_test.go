@@ -183,4 +183,3 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
-

@@ -36,7 +36,7 @@ function discover(c, metadata = c.client_secret, auth = undefined, options = ins
   return client.discovery(new URL(issuer), c.client_id, metadata, auth, options);
 }
 
-/** The token_introspection JWT, aud may be a string or an array. */
+/** aud as a list (a JWT or introspection response may carry a string or an array). */
 function audList(aud) {
   return Array.isArray(aud) ? aud : [aud];
 }
@@ -84,7 +84,6 @@ describe('discovery', () => {
     assert.equal(md.jwks_uri, `${issuer}/oauth/v2/keys`);
     assert.ok(Array.isArray(md.grant_types_supported), 'grant_types_supported is a list');
     assert.ok(md.grant_types_supported.includes('client_credentials'), `grant_types_supported: ${md.grant_types_supported}`);
-    assert.ok(md.grant_types_supported.includes('urn:ietf:params:oauth:grant-type:token-exchange'));
     for (const m of ['client_secret_basic', 'client_secret_post']) {
       assert.ok(md.token_endpoint_auth_methods_supported?.includes(m), `token_endpoint_auth_methods_supported lacks ${m}`);
     }
@@ -185,7 +184,7 @@ describe('introspection', () => {
       const r = await postForm(`${issuer}/oauth/v2/introspect`, { token }, { authorization: basic(api.client_id, api.client_secret) });
       assert.equal(r.status, 200, r.text);
       assert.match(r.headers.get('content-type') ?? '', /^application\/json\b/);
-      assert.deepEqual(JSON.parse(r.text), { active: false }, `body for ${token}: ${r.text}`);
+      assert.equal(r.text.trim(), '{"active":false}', `body for ${token}`);
     }
   });
 
@@ -195,7 +194,7 @@ describe('introspection', () => {
       authorization: basic(opaqueApp.client_id, opaqueApp.client_secret),
     });
     assert.equal(r.status, 200, r.text);
-    assert.deepEqual(JSON.parse(r.text), { active: false });
+    assert.equal(r.text.trim(), '{"active":false}');
   });
 
   test('opaque token for audience=api: sgn_at_ prefix, and the api client sees it active', async () => {

@@ -1,0 +1,457 @@
+// Package storetest is the conformance suite every store.Store backend must pass: one set of
+// behaviours, run against SQLite and PostgreSQL alike, so a backend is "implement the interface,
+// run the suite".
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/signet-id/signet/internal/store"
+)
+
+// Run runs the suite; open returns a fresh, empty, migrated store for each sub-test.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, store.Store)
+	}{
+		{"users", testUsers},
+		{"service accounts", testServiceAccounts},
+		{"clients", testClients},
+		{"roles and grants", testRoles},
+		{"public keys", testPublicKeys},
+		{"signing keys rotate", testSigningKeys},
+		{"opaque tokens", testTokens},
+		{"revocations", testRevocations},
+		{"assertion replay", testAssertionIDs},
+		{"change feed", testChanges},
+		{"settings", testSettings},
+		{"prune", testPrune},
+		{"concurrent token writes are group-committed", testConcurrentTokens},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
+}
+
+var ctx = context.Background()
+
+// at is a fixed instant with microseconds, to check time precision round-trips.
+var at = time.Date(2026, 11, 24, 12, 30, 15, 123456000, time.UTC)
+
+func is(t *testing.T, err, target error, what string) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("%s: want %v, got %v", what, target, err)
+	}
+}
+
+func ok(t *testing.T, err error, what string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func testUsers(t *testing.T, s store.Store) {
+	u := &store.User{ID: "u1", Username: "dana", Email: "dana@example.com", DisplayName: "Dana Lee", PasswordHash: "$argon2id$x", Roles: []string{"support"}, CreatedAt: at, UpdatedAt: at}
+	ok(t, s.CreateUser(ctx, u), "create")
+	got, err := s.GetUser(ctx, "u1")
+	ok(t, err, "get")
+	if got.Username != "dana" || got.Email != "dana@example.com" || got.DisplayName != "Dana Lee" || got.PasswordHash != "$argon2id$x" || !got.CreatedAt.Equal(at) || !slices.Equal(got.Roles, []string{"support"}) {
+		t.Fatalf("round trip: %+v", got)
+	}
+	byName, err := s.GetUserByUsername(ctx, "dana")
+	ok(t, err, "by username")
+	if byName.ID != "u1" {
+		t.Fatal("by username returned another user")
+	}
+	is(t, s.CreateUser(ctx, &store.User{ID: "u2", Username: "dana", CreatedAt: at, UpdatedAt: at}), store.ErrConflict, "duplicate username")
+	is(t, s.CreateUser(ctx, &store.User{ID: "u3", Username: "other", Email: "dana@example.com", CreatedAt: at, UpdatedAt: at}), store.ErrConflict, "duplicate email")
+	is(t, s.CreateUser(ctx, &store.User{ID: "u1", Username: "third", CreatedAt: at, UpdatedAt: at}), store.ErrConflict, "duplicate ID")
+	ok(t, s.CreateUser(ctx, &store.User{ID: "u4", Username: "noemail1", CreatedAt: at, UpdatedAt: at}), "no email")
+	ok(t, s.CreateUser(ctx, &store.User{ID: "u5", Username: "noemail2", CreatedAt: at, UpdatedAt: at}), "second user without email")
+	is(t, s.CreateUser(ctx, &store.User{ID: "u6", Username: "x", Roles: []string{"nosuch"}, CreatedAt: at, UpdatedAt: at}), store.ErrNotFound, "unknown role")
+	if _, err := s.GetUser(ctx, "u6"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("a create that failed on its roles must not leave the user behind")
+	}
+	_, err = s.GetUser(ctx, "nobody")
+	is(t, err, store.ErrNotFound, "missing user")
+	got.Locked, got.DisplayName = true, "Dana L."
+	ok(t, s.UpdateUser(ctx, got), "update")
+	got, _ = s.GetUser(ctx, "u1")
+	if !got.Locked || got.DisplayName != "Dana L." {
+		t.Fatalf("update lost: %+v", got)
+	}
+	is(t, s.UpdateUser(ctx, &store.User{ID: "nobody", Username: "n"}), store.ErrNotFound, "update missing")
+	list, err := s.ListUsers(ctx)
+	ok(t, err, "list")
+	if len(list) != 3 || list[0].Username != "dana" || !slices.Equal(list[0].Roles, []string{"support"}) || list[1].Roles != nil {
+		t.Fatalf("list: %+v", list)
+	}
+}
+
+func testServiceAccounts(t *testing.T, s store.Store) {
+	sa := &store.ServiceAccount{ID: "sa1", Name: "ci-bot", Description: "CI", SecretSalt: []byte("salt"), SecretHash: []byte("hash"), Roles: []string{"introspector"}, CreatedAt: at, UpdatedAt: at}
+	ok(t, s.CreateServiceAccount(ctx, sa), "create")
+	got, err := s.GetServiceAccount(ctx, "sa1")
+	ok(t, err, "get")
+	if got.Name != "ci-bot" || string(got.SecretSalt) != "salt" || string(got.SecretHash) != "hash" || !slices.Equal(got.Roles, []string{"introspector"}) {
+		t.Fatalf("round trip: %+v", got)
+	}
+	if byName, err := s.GetServiceAccountByName(ctx, "ci-bot"); err != nil || byName.ID != "sa1" {
+		t.Fatalf("by name: %v", err)
+	}
+	is(t, s.CreateServiceAccount(ctx, &store.ServiceAccount{ID: "sa2", Name: "ci-bot", CreatedAt: at, UpdatedAt: at}), store.ErrConflict, "duplicate name")
+	ok(t, s.CreateServiceAccount(ctx, &store.ServiceAccount{ID: "sa3", Name: "plain", CreatedAt: at, UpdatedAt: at}), "without secret")
+	plain, _ := s.GetServiceAccount(ctx, "sa3")
+	if len(plain.SecretHash) != 0 || plain.Roles != nil {
+		t.Fatalf("empty secret and roles must come back empty: %+v", plain)
+	}
+	got.Disabled = true
+	ok(t, s.UpdateServiceAccount(ctx, got), "update")
+	got, _ = s.GetServiceAccount(ctx, "sa1")
+	if !got.Disabled {
+		t.Fatal("update lost")
+	}
+	ok(t, s.CreatePublicKey(ctx, &store.PublicKey{ID: "k1", OwnerKind: store.KindServiceAccount, OwnerID: "sa1", Algorithm: "RS256", PublicKeyPEM: []byte("pem"), CreatedAt: at}), "key")
+	ok(t, s.DeleteServiceAccount(ctx, "sa1"), "delete")
+	_, err = s.GetPublicKey(ctx, "k1")
+	is(t, err, store.ErrNotFound, "keys go with their account")
+	is(t, s.DeleteServiceAccount(ctx, "sa1"), store.ErrNotFound, "delete twice")
+	list, _ := s.ListServiceAccounts(ctx)
+	if len(list) != 1 || list[0].ID != "sa3" {
+		t.Fatalf("list after delete: %+v", list)
+	}
+}
+
+func newClient(id string) *store.Client {
+	return &store.Client{ID: id, Name: id, Type: store.ClientAPI, AuthMethod: store.AuthSecretBasic, SecretSalt: []byte("s"), SecretHash: []byte("h"),
+		RedirectURIs: []string{"https://app/cb"}, GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"}, Audiences: []string{"api"},
+		AccessTokenFormat: store.FormatJWT, AccessTokenAlg: "ES256", AccessTokenTTL: 10 * time.Minute, RefreshTokenTTL: time.Hour, CreatedAt: at, UpdatedAt: at}
+}
+
+func testClients(t *testing.T, s store.Store) {
+	c := newClient("app")
+	c.Roles = []string{"admin"}
+	ok(t, s.CreateClient(ctx, c), "create")
+	got, err := s.GetClient(ctx, "app")
+	ok(t, err, "get")
+	c.Roles = []string{"admin"}
+	if got.Name != c.Name || got.Type != c.Type || got.AuthMethod != c.AuthMethod || !slices.Equal(got.RedirectURIs, c.RedirectURIs) ||
+		!slices.Equal(got.GrantTypes, c.GrantTypes) || !slices.Equal(got.Scopes, c.Scopes) || !slices.Equal(got.Audiences, c.Audiences) ||
+		got.AccessTokenTTL != c.AccessTokenTTL || got.RefreshTokenTTL != c.RefreshTokenTTL || got.AccessTokenAlg != "ES256" ||
+		!slices.Equal(got.Roles, []string{"admin"}) || string(got.SecretHash) != "h" {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, c)
+	}
+	is(t, s.CreateClient(ctx, newClient("app")), store.ErrConflict, "duplicate ID")
+	got.Audiences, got.Disabled, got.AccessTokenFormat = nil, true, store.FormatOpaque
+	ok(t, s.UpdateClient(ctx, got), "update")
+	got, _ = s.GetClient(ctx, "app")
+	if got.Audiences != nil || !got.Disabled || got.AccessTokenFormat != store.FormatOpaque {
+		t.Fatalf("update lost: %+v", got)
+	}
+	ok(t, s.CreateClient(ctx, newClient("api")), "second")
+	list, _ := s.ListClients(ctx)
+	if len(list) != 2 || list[0].ID != "api" || !slices.Equal(list[1].Roles, []string{"admin"}) {
+		t.Fatalf("list: %+v", list)
+	}
+	ok(t, s.DeleteClient(ctx, "app"), "delete")
+	_, err = s.GetClient(ctx, "app")
+	is(t, err, store.ErrNotFound, "deleted")
+	is(t, s.UpdateClient(ctx, newClient("gone")), store.ErrNotFound, "update missing")
+}
+
+func testRoles(t *testing.T, s store.Store) {
+	roles, err := s.ListRoles(ctx)
+	ok(t, err, "list")
+	byName := map[string]store.Role{}
+	for _, r := range roles {
+		byName[r.Name] = r
+	}
+	if !slices.Contains(byName["admin"].Permissions, "introspect:any") || !slices.Equal(byName["introspector"].Permissions, []string{"signet:introspect"}) || !byName["support"].BuiltIn {
+		t.Fatalf("built-in roles: %+v", roles)
+	}
+	ok(t, s.PutRole(ctx, &store.Role{Name: "auditor", Description: "reads audit", Permissions: []string{"signet:audit"}}), "put")
+	r, err := s.GetRole(ctx, "auditor")
+	ok(t, err, "get")
+	if r.Description != "reads audit" || r.BuiltIn {
+		t.Fatalf("role: %+v", r)
+	}
+	ok(t, s.CreateClient(ctx, newClient("c1")), "client")
+	ok(t, s.GrantRole(ctx, store.KindClient, "c1", "auditor"), "grant")
+	ok(t, s.GrantRole(ctx, store.KindClient, "c1", "auditor"), "grant is idempotent")
+	is(t, s.GrantRole(ctx, store.KindClient, "c1", "nosuch"), store.ErrNotFound, "unknown role")
+	is(t, s.GrantRole(ctx, store.KindClient, "nobody", "auditor"), store.ErrNotFound, "unknown principal")
+	c, _ := s.GetClient(ctx, "c1")
+	if !slices.Equal(c.Roles, []string{"auditor"}) {
+		t.Fatalf("roles after grant: %v", c.Roles)
+	}
+	ok(t, s.RevokeRole(ctx, store.KindClient, "c1", "auditor"), "revoke")
+	is(t, s.RevokeRole(ctx, store.KindClient, "c1", "auditor"), store.ErrNotFound, "revoke twice")
+	_, err = s.GetRole(ctx, "nosuch")
+	is(t, err, store.ErrNotFound, "missing role")
+}
+
+func testPublicKeys(t *testing.T, s store.Store) {
+	ok(t, s.CreateServiceAccount(ctx, &store.ServiceAccount{ID: "sa1", Name: "bot", CreatedAt: at, UpdatedAt: at}), "owner")
+	exp := at.Add(24 * time.Hour)
+	k := &store.PublicKey{ID: "k1", OwnerKind: store.KindServiceAccount, OwnerID: "sa1", Algorithm: "RS256", PublicKeyPEM: []byte("-----BEGIN PUBLIC KEY-----"), ExpiresAt: exp, CreatedAt: at}
+	ok(t, s.CreatePublicKey(ctx, k), "create")
+	ok(t, s.CreatePublicKey(ctx, &store.PublicKey{ID: "k2", OwnerKind: store.KindServiceAccount, OwnerID: "sa1", Algorithm: "ES256", PublicKeyPEM: []byte("p"), CreatedAt: at.Add(time.Second)}), "second")
+	is(t, s.CreatePublicKey(ctx, &store.PublicKey{ID: "k1", OwnerKind: store.KindServiceAccount, OwnerID: "sa1", PublicKeyPEM: []byte("p"), CreatedAt: at}), store.ErrConflict, "duplicate kid")
+	is(t, s.CreatePublicKey(ctx, &store.PublicKey{ID: "k9", OwnerKind: store.KindServiceAccount, OwnerID: "nobody", PublicKeyPEM: []byte("p"), CreatedAt: at}), store.ErrNotFound, "unknown owner")
+	got, err := s.GetPublicKey(ctx, "k1")
+	ok(t, err, "get")
+	if !got.ExpiresAt.Equal(exp) || !got.RevokedAt.IsZero() || string(got.PublicKeyPEM) != "-----BEGIN PUBLIC KEY-----" || got.OwnerKind != store.KindServiceAccount {
+		t.Fatalf("round trip: %+v", got)
+	}
+	list, _ := s.ListPublicKeys(ctx, store.KindServiceAccount, "sa1")
+	if len(list) != 2 || list[0].ID != "k1" {
+		t.Fatalf("list: %+v", list)
+	}
+	if other, _ := s.ListPublicKeys(ctx, store.KindClient, "sa1"); len(other) != 0 {
+		t.Fatal("keys are listed per owner kind")
+	}
+	ok(t, s.RevokePublicKey(ctx, "k1", at.Add(time.Minute)), "revoke")
+	got, _ = s.GetPublicKey(ctx, "k1")
+	if !got.RevokedAt.Equal(at.Add(time.Minute)) {
+		t.Fatalf("revoked_at %v", got.RevokedAt)
+	}
+	is(t, s.RevokePublicKey(ctx, "nokey", at), store.ErrNotFound, "revoke missing")
+}
+
+func signingKey(id, alg, state string, created time.Time) *store.SigningKey {
+	k := &store.SigningKey{ID: id, Algorithm: alg, State: state, PrivateKey: []byte("sealed-" + id), PublicJWK: []byte(`{"kid":"` + id + `"}`), CreatedAt: created}
+	if state == store.SigningActive {
+		k.ActivatedAt = created
+	}
+	return k
+}
+
+func states(t *testing.T, s store.Store) map[string]string {
+	list, err := s.ListSigningKeys(ctx)
+	ok(t, err, "list signing keys")
+	m := map[string]string{}
+	for _, k := range list {
+		m[k.ID] = k.State
+	}
+	return m
+}
+
+func testSigningKeys(t *testing.T, s store.Store) {
+	ok(t, s.CreateSigningKey(ctx, signingKey("a1", "ES256", store.SigningActive, at)), "active")
+	ok(t, s.CreateSigningKey(ctx, signingKey("n1", "ES256", store.SigningNext, at.Add(time.Second))), "next")
+	ok(t, s.CreateSigningKey(ctx, signingKey("r1", "RS256", store.SigningActive, at.Add(2*time.Second))), "other alg")
+	list, _ := s.ListSigningKeys(ctx)
+	if len(list) != 3 || list[0].ID != "a1" || string(list[0].PrivateKey) != "sealed-a1" || !list[0].ActivatedAt.Equal(at) {
+		t.Fatalf("list oldest first: %+v", list)
+	}
+	now := at.Add(time.Hour)
+	ok(t, s.RotateSigningKey(ctx, "ES256", signingKey("n2", "ES256", store.SigningNext, now), now), "rotate")
+	if st := states(t, s); st["a1"] != store.SigningRetired || st["n1"] != store.SigningActive || st["n2"] != store.SigningNext || st["r1"] != store.SigningActive {
+		t.Fatalf("after rotation: %v", st)
+	}
+	list, _ = s.ListSigningKeys(ctx)
+	for _, k := range list {
+		if k.ID == "a1" && !k.RetiredAt.Equal(now) || k.ID == "n1" && !k.ActivatedAt.Equal(now) {
+			t.Fatalf("rotation times: %+v", k)
+		}
+	}
+	// Without a next key, the new key becomes active directly.
+	ok(t, s.RotateSigningKey(ctx, "RS256", signingKey("r2", "RS256", store.SigningNext, now), now), "rotate without next")
+	if st := states(t, s); st["r1"] != store.SigningRetired || st["r2"] != store.SigningActive {
+		t.Fatalf("rotation without next: %v", st)
+	}
+	n, err := s.DeleteSigningKeys(ctx, now.Add(time.Second))
+	ok(t, err, "delete")
+	if st := states(t, s); n != 2 || len(st) != 3 {
+		t.Fatalf("deleted %d, left %v", n, st)
+	}
+}
+
+func token(id string, hash byte, exp time.Time) *store.Token {
+	return &store.Token{Hash: []byte{hash, 1, 2, 3}, ID: id, Kind: store.TokenAccess, ClientID: "app", SubjectKind: store.KindUser, Subject: "u1",
+		Scope: []string{"read", "write"}, Audience: []string{"api"}, IssuedAt: at, ExpiresAt: exp, GrantID: "g1", SessionID: "s1", Claims: []byte(`{"act":{"sub":"x"}}`)}
+}
+
+func testTokens(t *testing.T, s store.Store) {
+	tk := token("t1", 1, at.Add(time.Hour))
+	ok(t, s.CreateToken(ctx, tk), "create")
+	got, err := s.GetToken(ctx, tk.Hash)
+	ok(t, err, "get")
+	if got.ID != "t1" || got.Kind != store.TokenAccess || got.SubjectKind != store.KindUser || !slices.Equal(got.Scope, tk.Scope) ||
+		!slices.Equal(got.Audience, tk.Audience) || !got.IssuedAt.Equal(at) || got.GrantID != "g1" || got.SessionID != "s1" || string(got.Claims) != string(tk.Claims) || !got.RevokedAt.IsZero() {
+		t.Fatalf("round trip: %+v", got)
+	}
+	byID, err := s.GetTokenByID(ctx, "t1")
+	ok(t, err, "by id")
+	if string(byID.Hash) != string(tk.Hash) {
+		t.Fatal("by id returned another token")
+	}
+	is(t, s.CreateToken(ctx, token("t1", 2, at)), store.ErrConflict, "duplicate id")
+	is(t, s.CreateToken(ctx, token("t2", 1, at)), store.ErrConflict, "duplicate hash")
+	_, err = s.GetToken(ctx, []byte("nope"))
+	is(t, err, store.ErrNotFound, "unknown hash")
+	plain := token("t3", 3, at.Add(time.Hour))
+	plain.Claims, plain.Scope = nil, nil
+	ok(t, s.CreateToken(ctx, plain), "no claims")
+	got, _ = s.GetToken(ctx, plain.Hash)
+	if len(got.Claims) != 0 || got.Scope != nil {
+		t.Fatalf("empty claims and scope must come back empty: %+v", got)
+	}
+}
+
+func testRevocations(t *testing.T, s store.Store) {
+	ok(t, s.CreateToken(ctx, token("t1", 1, at.Add(time.Hour))), "token")
+	ok(t, s.AddRevocation(ctx, &store.Revocation{Kind: store.RevokeTokenID, Value: "t1", At: at, ExpiresAt: at.Add(2 * time.Hour), Reason: "test"}), "revoke token")
+	got, _ := s.GetToken(ctx, []byte{1, 1, 2, 3})
+	if !got.RevokedAt.Equal(at) {
+		t.Fatalf("a jti revocation marks the stored token: %v", got.RevokedAt)
+	}
+	ok(t, s.AddRevocation(ctx, &store.Revocation{Kind: store.RevokeSubject, Value: "u1", At: at, ExpiresAt: at.Add(time.Minute)}), "short")
+	list, err := s.ListRevocations(ctx, at.Add(30*time.Minute))
+	ok(t, err, "list")
+	if len(list) != 1 || list[0].Kind != store.RevokeTokenID || list[0].Reason != "test" || !list[0].At.Equal(at) {
+		t.Fatalf("expired entries must not be listed: %+v", list)
+	}
+	if all, _ := s.ListRevocations(ctx, at); len(all) != 2 {
+		t.Fatalf("both entries are live at %v: %+v", at, all)
+	}
+}
+
+func testAssertionIDs(t *testing.T, s store.Store) {
+	exp := time.Now().Add(time.Hour)
+	ok(t, s.UseAssertionID(ctx, "sa1", "jti-1", exp), "first use")
+	is(t, s.UseAssertionID(ctx, "sa1", "jti-1", exp), store.ErrConflict, "replay")
+	ok(t, s.UseAssertionID(ctx, "sa2", "jti-1", exp), "same jti from another issuer")
+	ok(t, s.UseAssertionID(ctx, "sa1", "old", time.Now().Add(-time.Minute)), "already expired")
+	n, err := s.Prune(ctx, time.Now())
+	ok(t, err, "prune")
+	if n < 1 {
+		t.Fatalf("prune removed %d rows", n)
+	}
+	ok(t, s.UseAssertionID(ctx, "sa1", "old", time.Now().Add(time.Hour)), "pruned jti can be recorded again")
+	is(t, s.UseAssertionID(ctx, "sa1", "jti-1", exp), store.ErrConflict, "unexpired entries survive pruning")
+}
+
+func testChanges(t *testing.T, s store.Store) {
+	start, err := s.LastChangeSeq(ctx)
+	ok(t, err, "last seq")
+	steps := []struct {
+		kind, key string
+		do        func() error
+	}{
+		{store.ChangeClient, "c1", func() error { return s.CreateClient(ctx, newClient("c1")) }},
+		{store.ChangeClient, "c1", func() error { c, _ := s.GetClient(ctx, "c1"); return s.UpdateClient(ctx, c) }},
+		{store.ChangeRole, "client:c1", func() error { return s.GrantRole(ctx, store.KindClient, "c1", "admin") }},
+		{store.ChangeServiceAccount, "sa1", func() error {
+			return s.CreateServiceAccount(ctx, &store.ServiceAccount{ID: "sa1", Name: "bot", CreatedAt: at, UpdatedAt: at})
+		}},
+		{store.ChangePublicKey, "k1", func() error {
+			return s.CreatePublicKey(ctx, &store.PublicKey{ID: "k1", OwnerKind: store.KindServiceAccount, OwnerID: "sa1", PublicKeyPEM: []byte("p"), CreatedAt: at})
+		}},
+		{store.ChangePublicKey, "k1", func() error { return s.RevokePublicKey(ctx, "k1", at) }},
+		{store.ChangeUser, "u1", func() error { return s.CreateUser(ctx, &store.User{ID: "u1", Username: "u", CreatedAt: at, UpdatedAt: at}) }},
+		{store.ChangeSigningKey, "s1", func() error { return s.CreateSigningKey(ctx, signingKey("s1", "ES256", store.SigningActive, at)) }},
+		{store.ChangeRevocation, "subject:u1", func() error {
+			return s.AddRevocation(ctx, &store.Revocation{Kind: store.RevokeSubject, Value: "u1", At: at, ExpiresAt: at.Add(time.Hour)})
+		}},
+		{store.ChangeClient, "c1", func() error { return s.DeleteClient(ctx, "c1") }},
+	}
+	for i, st := range steps {
+		before, _ := s.LastChangeSeq(ctx)
+		ok(t, st.do(), fmt.Sprintf("step %d", i))
+		changes, err := s.Changes(ctx, before, 100)
+		ok(t, err, "changes")
+		if len(changes) == 0 || changes[len(changes)-1].Kind != st.kind || changes[len(changes)-1].Key != st.key {
+			t.Fatalf("step %d (%s %s): changes %+v", i, st.kind, st.key, changes)
+		}
+	}
+	before, _ := s.LastChangeSeq(ctx)
+	ok(t, s.CreateToken(ctx, token("t1", 1, at)), "token")
+	ok(t, s.UseAssertionID(ctx, "x", "y", at.Add(time.Hour)), "jti")
+	if after, _ := s.LastChangeSeq(ctx); after != before {
+		t.Fatal("hot-path writes must not append changes")
+	}
+	all, _ := s.Changes(ctx, start, 1000)
+	for i := 1; i < len(all); i++ {
+		if all[i].Seq <= all[i-1].Seq {
+			t.Fatal("changes must be in sequence order")
+		}
+	}
+	limited, _ := s.Changes(ctx, start, 3)
+	if len(limited) != 3 || limited[0].Seq != all[0].Seq {
+		t.Fatalf("limit: %+v", limited)
+	}
+}
+
+func testSettings(t *testing.T, s store.Store) {
+	_, err := s.GetSetting(ctx, "x")
+	is(t, err, store.ErrNotFound, "unset")
+	ok(t, s.PutSetting(ctx, "x", "1"), "put")
+	ok(t, s.PutSetting(ctx, "x", "2"), "overwrite")
+	if v, _ := s.GetSetting(ctx, "x"); v != "2" {
+		t.Fatalf("setting = %q", v)
+	}
+}
+
+func testPrune(t *testing.T, s store.Store) {
+	now := time.Now()
+	ok(t, s.CreateToken(ctx, token("old", 1, now.Add(-2*time.Hour))), "old token")
+	ok(t, s.CreateToken(ctx, token("new", 2, now.Add(time.Hour))), "new token")
+	ok(t, s.AddRevocation(ctx, &store.Revocation{Kind: store.RevokeTokenID, Value: "x", At: now, ExpiresAt: now.Add(-time.Second)}), "old revocation")
+	_, err := s.Prune(ctx, now)
+	ok(t, err, "prune")
+	_, err = s.GetTokenByID(ctx, "old")
+	is(t, err, store.ErrNotFound, "expired token pruned")
+	_, err = s.GetTokenByID(ctx, "new")
+	ok(t, err, "live token kept")
+	if list, _ := s.ListRevocations(ctx, now.Add(-time.Hour)); len(list) != 0 {
+		t.Fatalf("expired revocation kept: %+v", list)
+	}
+	ok(t, s.Ping(ctx), "ping")
+}
+
+func testConcurrentTokens(t *testing.T, s store.Store) {
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tk := token(fmt.Sprintf("c%03d", i), byte(i), at.Add(time.Hour))
+			tk.Hash = []byte(fmt.Sprintf("hash-%03d", i))
+			errs <- s.CreateToken(ctx, tk)
+			if i%10 == 0 { // a conflict in a batch must not fail its neighbours
+				errs <- ignoreConflict(s.CreateToken(ctx, tk))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		ok(t, err, "concurrent create")
+	}
+	for i := range n {
+		if _, err := s.GetToken(ctx, []byte(fmt.Sprintf("hash-%03d", i))); err != nil {
+			t.Fatalf("token %d: %v", i, err)
+		}
+	}
+}
+
+func ignoreConflict(err error) error {
+	if errors.Is(err, store.ErrConflict) {
+		return nil
+	}
+	if err == nil {
+		return errors.New("a duplicate token was accepted")
+	}
+	return err
+}

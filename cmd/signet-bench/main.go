@@ -1,0 +1,161 @@
+// Command signet-bench measures Signet against a bare net/http baseline in the same run: it starts
+// both as separate processes on loopback, drives each scenario with wrk for a bounded time, and
+// prints req/s, p50, p99, the ratio to the baseline and the server's peak RSS.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	signetBin   string
+	connections int
+	threads     int
+	duration    time.Duration
+	warmup      time.Duration
+	scenarios   string
+	db          string
+	json        bool
+	quick       bool
+	strict      bool
+	distinct    int
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "baseline-server" {
+		if err := runBaseline(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "baseline:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.StringVar(&o.signetBin, "signet-bin", "", "signet binary (default: go build ./cmd/signet into a temp dir)")
+	flag.IntVar(&o.connections, "connections", 50, "concurrent connections")
+	flag.IntVar(&o.threads, "threads", 2, "wrk threads")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per scenario")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up per scenario")
+	flag.StringVar(&o.scenarios, "scenarios", "", "comma-separated scenarios (default: all)")
+	flag.StringVar(&o.db, "db", "", "database for signet serve (default: SQLite in the temp data dir)")
+	flag.BoolVar(&o.json, "json", false, "print results as JSON")
+	flag.BoolVar(&o.quick, "quick", false, "smoke run: 2s per scenario, 0.5s warm-up, 1,000 distinct tokens")
+	flag.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
+	flag.IntVar(&o.distinct, "distinct-tokens", 10_000, "tokens cycled by the distinct-token scenario")
+	flag.Parse()
+	if o.quick {
+		o.duration, o.warmup, o.distinct = 2*time.Second, 500*time.Millisecond, 1_000
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	code, err := run(ctx, o, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "signet-bench:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+// run sets up both servers, measures every scenario and reports. It returns the exit code.
+func run(ctx context.Context, o options, out io.Writer) (int, error) {
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		return 0, errors.New("wrk is not installed: install it with `apt-get install -y wrk`")
+	}
+	tmp, err := os.MkdirTemp("", "signet-bench-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(tmp)
+	if o.signetBin == "" {
+		o.signetBin = filepath.Join(tmp, "signet")
+		build := exec.CommandContext(ctx, "go", "build", "-o", o.signetBin, "./cmd/signet")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return 0, fmt.Errorf("building signet (run from the repository root or pass --signet-bin): %w", err)
+		}
+	}
+	selected, err := selectScenarios(o.scenarios)
+	if err != nil {
+		return 0, err
+	}
+	d := &driver{wrk: wrk, dir: tmp, connections: o.connections, threads: o.threads}
+
+	base, err := startBaseline(ctx, tmp)
+	if err != nil {
+		return 0, err
+	}
+	defer base.stop()
+	sig, err := startSignet(ctx, o.signetBin, filepath.Join(tmp, "data"), o.db)
+	if err != nil {
+		return 0, err
+	}
+	defer sig.stop()
+
+	rep := &report{Connections: o.connections, Duration: o.duration.String(), Threads: o.threads}
+	baseReq := request{url: base.url + "/oauth/v2/introspect", body: "token=" + strings.Repeat("x", 43), auth: basicAuth("client", "secret")}
+	if o.warmup > 0 {
+		d.run(ctx, baseReq, o.warmup)
+	}
+	res, err := d.run(ctx, baseReq, o.duration)
+	if err != nil {
+		return 0, fmt.Errorf("baseline: %w", err)
+	}
+	res.Scenario, res.PeakRSSMB, res.RSSMB = "baseline", base.peakRSS(), base.rss()
+	rep.Baseline = res
+
+	env, err := setup(ctx, sig, o.distinct)
+	if err != nil {
+		return 0, fmt.Errorf("setup (server log: %s): %w", sig.logPath, err)
+	}
+	for _, sc := range selected {
+		req, err := sc.prepare(ctx, env)
+		if err != nil {
+			rep.Results = append(rep.Results, result{Scenario: sc.name, Status: "FAILED: " + err.Error()})
+			continue
+		}
+		if o.warmup > 0 {
+			d.run(ctx, req, o.warmup)
+		}
+		r, err := d.run(ctx, req, o.duration)
+		if err != nil {
+			r.Status = "FAILED: " + err.Error()
+		}
+		r.Scenario, r.PeakRSSMB, r.RSSMB = sc.name, sig.peakRSS(), sig.rss()
+		if rep.Baseline.RPS > 0 {
+			r.Ratio = r.RPS / rep.Baseline.RPS
+		}
+		r.judge(sc.target)
+		rep.Results = append(rep.Results, r)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+	}
+	if o.json {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return 0, err
+		}
+	} else {
+		rep.print(out)
+	}
+	code := 0
+	for _, r := range rep.Results {
+		if strings.HasPrefix(r.Status, "FAILED") || (o.strict && r.Target != "" && !r.TargetMet) {
+			code = 1
+		}
+	}
+	return code, nil
+}

@@ -9,11 +9,13 @@ import (
 	"golang.org/x/crypto/argon2"
 )
 
-// Argon2id parameters (RFC 9106's second recommended option, memory-constrained).
+// Argon2id parameters: OWASP's recommended minimum (19 MiB, 2 passes, 1 lane). RFC 9106's 64 MiB
+// option would add its whole working set to the server's resident memory at every sign-in. Hashes
+// carry their parameters, so raising these later keeps old hashes verifiable.
 const (
-	argonTime    = 3
-	argonMemory  = 64 * 1024
-	argonThreads = 2
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
 	argonKeyLen  = 32
 )
 

@@ -14,10 +14,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // MasterKeySize is the length of the master key in bytes.
@@ -27,9 +29,28 @@ const MasterKeySize = 32
 // purpose's output says nothing about another's.
 type Keys struct {
 	seal        cipher.AEAD
-	secretHMAC  []byte
-	tokenHMAC   []byte
+	secretHMAC  *hmacPool
+	tokenHMAC   *hmacPool
 	fingerprint string
+}
+
+// hmacPool reuses keyed HMAC states: hashing a secret or token happens on every request.
+type hmacPool struct{ p sync.Pool }
+
+func newHMACPool(key []byte) *hmacPool {
+	return &hmacPool{p: sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+}
+
+// sum returns HMAC(key, parts...).
+func (hp *hmacPool) sum(parts ...[]byte) []byte {
+	m := hp.p.Get().(hash.Hash)
+	m.Reset()
+	for _, p := range parts {
+		m.Write(p)
+	}
+	out := m.Sum(make([]byte, 0, sha256.Size))
+	hp.p.Put(m)
+	return out
 }
 
 // New derives the purpose keys from a 32-byte master key.
@@ -55,8 +76,8 @@ func New(master []byte) (*Keys, error) {
 	fp := sha256.Sum256(derive("fingerprint v1"))
 	return &Keys{
 		seal:        aead,
-		secretHMAC:  derive("client secret v1"),
-		tokenHMAC:   derive("opaque token v1"),
+		secretHMAC:  newHMACPool(derive("client secret v1")),
+		tokenHMAC:   newHMACPool(derive("opaque token v1")),
 		fingerprint: hex.EncodeToString(fp[:8]),
 	}, nil
 }
@@ -92,10 +113,7 @@ func (k *Keys) Open(sealed, aad []byte) ([]byte, error) {
 
 // HashSecret returns the keyed hash stored for a client or service-account secret.
 func (k *Keys) HashSecret(salt []byte, secret string) []byte {
-	m := hmac.New(sha256.New, k.secretHMAC)
-	m.Write(salt)
-	m.Write([]byte(secret))
-	return m.Sum(nil)
+	return k.secretHMAC.sum(salt, []byte(secret))
 }
 
 // VerifySecret compares a presented secret with a stored hash in constant time.
@@ -108,9 +126,7 @@ func (k *Keys) VerifySecret(salt, hash []byte, secret string) bool {
 
 // HashToken returns the keyed hash under which an opaque token is stored and cached.
 func (k *Keys) HashToken(token string) []byte {
-	m := hmac.New(sha256.New, k.tokenHMAC)
-	m.Write([]byte(token))
-	return m.Sum(nil)
+	return k.tokenHMAC.sum([]byte(token))
 }
 
 // NewSecret returns a fresh client secret and the salt and hash to store for it.

@@ -3,6 +3,7 @@ package tokens
 import (
 	"crypto/sha256"
 	"sync"
+	"unsafe"
 )
 
 const cacheShards = 32
@@ -27,7 +28,10 @@ func newCache(size int) *cache {
 	return c
 }
 
-func cacheKey(raw string) [32]byte { return sha256.Sum256([]byte(raw)) }
+// cacheKey hashes the token without copying it (the hash only reads the bytes).
+func cacheKey(raw string) [32]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
+}
 
 func (c *cache) get(k [32]byte) (*Access, bool) {
 	s := &c.shards[k[0]%cacheShards]

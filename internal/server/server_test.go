@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/signet-id/signet/internal/config"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/testenv"
 )
@@ -146,5 +147,18 @@ func TestWrongMasterKeyIsRefused(t *testing.T) {
 	err := testenv.TryStart(t, testenv.Options{DB: dsn, MasterKey: "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="})
 	if err == nil || !strings.Contains(err.Error(), "master key") {
 		t.Fatalf("want a master key error, got %v", err)
+	}
+}
+
+func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{Modify: func(c *config.Config) { c.RateLimit, c.RateBurst = 1, 2 }})
+	c := env.CreateClient(store.Client{})
+	var last *http.Response
+	for range 3 {
+		last = env.Do("/oauth/v2/token", map[string]string{"grant_type": "client_credentials"}, func(r *http.Request) { r.SetBasicAuth(c.ID, c.Secret) })
+		last.Body.Close()
+	}
+	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") != "1" {
+		t.Fatalf("third request within the burst of 2: %d %v", last.StatusCode, last.Header)
 	}
 }

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const wrkSample = `Running 2s test @ http://127.0.0.1:40000/oauth/v2/introspect
+  2 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   812.09us    1.21ms  25.93ms   94.02%
+    Req/Sec    29.72k     2.41k   34.57k    70.00%
+  Latency Distribution
+     50%  593.00us
+     75%  790.00us
+     90%    1.12ms
+     99%    7.67ms
+  118356 requests in 2.00s, 55.95MB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 17
+Requests/sec:  59156.30
+Transfer/sec:     27.97MB
+`
+
+func TestParseWrk(t *testing.T) {
+	r, err := parseWrk(wrkSample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RPS != 59156.30 || r.P50Ms != 0.593 || r.P99Ms != 7.67 || r.Requests != 118356 || r.Non2xx != 17 || r.SockErrors != 3 {
+		t.Fatalf("parsed %+v", r)
+	}
+	seconds := strings.Replace(wrkSample, "99%    7.67ms", "99%    1.50s", 1)
+	if r, _ := parseWrk(seconds); r.P99Ms != 1500 {
+		t.Fatalf("seconds unit: %v", r.P99Ms)
+	}
+	if _, err := parseWrk("wrk: connection refused"); err == nil {
+		t.Fatal("output without Requests/sec must be an error")
+	}
+	noLatency := strings.Replace(wrkSample, "  Latency Distribution\n     50%  593.00us\n", "", 1)
+	if _, err := parseWrk(noLatency); err == nil {
+		t.Fatal("a report without the latency distribution must be an error")
+	}
+}
+
+func TestScriptRotatesBodies(t *testing.T) {
+	d := &driver{dir: t.TempDir()}
+	path, err := d.script(request{auth: "Basic abc", bodies: []string{"token=a", "token=b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	s := string(b)
+	for _, want := range []string{`wrk.method = "POST"`, `"Basic abc"`, "application/x-www-form-urlencoded", "io.lines(", "function request()"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("script lacks %s:\n%s", want, s)
+		}
+	}
+}
+
+func TestBaselineBodyIs300Bytes(t *testing.T) {
+	if len(baselineBody) != 300 {
+		t.Fatalf("baseline body is %d bytes", len(baselineBody))
+	}
+}
+
+func TestSelectScenarios(t *testing.T) {
+	if s, err := selectScenarios("introspect-jwt, client-credentials-jwt"); err != nil || len(s) != 2 {
+		t.Fatalf("%v %v", s, err)
+	}
+	if _, err := selectScenarios("nope"); err == nil || !strings.Contains(err.Error(), "introspect-opaque") {
+		t.Fatalf("unknown scenario: %v", err)
+	}
+}
+
+// TestBaselineUnderWrk runs the baseline process and wrk for one second: the driver works end to
+// end on this machine.
+func TestBaselineUnderWrk(t *testing.T) {
+	wrk, err := exec.LookPath("wrk")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("wrk is missing: .ci/run must install it")
+		}
+		t.Skip("wrk is not installed (apt-get install -y wrk)")
+	}
+	bin := t.TempDir() + "/signet-bench"
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v %s", err, out)
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	p, err := start(context.Background(), bin, t.TempDir()+"/baseline.log", "baseline-server", "--addr", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stop()
+	p.url = "http://" + addr
+	if err := waitReady(context.Background(), p, p.url+"/ready"); err != nil {
+		t.Fatal(err)
+	}
+	d := &driver{wrk: wrk, dir: t.TempDir(), connections: 4, threads: 1}
+	r, err := d.run(context.Background(), request{url: p.url + "/x", body: "token=abc"}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RPS <= 0 || r.P50Ms <= 0 || r.Requests == 0 || p.peakRSS() <= 0 {
+		t.Fatalf("result %+v, rss %v", r, p.peakRSS())
+	}
+}

@@ -199,3 +199,47 @@ func TestReplicasShareRevocation(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicasShareClientAndKeyChanges: disabling a client or revoking a key on one replica is
+// honoured by the other, which had both cached, within one second.
+func TestReplicasShareClientAndKeyChanges(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	a := testenv.Start(t, testenv.Options{DB: dsn, MasterKey: key})
+	b := testenv.Start(t, testenv.Options{DB: dsn, MasterKey: key, Issuer: a.URL})
+	c := a.CreateClient(store.Client{})
+	sa := a.CreateServiceAccount("replica-bot", "introspector")
+	kf, _ := a.KeyFile(store.KindServiceAccount, sa.ID, "ES256", time.Time{})
+	viaKey := func(env *testenv.Env) int {
+		assertion, err := kf.Assertion(a.URL, time.Now(), time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _ := env.PostForm("/oauth/v2/introspect", map[string]string{"token": "x", "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": assertion}, "", "")
+		return code
+	}
+	viaSecret := func(env *testenv.Env) int {
+		code, _ := env.PostForm("/oauth/v2/token", map[string]string{"grant_type": "client_credentials"}, c.ID, c.Secret)
+		return code
+	}
+	if viaSecret(b) != 200 || viaKey(b) != 200 {
+		t.Fatal("replica b must accept both before the changes")
+	}
+	upd := *c.Client
+	upd.Disabled = true
+	if err := a.Server.Store.UpdateClient(context.Background(), &upd); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Server.Store.RevokePublicKey(context.Background(), kf.KeyID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for viaSecret(b) != 401 || viaKey(b) != 401 {
+		if time.Since(start) > time.Second {
+			t.Fatalf("replica b still accepts a disabled client or a revoked key after %v", time.Since(start))
+		}
+		<-tick.C
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	zclient "github.com/zitadel/oidc/v3/pkg/client"
 	"github.com/zitadel/oidc/v3/pkg/client/profile"
 	"github.com/zitadel/oidc/v3/pkg/client/rs"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
@@ -182,4 +183,26 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestPrivateKeyJWTClientCredentials: a client authenticating with an application key file gets a
+// token (RFC 7523 client authentication, the assertion built by zitadel/oidc's signer).
+func TestPrivateKeyJWTClientCredentials(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	app := env.CreateClient(store.Client{AuthMethod: store.AuthPrivateKeyJWT})
+	kf, _ := env.KeyFile(store.KindClient, app.ID, "ES256", time.Time{})
+	signer, err := zclient.NewSignerFromPrivateKeyByte([]byte(kf.Key), kf.KeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertion, err := zclient.SignedJWTProfileAssertion(kf.ClientID, []string{env.URL}, time.Hour, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := env.PostForm("/oauth/v2/token", map[string]string{
+		"grant_type": "client_credentials", "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": assertion,
+	}, "", "")
+	if code != 200 || body["access_token"] == nil {
+		t.Fatalf("private_key_jwt client credentials: %d %v", code, body)
+	}
 }

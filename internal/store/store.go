@@ -159,6 +159,9 @@ const (
 	RevokeSession = "session" // every token of a session
 	RevokeSubject = "subject" // every token about a subject (by ID) issued at or before At
 	RevokeClient  = "client"  // every token issued to a client at or before At
+	// RevokeExchangeKind ends every token of an exchange kind ("impersonation") issued at or before
+	// At: the kill switch.
+	RevokeExchangeKind = "exchange_kind"
 )
 
 // Revocation makes matching tokens inactive. Entries are kept until ExpiresAt, when no token they
@@ -180,6 +183,7 @@ const (
 	ChangePublicKey      = "publickey"      // Key: key ID
 	ChangeSigningKey     = "signingkey"     // Key: key ID
 	ChangeRole           = "role"           // Key: role name, or "<kind>:<id>" for a grant change
+	ChangeExchangeRule   = "exchange_rule"  // Key: rule name
 )
 
 // Change is one entry of the change feed that keeps every replica's caches honest.
@@ -196,6 +200,50 @@ type Role struct {
 	Description string
 	Permissions []string
 	BuiltIn     bool
+}
+
+// AuditEvent is one entry of the append-only, hash-chained audit log (SPEC §8).
+type AuditEvent struct {
+	Seq      int64 // assigned by AppendAudit: 1, 2, 3, …
+	At       time.Time
+	Type     string
+	Actor    string
+	Subject  string
+	Client   string
+	Details  []byte // a JSON object; nil means {}
+	PrevHash []byte // assigned by AppendAudit
+	Hash     []byte // assigned by AppendAudit: ChainHash(PrevHash, event)
+}
+
+// AuditFilter selects audit events; zero fields match everything.
+type AuditFilter struct {
+	Actor, Subject, Type string
+	Since                time.Time
+	AfterSeq             int64
+	Limit                int // 0: no limit
+}
+
+// ExchangeRule is a token-exchange policy rule, stored as JSON (its shape belongs to the exchange
+// package).
+type ExchangeRule struct {
+	Name      string
+	Body      []byte
+	UpdatedAt time.Time
+}
+
+// ExchangeSession groups every token derived from one delegation or impersonation.
+type ExchangeSession struct {
+	ID        string
+	Kind      string // impersonation or delegation
+	Actor     string
+	Subject   string
+	Client    string
+	Rule      string
+	Reason    string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	EndedAt   time.Time // zero: not ended
+	EndedBy   string
 }
 
 // Store is Signet's persistence. Every method is safe for concurrent use. Methods that change a
@@ -257,6 +305,20 @@ type Store interface {
 
 	// UseAssertionID records a client assertion's (issuer, jti) until exp; ErrConflict if seen.
 	UseAssertionID(ctx context.Context, issuer, jti string, exp time.Time) error
+
+	// Audit log. AppendAudit chains and stores events in order, group-committed with concurrent
+	// callers; it returns only when the events are durable.
+	AppendAudit(ctx context.Context, events ...*AuditEvent) error
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) // oldest first
+
+	// Token-exchange rules and sessions.
+	ListExchangeRules(ctx context.Context) ([]ExchangeRule, error)
+	PutExchangeRule(ctx context.Context, r *ExchangeRule) error // create or replace
+	DeleteExchangeRule(ctx context.Context, name string) error
+	CreateExchangeSession(ctx context.Context, s *ExchangeSession) error
+	GetExchangeSession(ctx context.Context, id string) (*ExchangeSession, error)
+	ListExchangeSessions(ctx context.Context, activeAt time.Time) ([]ExchangeSession, error) // all when activeAt is zero; else not ended and not expired at activeAt
+	EndExchangeSession(ctx context.Context, id, by string, at time.Time) error
 
 	// Change feed.
 	Changes(ctx context.Context, afterSeq int64, limit int) ([]Change, error)

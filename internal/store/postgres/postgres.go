@@ -60,6 +60,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	s := sqlstore.New(db, db, sqlstore.Dialect{
 		Name: "postgres", Positional: true, IsUnique: isUnique,
+		LockAudit: `SELECT pg_advisory_xact_lock(7355608)`, // one audit chain writer at a time across replicas
 		AfterChange: func(ctx context.Context, tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, `SELECT pg_notify('`+Channel+`', '')`)
 			return err

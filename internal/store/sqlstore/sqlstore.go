@@ -24,6 +24,9 @@ type Dialect struct {
 	Positional bool
 	// IsUnique reports a unique-constraint violation.
 	IsUnique func(error) bool
+	// LockAudit, when set, runs first in a transaction that appends to the audit log, so that
+	// writers on several replicas extend the hash chain one after another.
+	LockAudit string
 	// AfterChange runs in a transaction that appended changes (PostgreSQL: NOTIFY); may be nil.
 	AfterChange func(ctx context.Context, tx *sql.Tx) error
 }
@@ -248,6 +251,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (int, error) {
 		{`DELETE FROM assertion_ids WHERE expires_at < ?`, ts(now)},
 		{`DELETE FROM revocations WHERE expires_at < ?`, ts(now)},
 		{`DELETE FROM changes WHERE at < ?`, ts(now.Add(-time.Hour))},
+		{`DELETE FROM exchange_sessions WHERE expires_at < ?`, ts(now.Add(-30 * 24 * time.Hour))},
 	} {
 		res, err := s.W.ExecContext(ctx, s.q(q.query), q.arg)
 		if err != nil {

@@ -34,6 +34,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"settings", testSettings},
 		{"prune", testPrune},
 		{"concurrent token writes are group-committed", testConcurrentTokens},
+		{"audit log is chained", testAudit},
+		{"exchange rules and sessions", testExchange},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -357,7 +359,9 @@ func testChanges(t *testing.T, s store.Store) {
 			return s.CreatePublicKey(ctx, &store.PublicKey{ID: "k1", OwnerKind: store.KindServiceAccount, OwnerID: "sa1", PublicKeyPEM: []byte("p"), CreatedAt: at})
 		}},
 		{store.ChangePublicKey, "k1", func() error { return s.RevokePublicKey(ctx, "k1", at) }},
-		{store.ChangeUser, "u1", func() error { return s.CreateUser(ctx, &store.User{ID: "u1", Username: "u", CreatedAt: at, UpdatedAt: at}) }},
+		{store.ChangeUser, "u1", func() error {
+			return s.CreateUser(ctx, &store.User{ID: "u1", Username: "u", CreatedAt: at, UpdatedAt: at})
+		}},
 		{store.ChangeSigningKey, "s1", func() error { return s.CreateSigningKey(ctx, signingKey("s1", "ES256", store.SigningActive, at)) }},
 		{store.ChangeRevocation, "subject:u1", func() error {
 			return s.AddRevocation(ctx, &store.Revocation{Kind: store.RevokeSubject, Value: "u1", At: at, ExpiresAt: at.Add(time.Hour)})
@@ -454,4 +458,81 @@ func ignoreConflict(err error) error {
 		return errors.New("a duplicate token was accepted")
 	}
 	return err
+}
+
+func testAudit(t *testing.T, s store.Store) {
+	const n = 60
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.AppendAudit(ctx, &store.AuditEvent{At: at.Add(time.Duration(i) * time.Second), Type: "token.issued",
+				Actor: fmt.Sprintf("a%d", i%3), Subject: "u1", Client: "c", Details: []byte(`{"b":1,"a":"x"}`)})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		ok(t, err, "append")
+	}
+	ok(t, s.AppendAudit(ctx, &store.AuditEvent{At: at, Type: "exchange.denied", Actor: "a0", Subject: "u2"}, &store.AuditEvent{At: at, Type: "x", Actor: "a1"}), "append two")
+	all, err := s.ListAudit(ctx, store.AuditFilter{})
+	ok(t, err, "list")
+	if len(all) != n+2 {
+		t.Fatalf("%d events, want %d", len(all), n+2)
+	}
+	prev := []byte{}
+	for i, e := range all {
+		if e.Seq != int64(i+1) || string(e.PrevHash) != string(prev) || string(e.Hash) != string(store.ChainHash(prev, &e)) {
+			t.Fatalf("event %d breaks the chain: %+v", i+1, e)
+		}
+		prev = e.Hash
+	}
+	if got, _ := s.ListAudit(ctx, store.AuditFilter{Actor: "a0", Type: "token.issued"}); len(got) != n/3 {
+		t.Fatalf("actor+type filter: %d", len(got))
+	}
+	if got, _ := s.ListAudit(ctx, store.AuditFilter{Subject: "u2"}); len(got) != 1 || got[0].Type != "exchange.denied" || string(got[0].Details) != "{}" {
+		t.Fatalf("subject filter: %+v", got)
+	}
+	if got, _ := s.ListAudit(ctx, store.AuditFilter{Since: at.Add(50 * time.Second), Limit: 5}); len(got) != 5 {
+		t.Fatalf("since+limit: %d", len(got))
+	}
+	if got, _ := s.ListAudit(ctx, store.AuditFilter{AfterSeq: int64(n)}); len(got) != 2 {
+		t.Fatalf("after seq: %d", len(got))
+	}
+}
+
+func testExchange(t *testing.T, s store.Store) {
+	ok(t, s.PutExchangeRule(ctx, &store.ExchangeRule{Name: "support", Body: []byte(`{"mode":"impersonation"}`), UpdatedAt: at}), "put")
+	ok(t, s.PutExchangeRule(ctx, &store.ExchangeRule{Name: "support", Body: []byte(`{"mode":"delegation"}`), UpdatedAt: at}), "replace")
+	rules, err := s.ListExchangeRules(ctx)
+	ok(t, err, "list")
+	if len(rules) != 1 || string(rules[0].Body) != `{"mode":"delegation"}` {
+		t.Fatalf("rules: %+v", rules)
+	}
+	ok(t, s.DeleteExchangeRule(ctx, "support"), "delete")
+	is(t, s.DeleteExchangeRule(ctx, "support"), store.ErrNotFound, "delete twice")
+
+	x := &store.ExchangeSession{ID: "x1", Kind: "impersonation", Actor: "admin", Subject: "u1", Client: "spa", Rule: "support", Reason: "ticket 1", CreatedAt: at, ExpiresAt: at.Add(15 * time.Minute)}
+	ok(t, s.CreateExchangeSession(ctx, x), "create session")
+	is(t, s.CreateExchangeSession(ctx, x), store.ErrConflict, "duplicate session")
+	got, err := s.GetExchangeSession(ctx, "x1")
+	ok(t, err, "get session")
+	if got.Reason != "ticket 1" || !got.ExpiresAt.Equal(x.ExpiresAt) || !got.EndedAt.IsZero() {
+		t.Fatalf("session: %+v", got)
+	}
+	ok(t, s.CreateExchangeSession(ctx, &store.ExchangeSession{ID: "x2", Kind: "delegation", Actor: "svc", Subject: "u1", CreatedAt: at, ExpiresAt: at.Add(time.Minute)}), "second")
+	if active, _ := s.ListExchangeSessions(ctx, at.Add(5*time.Minute)); len(active) != 1 || active[0].ID != "x1" {
+		t.Fatalf("active sessions: %+v", active)
+	}
+	ok(t, s.EndExchangeSession(ctx, "x1", "operator", at.Add(time.Minute)), "end")
+	is(t, s.EndExchangeSession(ctx, "x1", "operator", at.Add(time.Minute)), store.ErrNotFound, "end twice")
+	if active, _ := s.ListExchangeSessions(ctx, at.Add(30*time.Second)); len(active) != 1 || active[0].ID != "x2" {
+		t.Fatalf("after end: %+v", active)
+	}
+	if all, _ := s.ListExchangeSessions(ctx, time.Time{}); len(all) != 2 || all[0].EndedBy != "operator" {
+		t.Fatalf("all sessions: %+v", all)
+	}
 }

@@ -16,7 +16,7 @@ var constructors = map[string]int{ // name → index of the format argument
 	"InvalidRequest": 0, "InvalidClient": 0, "InvalidGrant": 0, "UnauthorizedClient": 0,
 	"UnsupportedGrantType": 0, "InvalidScope": 0, "InvalidTarget": 0, "AccessDenied": 0,
 	"UnsupportedTokenType": 0, "TemporarilyUnavailable": 0, "InvalidToken": 0, "fail": 0,
-	"RateLimited": 1,
+	"RateLimited": 1, "refuse": 1,
 }
 
 // descriptions returns every literal error_description format in the non-test Go files under root.

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-id/signet/internal/keys"
+	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/server"
 	"github.com/signet-id/signet/internal/store"
@@ -52,7 +53,7 @@ func viewClient(c *store.Client, secret string) clientView {
 }
 
 // supportedGrants are the grant types clients may be configured with today.
-var supportedGrants = []string{"client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"}
+var supportedGrants = []string{oauth.GrantClientCredentials, oauth.GrantJWTBearer, oauth.GrantTokenExchange}
 
 func clientCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients (applications)"}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -33,6 +36,7 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			go reloadPolicyOnHUP(cmd.Context(), s)
 			ready := make(chan string, 1)
 			go func() {
 				addr := <-ready
@@ -81,5 +85,24 @@ func tuneGC() {
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(100 << 20)
+	}
+}
+
+// reloadPolicyOnHUP rereads the policy file on SIGHUP; a broken file keeps the previous rules.
+func reloadPolicyOnHUP(ctx context.Context, s *server.Server) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := s.Policy.LoadFile(); err != nil {
+				s.Log.Error("policy file not reloaded; the previous rules stay in force", "err", err)
+			} else {
+				s.Log.Info("policy file reloaded", "file", s.Config.PolicyFile)
+			}
+		}
 	}
 }

@@ -38,6 +38,7 @@ type Config struct {
 	RateLimit     float64
 	RateBurst     int
 	AccountFormat string
+	PolicyFile    string
 }
 
 // Setting describes one configuration value.
@@ -74,6 +75,7 @@ var Settings = []Setting{
 	{"rate-limit", "0", "requests per second allowed per client IP at the token, introspection and revocation endpoints (0: unlimited)", func(c *Config) any { return &c.RateLimit }},
 	{"rate-burst", "100", "burst size for --rate-limit", func(c *Config) any { return &c.RateBurst }},
 	{"serviceaccount-token-format", "jwt", "access token format for service accounts: jwt or opaque", func(c *Config) any { return &c.AccountFormat }},
+	{"policy-file", "", "YAML file of token-exchange rules, added to the stored ones and reloaded on SIGHUP", func(c *Config) any { return &c.PolicyFile }},
 }
 
 // Flags registers every setting on fs, plus --config for the YAML file.

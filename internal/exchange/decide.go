@@ -184,6 +184,11 @@ func (sub Subjects) matches(p Party) bool {
 
 // grant computes what a matching rule allows, or why the request asks for more.
 func (r *Rule) grant(req Request) (*Decision, *Refusal) {
+	if req.PublicClient && req.Actor.TokenClient != req.Client {
+		ref := refuse(codeUnauthorizedClient, "the actor_token was issued to client %q; public client %q may only send actor tokens issued to itself (proof that the person signed in through it)", req.Actor.TokenClient, req.Client)
+		ref.Rule = r.Name
+		return nil, ref
+	}
 	if r.RequireReason && strings.TrimSpace(req.Reason) == "" {
 		ref := refuse(codeInvalidRequest, "rule %q requires a reason: send reason=<why, e.g. a ticket number>", r.Name)
 		ref.Rule = r.Name

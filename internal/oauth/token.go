@@ -46,24 +46,35 @@ type Handler struct {
 	DefaultAlg         string        // JWT alg when a client sets none; also signs introspection responses
 	AccountTokenFormat string        // access token format for service accounts
 
+	// Exchange enables the token-exchange grant (RFC 8693).
+	Exchange *Exchange
+
 	// Observe, when set, is told each grant's outcome (metrics).
 	Observe func(grant string, err error)
 }
 
 // grant handles one grant_type once the caller is authenticated (nil only for the JWT bearer grant
 // without client authentication).
-type grant func(ctx context.Context, caller *Caller, f Form) (*TokenResponse, error)
+type grant func(r *http.Request, caller *Caller, f Form) (*TokenResponse, error)
 
 // GrantTypes lists the grant types this handler serves, for discovery.
 func (h *Handler) GrantTypes() []string {
-	return []string{GrantClientCredentials, GrantJWTBearer}
+	g := []string{GrantClientCredentials, GrantJWTBearer}
+	if h.Exchange != nil {
+		g = append(g, GrantTokenExchange)
+	}
+	return g
 }
 
 func (h *Handler) grants() map[string]grant {
-	return map[string]grant{
+	g := map[string]grant{
 		GrantClientCredentials: h.clientCredentials,
 		GrantJWTBearer:         h.jwtBearer,
 	}
+	if h.Exchange != nil {
+		g[GrantTokenExchange] = h.tokenExchange
+	}
+	return g
 }
 
 // TokenResponse is the token endpoint's success body (RFC 6749 §5.1).
@@ -111,7 +122,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) (*TokenResponse,
 	if caller != nil && caller.Client != nil && !slices.Contains(caller.Client.GrantTypes, gt) {
 		return nil, gt, UnauthorizedClient("client %q may not use grant_type %s; its allowed grants are: %s", caller.ID, gt, listOrNone(caller.Client.GrantTypes))
 	}
-	resp, err := g(r.Context(), caller, f)
+	resp, err := g(r, caller, f)
 	return resp, gt, err
 }
 
@@ -123,15 +134,16 @@ func listOrNone(v []string) string {
 }
 
 // clientCredentials issues a token about the caller itself (RFC 6749 §4.4).
-func (h *Handler) clientCredentials(ctx context.Context, caller *Caller, f Form) (*TokenResponse, error) {
+func (h *Handler) clientCredentials(r *http.Request, caller *Caller, f Form) (*TokenResponse, error) {
 	if caller.Method == MethodNone {
 		return nil, UnauthorizedClient("public client %q cannot use client_credentials; it has no credentials to prove", caller.ID)
 	}
-	return h.issueForCaller(ctx, caller, caller.ID, f)
+	return h.issueForCaller(r.Context(), caller, caller.ID, f)
 }
 
 // jwtBearer exchanges a service account's signed assertion for a token (RFC 7523 §2.1).
-func (h *Handler) jwtBearer(ctx context.Context, caller *Caller, f Form) (*TokenResponse, error) {
+func (h *Handler) jwtBearer(r *http.Request, caller *Caller, f Form) (*TokenResponse, error) {
+	ctx := r.Context()
 	assertion := f.Get("assertion")
 	if assertion == "" {
 		return nil, InvalidRequest("assertion is missing: send a JWT signed with the service account's key file")

@@ -25,6 +25,8 @@ type Discovery struct {
 	SigningAlgs func() []string
 	// IntrospectionAlg signs RFC 9701 introspection responses.
 	IntrospectionAlg string
+	// SubjectTokenTypes and RequestedTokenTypes describe the token-exchange grant.
+	SubjectTokenTypes, RequestedTokenTypes []string
 }
 
 // assertionAlgs are the algorithms accepted on client assertions (key files).
@@ -34,7 +36,7 @@ var assertionAlgs = []string{"RS256", "ES256", "EdDSA"}
 func (d *Discovery) Metadata() map[string]any {
 	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
 	algs := d.SigningAlgs()
-	return map[string]any{
+	m := map[string]any{
 		"issuer":                 d.Issuer,
 		"token_endpoint":         d.Issuer + oauth.TokenPath,
 		"introspection_endpoint": d.Issuer + oauth.IntrospectPath,
@@ -54,6 +56,11 @@ func (d *Discovery) Metadata() map[string]any {
 		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgs,
 		"access_token_signing_alg_values_supported":                algs,
 	}
+	if len(d.SubjectTokenTypes) > 0 {
+		m["token_exchange_subject_token_types_supported"] = d.SubjectTokenTypes
+		m["token_exchange_requested_token_types_supported"] = d.RequestedTokenTypes
+	}
+	return m
 }
 
 // ServeHTTP writes the discovery document.

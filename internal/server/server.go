@@ -15,9 +15,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/changefeed"
 	"github.com/signet-id/signet/internal/config"
 	"github.com/signet-id/signet/internal/directory"
+	"github.com/signet-id/signet/internal/exchange"
 	"github.com/signet-id/signet/internal/keys"
 	"github.com/signet-id/signet/internal/metrics"
 	"github.com/signet-id/signet/internal/oauth"
@@ -40,6 +42,8 @@ type Server struct {
 	OAuth   *oauth.Handler
 	Watcher *changefeed.Watcher
 	Metrics *metrics.Metrics
+	Audit   *audit.Log
+	Policy  *exchange.Policy
 
 	// MasterKeyCreated reports that this start generated the development master key.
 	MasterKeyCreated bool
@@ -103,11 +107,19 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 		st.Close()
 		return nil, err
 	}
+	s.Audit = audit.New(st)
+	s.Policy = exchange.NewPolicy(st, cfg.PolicyFile)
+	s.Watcher.Subscribe(s.Policy.Invalidate)
+	if err := s.Policy.Load(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	s.Metrics = metrics.New(s.Tokens.CacheStats)
 	s.OAuth = &oauth.Handler{
 		Issuer: cfg.Issuer, Tokens: s.Tokens, Keys: s.Keys, Dir: s.Dir, Log: log, Now: time.Now,
 		DefaultAccessTTL: cfg.AccessTTL, MaxAccessTTL: cfg.MaxAccessTTL, DefaultAlg: cfg.SigningAlg,
 		AccountTokenFormat: cfg.AccountFormat, Observe: s.Metrics.Grant,
+		Exchange: &oauth.Exchange{Policy: s.Policy, Audit: s.Audit, Store: st},
 		Auth: &oauth.Authenticator{
 			Issuer: cfg.Issuer, Dir: s.Dir, Secrets: sk, Replay: st, Tokens: s.Tokens,
 			MaxAssertion: cfg.AssertionTTL, Leeway: cfg.Leeway, Now: time.Now,
@@ -135,7 +147,8 @@ func (s *Server) Close() error { return s.Store.Close() }
 // Handler returns the HTTP handler with every route and the shared middleware.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	disc := &oidc.Discovery{Issuer: s.Config.Issuer, GrantTypes: s.OAuth.GrantTypes(), SigningAlgs: s.Keys.Algorithms, IntrospectionAlg: s.Config.SigningAlg}
+	disc := &oidc.Discovery{Issuer: s.Config.Issuer, GrantTypes: s.OAuth.GrantTypes(), SigningAlgs: s.Keys.Algorithms, IntrospectionAlg: s.Config.SigningAlg,
+		SubjectTokenTypes: oauth.SubjectTokenTypes, RequestedTokenTypes: oauth.RequestedTokenTypes}
 	route := func(pattern, name string, h http.Handler) {
 		mux.Handle(pattern, s.instrument(name, h))
 	}

@@ -44,7 +44,7 @@ func TestDiscoveryListsWhatWorks(t *testing.T) {
 			}
 		}
 		grants := doc["grant_types_supported"].([]any)
-		if len(grants) != 2 || grants[0] != "client_credentials" || grants[1] != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+		if len(grants) != 3 || grants[0] != "client_credentials" || grants[1] != "urn:ietf:params:oauth:grant-type:jwt-bearer" || grants[2] != "urn:ietf:params:oauth:grant-type:token-exchange" {
 			t.Errorf("grant_types_supported %v must list exactly what the token endpoint serves", grants)
 		}
 		if _, ok := doc["authorization_endpoint"]; ok {
@@ -52,6 +52,9 @@ func TestDiscoveryListsWhatWorks(t *testing.T) {
 		}
 		if algs := doc["id_token_signing_alg_values_supported"].([]any); len(algs) == 0 || algs[0] != "ES256" {
 			t.Errorf("signing algs %v", algs)
+		}
+		if types, _ := doc["token_exchange_subject_token_types_supported"].([]any); len(types) != 4 {
+			t.Errorf("token exchange subject types %v", types)
 		}
 	}
 }

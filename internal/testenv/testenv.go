@@ -26,6 +26,7 @@ import (
 
 	"github.com/signet-id/signet/internal/config"
 	"github.com/signet-id/signet/internal/keys"
+	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/server"
 	"github.com/signet-id/signet/internal/store"
@@ -277,4 +278,24 @@ func (e *Env) Do(path string, form map[string]string, edit func(*http.Request)) 
 		e.T.Fatal(err)
 	}
 	return resp
+}
+
+// CreateUser stores a user with roles.
+func (e *Env) CreateUser(username string, roles ...string) *store.User {
+	e.T.Helper()
+	u := &store.User{ID: "u-" + secrets.NewID()[:12], Username: username, Roles: roles, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := e.Server.Store.CreateUser(context.Background(), u); err != nil {
+		e.T.Fatalf("create user: %v", err)
+	}
+	return u
+}
+
+// Token mints an access token about a subject for a client, as `signet token issue` does.
+func (e *Env) Token(kind store.PrincipalKind, subject string, c *store.Client, scope ...string) string {
+	e.T.Helper()
+	resp, _, err := e.Server.OAuth.IssueAccessToken(context.Background(), oauth.Issue{SubjectKind: kind, Subject: subject, ClientID: c.ID, Client: c, Scope: scope})
+	if err != nil {
+		e.T.Fatalf("issue token: %v", err)
+	}
+	return resp.AccessToken
 }

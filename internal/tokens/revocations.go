@@ -81,6 +81,9 @@ func (r *revocations) match(a *Access) (store.Revocation, bool) {
 		if rev, ok := check(store.RevokeSession, a.Exchange.Session, false); ok {
 			return rev, true
 		}
+		if rev, ok := check(store.RevokeExchangeKind, a.Exchange.Kind, true); ok {
+			return rev, true
+		}
 	}
 	return store.Revocation{}, false
 }

@@ -1,0 +1,336 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/signet-id/signet/internal/audit"
+	"github.com/signet-id/signet/internal/exchange"
+	"github.com/signet-id/signet/internal/secrets"
+	"github.com/signet-id/signet/internal/store"
+	"github.com/signet-id/signet/internal/tokens"
+)
+
+// RFC 8693 identifiers.
+const (
+	GrantTokenExchange    = "urn:ietf:params:oauth:grant-type:token-exchange"
+	TokenTypeAccessToken  = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeJWT          = "urn:ietf:params:oauth:token-type:jwt"
+	TokenTypeIDToken      = "urn:ietf:params:oauth:token-type:id_token"
+	TokenTypeRefreshToken = "urn:ietf:params:oauth:token-type:refresh_token"
+	TokenTypeUserID       = "urn:zitadel:params:oauth:token-type:user_id"
+	TokenTypeUserIDSignet = "urn:signet:params:oauth:token-type:user_id"
+)
+
+// SubjectTokenTypes and RequestedTokenTypes are what discovery advertises.
+var (
+	SubjectTokenTypes   = []string{TokenTypeAccessToken, TokenTypeJWT, TokenTypeUserID, TokenTypeUserIDSignet}
+	RequestedTokenTypes = []string{TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDToken}
+)
+
+// KillSwitchSetting is the setting that disables impersonation for everyone.
+const KillSwitchSetting = "impersonation_disabled"
+
+// Exchange is what the token-exchange grant needs besides the token service.
+type Exchange struct {
+	Policy *exchange.Policy
+	Audit  *audit.Log
+	Store  interface {
+		GetSetting(ctx context.Context, name string) (string, error)
+		CreateExchangeSession(ctx context.Context, s *store.ExchangeSession) error
+	}
+}
+
+// exchangeInput is the parsed request.
+type exchangeInput struct {
+	subjectToken, subjectType, actorToken, actorType, requested, reason string
+	scope, audiences                                                    []string
+	ttl                                                                 time.Duration
+}
+
+func parseExchange(f Form) (*exchangeInput, error) {
+	in := &exchangeInput{
+		subjectToken: f.Get("subject_token"), subjectType: f.Get("subject_token_type"),
+		actorToken: f.Get("actor_token"), actorType: f.Get("actor_token_type"),
+		requested: f.Get("requested_token_type"), reason: f.Get("reason"),
+		scope: listParam(f.Get("scope")), audiences: append(slices.Clone(f.Values["audience"]), f.Values["resource"]...),
+	}
+	switch {
+	case in.subjectToken == "":
+		return nil, InvalidRequest("subject_token is missing: send the token (or user ID) the new token is about")
+	case in.subjectType == "":
+		return nil, InvalidRequest("subject_token_type is missing; supported: %s", strings.Join(SubjectTokenTypes, ", "))
+	case !slices.Contains(SubjectTokenTypes, in.subjectType):
+		return nil, InvalidRequest("subject_token_type %q is not supported; supported: %s", in.subjectType, strings.Join(SubjectTokenTypes, ", "))
+	case (in.actorToken == "") != (in.actorType == ""):
+		return nil, InvalidRequest("actor_token and actor_token_type must be sent together")
+	case in.actorType != "" && in.actorType != TokenTypeAccessToken && in.actorType != TokenTypeJWT:
+		return nil, InvalidRequest("actor_token_type %q is not supported; send the actor's access token as %s", in.actorType, TokenTypeAccessToken)
+	case isUserID(in.subjectType) && in.actorToken == "":
+		return nil, InvalidRequest("a user ID subject needs an actor_token: impersonation requires the token of the person acting")
+	case len(in.reason) > 500:
+		return nil, InvalidRequest("reason is longer than 500 characters")
+	}
+	if in.requested == "" {
+		in.requested = TokenTypeAccessToken
+	}
+	if v := f.Get("expires_in"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return nil, InvalidRequest("expires_in must be a positive number of seconds")
+		}
+		in.ttl = time.Duration(n) * time.Second
+	}
+	return in, nil
+}
+
+func isUserID(t string) bool { return t == TokenTypeUserID || t == TokenTypeUserIDSignet }
+
+// tokenExchange serves the RFC 8693 grant: every refusal after client authentication is audited,
+// and an allowed exchange is audited before the token exists.
+func (h *Handler) tokenExchange(r *http.Request, caller *Caller, f Form) (*TokenResponse, error) {
+	ctx, src := r.Context(), map[string]any{"source_ip": r.RemoteAddr, "user_agent": r.UserAgent()}
+	if caller == nil || h.Exchange == nil {
+		return nil, UnsupportedGrantType("grant_type %q is not supported; supported: %s", GrantTokenExchange, strings.Join(h.GrantTypes(), ", "))
+	}
+	in, err := parseExchange(f)
+	var ev *exchangeEvent
+	if err == nil {
+		ev, err = h.decideExchange(ctx, caller, in)
+	}
+	if err != nil {
+		h.auditDenied(ctx, caller, in, ev, err, src)
+		return nil, err
+	}
+	return h.issueExchanged(ctx, caller, in, ev, src)
+}
+
+// exchangeEvent is a decided exchange on its way to issuance.
+type exchangeEvent struct {
+	req      exchange.Request
+	decision *exchange.Decision
+	subject  *tokens.Access // the subject token, when one was sent
+	actor    *tokens.Access
+}
+
+func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchangeInput) (*exchangeEvent, error) {
+	ev := &exchangeEvent{}
+	req := exchange.Request{Client: caller.ID, PublicClient: caller.Method == MethodNone, Audiences: in.audiences,
+		Scope: in.scope, TTL: in.ttl, Reason: in.reason, Now: h.Now()}
+	var err error
+	if isUserID(in.subjectType) {
+		req.Subject, err = h.userParty(ctx, in.subjectToken)
+	} else {
+		ev.subject, req.Subject, err = h.tokenParty(ctx, "subject_token", in.subjectToken, in.subjectType)
+	}
+	if err != nil {
+		return ev, err
+	}
+	switch {
+	case in.actorToken == "":
+		req.Mode = exchange.ModeDownscope
+	default:
+		ev.actor, req.Actor, err = h.tokenParty(ctx, "actor_token", in.actorToken, in.actorType)
+		if err != nil {
+			return ev, err
+		}
+		if ev.actor.Act != nil {
+			return ev, InvalidGrant("the actor_token was itself obtained by token exchange; send the acting party's own access token")
+		}
+		req.Mode = exchange.ModeDelegation
+		if req.Actor.Kind == string(store.KindUser) || isUserID(in.subjectType) {
+			req.Mode = exchange.ModeImpersonation
+		}
+	}
+	ev.req = req
+	if req.Mode == exchange.ModeImpersonation {
+		if v, err := h.Exchange.Store.GetSetting(ctx, KillSwitchSetting); err == nil && v == "true" {
+			return ev, AccessDenied("impersonation is disabled by the operator's kill switch (`signet impersonation enable` turns it back on)")
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return ev, ServerError(err)
+		}
+	}
+	rules, err := h.Exchange.Policy.Rules(ctx)
+	if err != nil {
+		return ev, ServerError(err)
+	}
+	ev.decision, err = exchange.Decide(rules, req)
+	if err != nil {
+		var ref *exchange.Refusal
+		if errors.As(err, &ref) {
+			return ev, &Error{Code: ref.Code, Status: http.StatusBadRequest, Description: ref.Description}
+		}
+		return ev, ServerError(err)
+	}
+	switch in.requested {
+	case TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDToken:
+	case TokenTypeRefreshToken:
+		return ev, InvalidRequest("requested_token_type refresh_token is not available: Signet does not issue refresh tokens from token exchange yet")
+	default:
+		return ev, InvalidRequest("requested_token_type %q is not supported; supported: %s", in.requested, strings.Join(RequestedTokenTypes, ", "))
+	}
+	return ev, nil
+}
+
+// userParty looks up an impersonation target by user ID. An unknown ID is not revealed: it is
+// decided like a user no rule names.
+func (h *Handler) userParty(ctx context.Context, id string) (exchange.Party, error) {
+	u, err := h.Dir.User(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return exchange.Party{Kind: string(store.KindUser), ID: id, Unknown: true}, nil
+	}
+	if err != nil {
+		return exchange.Party{}, ServerError(err)
+	}
+	return exchange.Party{Kind: string(store.KindUser), ID: u.ID, Name: u.Username, Roles: u.Roles, Locked: u.Locked}, nil
+}
+
+// tokenParty verifies a subject or actor token issued here and describes its subject.
+func (h *Handler) tokenParty(ctx context.Context, param, raw, typ string) (*tokens.Access, exchange.Party, error) {
+	a, inactive, err := h.Tokens.Resolve(ctx, raw)
+	if err != nil {
+		return nil, exchange.Party{}, ServerError(err)
+	}
+	if inactive != nil {
+		switch inactive.Code {
+		case "expired":
+			return nil, exchange.Party{}, InvalidGrant("%s has expired", param)
+		case "revoked":
+			return nil, exchange.Party{}, InvalidGrant("%s was revoked", param)
+		case "foreign":
+			return nil, exchange.Party{}, InvalidGrant("%s was not issued by %s; only this issuer's tokens can be exchanged", param, h.Issuer)
+		default:
+			return nil, exchange.Party{}, InvalidGrant("%s is not an active access token issued by %s", param, h.Issuer)
+		}
+	}
+	if typ == TokenTypeJWT && a.Format != store.FormatJWT {
+		return nil, exchange.Party{}, InvalidRequest("%s is an opaque token but its type says jwt; send it as %s", param, TokenTypeAccessToken)
+	}
+	p := exchange.Party{Kind: string(a.SubjectKind), ID: a.Subject, HasToken: true, Scope: a.Scope, Audience: a.Audience, ExpiresAt: a.ExpiresAt, TokenClient: a.ClientID}
+	switch a.SubjectKind {
+	case store.KindUser:
+		u, err := h.Dir.User(ctx, a.Subject)
+		if err != nil {
+			return nil, p, InvalidGrant("the user of the %s no longer exists", param)
+		}
+		p.Name, p.Roles, p.Locked = u.Username, u.Roles, u.Locked
+		if u.Locked && param == "actor_token" {
+			return nil, p, InvalidGrant("the actor_token's user %s is locked", u.Username)
+		}
+	case store.KindServiceAccount:
+		sa, err := h.Dir.ServiceAccount(ctx, a.Subject)
+		if err != nil {
+			return nil, p, InvalidGrant("the service account of the %s no longer exists", param)
+		}
+		p.Name, p.Roles = sa.Name, sa.Roles
+	case store.KindClient:
+		c, err := h.Dir.Client(ctx, a.Subject)
+		if err != nil {
+			return nil, p, InvalidGrant("the client of the %s no longer exists", param)
+		}
+		p.Name, p.Roles = c.ID, c.Roles
+	}
+	return a, p, nil
+}
+
+// issueExchanged audits the allowed exchange, opens (or continues) its session and mints the token.
+func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchangeInput, ev *exchangeEvent, src map[string]any) (*TokenResponse, error) {
+	req, d := ev.req, ev.decision
+	now := req.Now.Truncate(time.Second)
+	a := &tokens.Access{
+		ID: secrets.NewID(), Subject: req.Subject.ID, SubjectKind: store.PrincipalKind(req.Subject.Kind), ClientID: caller.ID,
+		Audience: d.Audience, Scope: d.Scope, IssuedAt: now, ExpiresAt: d.ExpiresAt,
+	}
+	var newSession *store.ExchangeSession
+	switch req.Mode {
+	case exchange.ModeDownscope:
+		a.Act, a.Exchange, a.SessionID = ev.subject.Act, ev.subject.Exchange, ev.subject.SessionID
+	default:
+		a.Act = &tokens.Actor{Subject: req.Actor.ID, ClientID: req.Actor.TokenClient}
+		if req.Mode == exchange.ModeDelegation && ev.subject != nil {
+			a.Act.Act = ev.subject.Act
+		}
+		if ev.subject != nil && ev.subject.Exchange != nil {
+			// A token exchanged again stays in its session, so ending the session ends it too.
+			a.Exchange = ev.subject.Exchange
+		} else {
+			newSession = &store.ExchangeSession{ID: "xs-" + secrets.NewID(), Kind: req.Mode, Actor: req.Actor.ID, Subject: req.Subject.ID,
+				Client: caller.ID, Rule: d.Rule, Reason: req.Reason, CreatedAt: now, ExpiresAt: d.ExpiresAt}
+			a.Exchange = &tokens.Exchange{Kind: req.Mode, Session: newSession.ID}
+		}
+	}
+	details := map[string]any{
+		"mode": req.Mode, "rule": d.Rule, "audience": d.Audience, "scope": strings.Join(d.Scope, " "),
+		"expires_at": d.ExpiresAt.UTC().Format(time.RFC3339), "reason": req.Reason, "jti": a.ID,
+		"requested_token_type": in.requested,
+	}
+	if a.Exchange != nil {
+		details["session"] = a.Exchange.Session
+	}
+	maps.Copy(details, src)
+	if err := h.Exchange.Audit.Record(ctx, audit.Event{Type: audit.TypeExchangeAllowed, Actor: req.Actor.ID, Subject: req.Subject.ID, Client: caller.ID, Details: details}); err != nil {
+		return nil, ServerError(err) // no audit event, no token
+	}
+	if newSession != nil {
+		if err := h.Exchange.Store.CreateExchangeSession(ctx, newSession); err != nil {
+			return nil, ServerError(err)
+		}
+	}
+	ttl := int64(d.ExpiresAt.Sub(now) / time.Second)
+	resp := &TokenResponse{IssuedTokenType: in.requested, TokenType: "Bearer", ExpiresIn: ttl, Scope: strings.Join(d.Scope, " ")}
+	var err error
+	switch in.requested {
+	case TokenTypeIDToken:
+		resp.TokenType = "N_A"
+		resp.AccessToken, err = h.Tokens.IssueIDToken(a, h.DefaultAlg)
+	case TokenTypeJWT:
+		resp.AccessToken, err = h.Tokens.Issue(ctx, a, store.FormatJWT, h.algFor(caller))
+	default:
+		format := store.FormatJWT
+		if caller.Client != nil {
+			format = caller.Client.AccessTokenFormat
+		}
+		resp.AccessToken, err = h.Tokens.Issue(ctx, a, format, h.algFor(caller))
+	}
+	if err != nil {
+		return nil, ServerError(err)
+	}
+	return resp, nil
+}
+
+func (h *Handler) algFor(c *Caller) string {
+	if c.Client != nil && c.Client.AccessTokenAlg != "" {
+		return c.Client.AccessTokenAlg
+	}
+	return h.DefaultAlg
+}
+
+// auditDenied records a refused exchange. A failure to record is logged; the request is refused
+// either way.
+func (h *Handler) auditDenied(ctx context.Context, caller *Caller, in *exchangeInput, ev *exchangeEvent, err error, src map[string]any) {
+	oe := AsError(err)
+	details := map[string]any{"error": oe.Code, "description": oe.Description}
+	var actor, subject string
+	if ev != nil {
+		actor, subject = ev.req.Actor.ID, ev.req.Subject.ID
+		if ev.req.Mode != "" {
+			details["mode"] = ev.req.Mode
+		}
+	}
+	if in != nil {
+		details["reason"], details["subject_token_type"] = in.reason, in.subjectType
+		if subject == "" && isUserID(in.subjectType) {
+			subject = in.subjectToken
+		}
+	}
+	maps.Copy(details, src)
+	if aerr := h.Exchange.Audit.Record(ctx, audit.Event{Type: audit.TypeExchangeDenied, Actor: actor, Subject: subject, Client: caller.ID, Details: details}); aerr != nil {
+		h.Log.Error("could not audit a refused token exchange", "err", aerr, "client", caller.ID)
+	}
+}

@@ -18,7 +18,8 @@ import (
 
 // addAdminCommands registers the commands that manage Signet's data.
 func addAdminCommands(root *cobra.Command) {
-	root.AddCommand(clientCmd(), serviceAccountCmd(), roleCmd(), userCmd(), keysCmd(), tokenCmd())
+	root.AddCommand(clientCmd(), serviceAccountCmd(), roleCmd(), userCmd(), keysCmd(), tokenCmd(),
+		policyCmd(), impersonationCmd(), auditCmd())
 }
 
 // withServer opens the provider for one command and closes it afterwards.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/server"
@@ -74,6 +75,11 @@ func tokenIssueCmd() *cobra.Command {
 			}
 			resp, a, err := s.OAuth.IssueAccessToken(ctx, in)
 			if err != nil {
+				return err
+			}
+			// The token is shown only once its issuance is durable in the audit log.
+			if err := s.Audit.Record(ctx, audit.Event{Type: audit.TypeTokenIssued, Actor: operator(), Subject: a.Subject, Client: a.ClientID,
+				Details: map[string]any{"via": "signet token issue", "jti": a.ID, "scope": resp.Scope, "aud": a.Audience, "expires_at": a.ExpiresAt.UTC().Format(time.RFC3339)}}); err != nil {
 				return err
 			}
 			v := issuedView{AccessToken: resp.AccessToken, TokenType: resp.TokenType, ExpiresIn: resp.ExpiresIn, JTI: a.ID,

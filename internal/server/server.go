@@ -25,6 +25,7 @@ import (
 	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/oidc"
 	"github.com/signet-id/signet/internal/secrets"
+	"github.com/signet-id/signet/internal/sessions"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/store/backends"
 	"github.com/signet-id/signet/internal/tokens"
@@ -32,18 +33,19 @@ import (
 
 // Server is an assembled provider.
 type Server struct {
-	Config  *config.Config
-	Log     *slog.Logger
-	Store   store.Store
-	Secrets *secrets.Keys
-	Keys    *keys.Manager
-	Dir     *directory.Directory
-	Tokens  *tokens.Service
-	OAuth   *oauth.Handler
-	Watcher *changefeed.Watcher
-	Metrics *metrics.Metrics
-	Audit   *audit.Log
-	Policy  *exchange.Policy
+	Config   *config.Config
+	Log      *slog.Logger
+	Store    store.Store
+	Secrets  *secrets.Keys
+	Keys     *keys.Manager
+	Dir      *directory.Directory
+	Tokens   *tokens.Service
+	OAuth    *oauth.Handler
+	Watcher  *changefeed.Watcher
+	Metrics  *metrics.Metrics
+	Audit    *audit.Log
+	Policy   *exchange.Policy
+	Sessions *sessions.Manager
 
 	// MasterKeyCreated reports that this start generated the development master key.
 	MasterKeyCreated bool
@@ -125,6 +127,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 			MaxAssertion: cfg.AssertionTTL, Leeway: cfg.Leeway, Now: time.Now,
 		},
 	}
+	s.Sessions = &sessions.Manager{Store: st, Tokens: s.Tokens, Audit: s.Audit}
 	return s, nil
 }
 

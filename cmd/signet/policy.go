@@ -1,0 +1,246 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signet-id/signet/internal/audit"
+	"github.com/signet-id/signet/internal/exchange"
+	"github.com/signet-id/signet/internal/server"
+	"github.com/signet-id/signet/internal/store"
+)
+
+func policyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "Manage token-exchange rules (who may act as or for whom)"}
+	cmd.AddCommand(policyAddCmd(), policyListCmd(), policyRemoveCmd(), policyCheckCmd())
+	return cmd
+}
+
+// operator names who ran a command, for the audit log.
+func operator() string {
+	if u := os.Getenv("USER"); u != "" {
+		return "cli:" + u
+	}
+	return "cli"
+}
+
+func policyAddCmd() *cobra.Command {
+	var r exchange.Rule
+	var ttl time.Duration
+	var actorUsers, actorRoles, actorSAs, actorClients []string
+	var subjectUsers, subjectRoles, excludeUsers, excludeRoles []string
+	cmd := &cobra.Command{
+		Use:   "add --name NAME --mode impersonation|delegation …",
+		Short: "Add or replace a rule (validated; audited)",
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			r.Actors = exchange.Selector{Users: actorUsers, Roles: actorRoles, ServiceAccounts: actorSAs, Clients: actorClients}
+			r.Subjects = exchange.Subjects{Users: subjectUsers, Roles: subjectRoles, ExcludeUsers: excludeUsers, ExcludeRoles: excludeRoles}
+			r.MaxTTL = exchange.Duration(ttl)
+			ctx := cmd.Context()
+			if err := r.Validate(); err != nil {
+				return err
+			}
+			body, _ := json.Marshal(r)
+			if err := s.Audit.Record(ctx, audit.Event{Type: audit.TypePolicyChanged, Actor: operator(), Details: map[string]any{"action": "put", "rule": json.RawMessage(body)}}); err != nil {
+				return err
+			}
+			if err := s.Policy.Put(ctx, r); err != nil {
+				return err
+			}
+			return output(cmd, r, func(w io.Writer) { fmt.Fprintf(w, "Saved rule %q (%s)\n", r.Name, r.Mode) })
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&r.Name, "name", "", "rule name (required)")
+	f.StringVar(&r.Mode, "mode", "", "impersonation or delegation (required)")
+	f.StringSliceVar(&actorUsers, "actor-user", nil, "user (ID or username) who may act")
+	f.StringSliceVar(&actorRoles, "actor-role", nil, "role whose holders may act")
+	f.StringSliceVar(&actorSAs, "actor-serviceaccount", nil, "service account (ID or name) that may act")
+	f.StringSliceVar(&actorClients, "actor-client", nil, "client that may act (its own token as actor)")
+	f.StringSliceVar(&subjectUsers, "subject-user", nil, `user (ID or username) who may be acted for; "*" for everyone`)
+	f.StringSliceVar(&subjectRoles, "subject-role", nil, "role whose holders may be acted for")
+	f.StringSliceVar(&excludeUsers, "exclude-user", nil, "user never acted for")
+	f.StringSliceVar(&excludeRoles, "exclude-role", nil, "role whose holders are never acted for")
+	f.StringSliceVar(&r.Clients, "client", nil, "client that may request (required for public clients)")
+	f.StringSliceVar(&r.Audiences, "audience", nil, "audience (API client ID) the new token may have (required)")
+	f.StringSliceVar(&r.Scopes, "scope", nil, "scope ceiling (repeatable)")
+	f.DurationVar(&ttl, "max-ttl", 0, "lifetime cap (default 15m for impersonation, 1h for delegation; at most 1h)")
+	f.BoolVar(&r.RequireReason, "require-reason", false, "refuse requests without a reason")
+	f.BoolVar(&r.AllowRefresh, "allow-refresh", false, "allow requested_token_type refresh_token (not yet issued)")
+	f.BoolVar(&r.NotifySubject, "notify-subject", false, "notify the subject (webhook; not yet sent)")
+	f.BoolVar(&r.Disabled, "disabled", false, "store the rule disabled")
+	return cmd
+}
+
+func policyListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the rules in force (stored and from the policy file)",
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			rules, err := s.Policy.Rules(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if rules == nil {
+				rules = []exchange.Rule{}
+			}
+			var rows [][]string
+			for _, r := range rules {
+				rows = append(rows, []string{r.Name, r.Mode, describeSelector(r.Actors), describeSubjects(r.Subjects), strings.Join(r.Clients, ","),
+					strings.Join(r.Audiences, ","), strings.Join(r.Scopes, " "), r.TTL().String(), fmt.Sprint(r.RequireReason), fmt.Sprint(!r.Disabled), r.Source})
+			}
+			return output(cmd, rules, func(w io.Writer) {
+				table(w, "NAME\tMODE\tACTORS\tSUBJECTS\tCLIENTS\tAUDIENCES\tSCOPES\tMAX TTL\tREASON\tENABLED\tSOURCE", rows)
+			})
+		}),
+	}
+}
+
+func describeSelector(s exchange.Selector) string {
+	var parts []string
+	for _, p := range []struct {
+		label string
+		v     []string
+	}{{"users", s.Users}, {"roles", s.Roles}, {"service accounts", s.ServiceAccounts}, {"clients", s.Clients}} {
+		if len(p.v) > 0 {
+			parts = append(parts, p.label+"="+strings.Join(p.v, ","))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func describeSubjects(s exchange.Subjects) string {
+	d := describeSelector(exchange.Selector{Users: s.Users, Roles: s.Roles})
+	if len(s.ExcludeUsers)+len(s.ExcludeRoles) > 0 {
+		d += " except " + describeSelector(exchange.Selector{Users: s.ExcludeUsers, Roles: s.ExcludeRoles})
+	}
+	return d
+}
+
+func policyRemoveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove a stored rule (audited)",
+		Args:  cobra.ExactArgs(1),
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			ctx := cmd.Context()
+			if err := s.Audit.Record(ctx, audit.Event{Type: audit.TypePolicyChanged, Actor: operator(), Details: map[string]any{"action": "remove", "rule": args[0]}}); err != nil {
+				return err
+			}
+			if err := s.Policy.Remove(ctx, args[0]); errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no stored rule %q (see `signet policy list`)", args[0])
+			} else if err != nil {
+				return err
+			}
+			return output(cmd, map[string]string{"removed": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "Removed rule %q\n", args[0]) })
+		}),
+	}
+}
+
+// checkView is the answer of `policy check`.
+type checkView struct {
+	Allowed     bool     `json:"allowed"`
+	Mode        string   `json:"mode"`
+	Rule        string   `json:"rule,omitempty"`
+	Scope       []string `json:"scope,omitempty"`
+	Audience    []string `json:"audience,omitempty"`
+	TTL         string   `json:"ttl,omitempty"`
+	Error       string   `json:"error,omitempty"`
+	Description string   `json:"description,omitempty"`
+}
+
+func policyCheckCmd() *cobra.Command {
+	var actor, subject, client, reason string
+	var audiences, scopes, actorScopes, subjectScopes []string
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:   "check --actor A --subject S --client C [--audience …] [--scope …]",
+		Short: "Would this exchange be allowed, by which rule, with what scope and lifetime? (issues nothing)",
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			ctx := cmd.Context()
+			if actor == "" || subject == "" || client == "" {
+				return errors.New("--actor, --subject and --client are required")
+			}
+			c, err := findClient(ctx, s, client)
+			if err != nil {
+				return err
+			}
+			a, err := partyByRef(cmd, s, actor)
+			if err != nil {
+				return fmt.Errorf("--actor: %w", err)
+			}
+			sub, err := partyByRef(cmd, s, subject)
+			if err != nil {
+				return fmt.Errorf("--subject: %w", err)
+			}
+			now := time.Now()
+			// The check assumes fresh tokens (1h left) carrying the given scopes.
+			a.HasToken, a.Scope, a.ExpiresAt, a.TokenClient = true, actorScopes, now.Add(time.Hour), c.ID
+			mode := exchange.ModeImpersonation
+			if a.Kind != string(store.KindUser) {
+				mode = exchange.ModeDelegation
+				sub.HasToken, sub.Scope, sub.ExpiresAt = true, subjectScopes, now.Add(time.Hour)
+			}
+			if actorScopes == nil {
+				a.Scope = scopes
+			}
+			if subjectScopes == nil && sub.HasToken {
+				sub.Scope = scopes
+			}
+			rules, err := s.Policy.Rules(ctx)
+			if err != nil {
+				return err
+			}
+			req := exchange.Request{Mode: mode, Actor: a, Subject: sub, Client: c.ID, PublicClient: c.AuthMethod == store.AuthNone,
+				Audiences: audiences, Scope: scopes, TTL: ttl, Reason: reason, Now: now}
+			v := checkView{Mode: mode}
+			d, err := exchange.Decide(rules, req)
+			var ref *exchange.Refusal
+			switch {
+			case err == nil:
+				v.Allowed, v.Rule, v.Scope, v.Audience, v.TTL = true, d.Rule, d.Scope, d.Audience, d.ExpiresAt.Sub(now).Round(time.Second).String()
+			case errors.As(err, &ref):
+				v.Rule, v.Error, v.Description = ref.Rule, ref.Code, ref.Description
+			default:
+				return err
+			}
+			return output(cmd, v, func(w io.Writer) {
+				if v.Allowed {
+					fmt.Fprintf(w, "ALLOW (%s) by rule %q: scope %q, audience %s, lifetime %s\n", v.Mode, v.Rule, strings.Join(v.Scope, " "), strings.Join(v.Audience, ","), v.TTL)
+					return
+				}
+				fmt.Fprintf(w, "DENY (%s): %s: %s\n", v.Mode, v.Error, v.Description)
+			})
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&actor, "actor", "", "acting user or service account (ID or name)")
+	f.StringVar(&subject, "subject", "", "user acted for (ID or username)")
+	f.StringVar(&client, "client", "", "requesting client ID")
+	f.StringSliceVar(&audiences, "audience", nil, "requested audience")
+	f.StringSliceVar(&scopes, "scope", nil, "requested scope (also assumed to be in the input tokens unless --actor-scope/--subject-scope say otherwise)")
+	f.StringSliceVar(&actorScopes, "actor-scope", nil, "scope of the actor's token")
+	f.StringSliceVar(&subjectScopes, "subject-scope", nil, "scope of the subject's token (delegation)")
+	f.StringVar(&reason, "reason", "", "reason, for rules that require one")
+	f.DurationVar(&ttl, "ttl", 0, "requested lifetime")
+	return cmd
+}
+
+// partyByRef finds a user or service account by ID or name, as the token endpoint would see it.
+func partyByRef(cmd *cobra.Command, s *server.Server, ref string) (exchange.Party, error) {
+	ctx := cmd.Context()
+	if u, err := findUser(ctx, s, ref); err == nil {
+		return exchange.Party{Kind: string(store.KindUser), ID: u.ID, Name: u.Username, Roles: u.Roles, Locked: u.Locked}, nil
+	}
+	if sa, err := findServiceAccount(ctx, s, ref); err == nil {
+		return exchange.Party{Kind: string(store.KindServiceAccount), ID: sa.ID, Name: sa.Name, Roles: sa.Roles}, nil
+	}
+	return exchange.Party{}, fmt.Errorf("no user or service account %q", ref)
+}

@@ -180,7 +180,7 @@ func policyCheckCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--subject: %w", err)
 			}
-			now := time.Now()
+			now := time.Now().Truncate(time.Second)
 			// The check assumes fresh tokens (1h left) carrying the given scopes.
 			a.HasToken, a.Scope, a.ExpiresAt, a.TokenClient = true, actorScopes, now.Add(time.Hour), c.ID
 			mode := exchange.ModeImpersonation

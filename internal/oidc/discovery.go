@@ -42,6 +42,7 @@ func (d *Discovery) Metadata() map[string]any {
 		"introspection_endpoint": d.Issuer + oauth.IntrospectPath,
 		"revocation_endpoint":    d.Issuer + oauth.RevokePath,
 		"jwks_uri":               d.Issuer + oauth.KeysPath,
+		"userinfo_endpoint":      d.Issuer + UserinfoPath,
 		"grant_types_supported":  d.GrantTypes,
 		// No authorization endpoint yet: no response types are supported.
 		"response_types_supported":                                 []string{},

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signet-id/signet/internal/admin"
 	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/changefeed"
 	"github.com/signet-id/signet/internal/config"
@@ -162,6 +163,9 @@ func (s *Server) Handler() http.Handler {
 	route(oauth.TokenPath, "token", limited.wrap(http.HandlerFunc(s.OAuth.Token)))
 	route(oauth.IntrospectPath, "introspect", limited.wrap(http.HandlerFunc(s.OAuth.Introspect)))
 	route(oauth.RevokePath, "revoke", limited.wrap(http.HandlerFunc(s.OAuth.Revoke)))
+	route("GET "+oidc.UserinfoPath, "userinfo", &oidc.Userinfo{Tokens: s.Tokens, Dir: s.Dir})
+	route("POST "+oidc.UserinfoPath, "userinfo", &oidc.Userinfo{Tokens: s.Tokens, Dir: s.Dir})
+	(&admin.API{Store: s.Store, Tokens: s.Tokens, Dir: s.Dir, Policy: s.Policy, Sessions: s.Sessions, Audit: s.Audit}).Routes(mux, s.instrument)
 	route("GET /healthz", "healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	}))

@@ -1,0 +1,356 @@
+// Package admin serves the admin REST API under /admin/v1/: JSON over net/http, authenticated by a
+// Bearer access token whose subject holds the signet:admin permission. It exposes what the CLI
+// does, through the same packages, so both follow the same rules and both are audited.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/signet-id/signet/internal/audit"
+	"github.com/signet-id/signet/internal/directory"
+	"github.com/signet-id/signet/internal/exchange"
+	"github.com/signet-id/signet/internal/oauth"
+	"github.com/signet-id/signet/internal/sessions"
+	"github.com/signet-id/signet/internal/store"
+	"github.com/signet-id/signet/internal/tokens"
+)
+
+// Prefix is where the API lives.
+const Prefix = "/admin/v1/"
+
+// API serves the admin endpoints.
+type API struct {
+	Store    store.Store
+	Tokens   *tokens.Service
+	Dir      *directory.Directory
+	Policy   *exchange.Policy
+	Sessions *sessions.Manager
+	Audit    *audit.Log
+}
+
+// principal is the authenticated administrator.
+type principal struct {
+	kind store.PrincipalKind
+	id   string
+}
+
+func (p principal) String() string { return string(p.kind) + ":" + p.id }
+
+// handler is an admin endpoint: it gets the administrator and returns a value to render or an error.
+type handler func(r *http.Request, who principal) (any, error)
+
+// Routes registers every endpoint on mux.
+func (a *API) Routes(mux *http.ServeMux, wrap func(name string, h http.Handler) http.Handler) {
+	for pattern, h := range map[string]handler{
+		"GET /admin/v1/policies":                 a.listPolicies,
+		"PUT /admin/v1/policies/{name}":          a.putPolicy,
+		"DELETE /admin/v1/policies/{name}":       a.deletePolicy,
+		"POST /admin/v1/policies/check":          a.checkPolicy,
+		"GET /admin/v1/impersonations":           a.listSessions,
+		"POST /admin/v1/impersonations/{id}/end": a.endSession,
+		"POST /admin/v1/impersonations/end":      a.endSessions,
+		"POST /admin/v1/impersonation/disable":   a.killSwitch(true),
+		"POST /admin/v1/impersonation/enable":    a.killSwitch(false),
+		"GET /admin/v1/audit":                    a.listAudit,
+		"GET /admin/v1/audit/verify":             a.verifyAudit,
+	} {
+		mux.Handle(pattern, wrap("admin", a.serve(h)))
+	}
+}
+
+func (a *API) serve(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who, err := a.authenticate(r)
+		if err != nil {
+			oauth.WriteError(w, err)
+			return
+		}
+		v, err := h(r, who)
+		if err != nil {
+			var ref *exchange.Refusal
+			if errors.As(err, &ref) {
+				err = &oauth.Error{Code: ref.Code, Status: http.StatusBadRequest, Description: ref.Description}
+			}
+			if errors.Is(err, store.ErrNotFound) {
+				err = &oauth.Error{Code: "not_found", Status: http.StatusNotFound, Description: "no such object: " + err.Error()}
+			}
+			oauth.WriteError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(v)
+	})
+}
+
+// authenticate accepts a Bearer access token whose subject has signet:admin.
+func (a *API) authenticate(r *http.Request) (principal, error) {
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || raw == "" {
+		return principal{}, oauth.InvalidToken("the admin API needs a Bearer access token of a user, service account or client with the signet:admin permission")
+	}
+	at, inactive, err := a.Tokens.Resolve(r.Context(), strings.TrimSpace(raw))
+	if err != nil {
+		return principal{}, oauth.ServerError(err)
+	}
+	if inactive != nil {
+		return principal{}, oauth.InvalidToken("the Bearer token is not active; get a new access token")
+	}
+	if at.Act != nil {
+		return principal{}, oauth.AccessDenied("tokens obtained by delegation or impersonation cannot use the admin API")
+	}
+	roles, err := a.roles(r.Context(), at)
+	if err != nil {
+		return principal{}, oauth.ServerError(err)
+	}
+	ok, err = a.Dir.HasPermission(r.Context(), roles, directory.PermAdmin)
+	if err != nil {
+		return principal{}, oauth.ServerError(err)
+	}
+	if !ok {
+		return principal{}, oauth.AccessDenied("%s %q lacks the signet:admin permission (grant the admin role with `signet role grant admin`)", at.SubjectKind, at.Subject)
+	}
+	return principal{kind: at.SubjectKind, id: at.Subject}, nil
+}
+
+func (a *API) roles(ctx context.Context, at *tokens.Access) ([]string, error) {
+	switch at.SubjectKind {
+	case store.KindUser:
+		u, err := a.Dir.User(ctx, at.Subject)
+		if err != nil || u.Locked {
+			return nil, err
+		}
+		return u.Roles, nil
+	case store.KindServiceAccount:
+		sa, err := a.Dir.ServiceAccount(ctx, at.Subject)
+		if err != nil {
+			return nil, err
+		}
+		return sa.Roles, nil
+	case store.KindClient:
+		c, err := a.Dir.Client(ctx, at.Subject)
+		if err != nil {
+			return nil, err
+		}
+		return c.Roles, nil
+	}
+	return nil, nil
+}
+
+// decode reads a JSON body strictly.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return oauth.InvalidRequest("the body must be a JSON object of the documented shape: %s", err.Error())
+	}
+	return nil
+}
+
+func (a *API) listPolicies(r *http.Request, _ principal) (any, error) {
+	rules, err := a.Policy.Rules(r.Context())
+	if rules == nil {
+		rules = []exchange.Rule{}
+	}
+	return map[string]any{"rules": rules}, err
+}
+
+func (a *API) putPolicy(r *http.Request, who principal) (any, error) {
+	var rule exchange.Rule
+	if err := decode(r, &rule); err != nil {
+		return nil, err
+	}
+	if rule.Name == "" {
+		rule.Name = r.PathValue("name")
+	}
+	if rule.Name != r.PathValue("name") {
+		return nil, oauth.InvalidRequest("the rule's name %q differs from the name in the path %q", rule.Name, r.PathValue("name"))
+	}
+	if err := rule.Validate(); err != nil {
+		return nil, oauth.InvalidRequest("invalid rule: %s", err.Error())
+	}
+	if err := a.Audit.Record(r.Context(), audit.Event{Type: audit.TypePolicyChanged, Actor: who.String(), Details: map[string]any{"action": "put", "rule": rule}}); err != nil {
+		return nil, oauth.ServerError(err)
+	}
+	return rule, a.Policy.Put(r.Context(), rule)
+}
+
+func (a *API) deletePolicy(r *http.Request, who principal) (any, error) {
+	name := r.PathValue("name")
+	if err := a.Audit.Record(r.Context(), audit.Event{Type: audit.TypePolicyChanged, Actor: who.String(), Details: map[string]any{"action": "remove", "rule": name}}); err != nil {
+		return nil, oauth.ServerError(err)
+	}
+	return map[string]string{"removed": name}, a.Policy.Remove(r.Context(), name)
+}
+
+// checkRequest is the body of POST /admin/v1/policies/check: the facts Decide needs, by ID.
+type checkRequest struct {
+	Actor        string   `json:"actor"`
+	Subject      string   `json:"subject"`
+	Client       string   `json:"client"`
+	Audiences    []string `json:"audiences"`
+	Scope        []string `json:"scope"`
+	ActorScope   []string `json:"actor_scope"`
+	SubjectScope []string `json:"subject_scope"`
+	Reason       string   `json:"reason"`
+}
+
+func (a *API) checkPolicy(r *http.Request, _ principal) (any, error) {
+	var in checkRequest
+	if err := decode(r, &in); err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	c, err := a.Dir.Client(ctx, in.Client)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, oauth.InvalidRequest("no client with ID %q", in.Client)
+	} else if err != nil {
+		return nil, oauth.ServerError(err)
+	}
+	actor, err := a.party(ctx, in.Actor)
+	if err != nil {
+		return nil, err
+	}
+	subject, err := a.party(ctx, in.Subject)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().Truncate(time.Second)
+	actor.HasToken, actor.Scope, actor.ExpiresAt, actor.TokenClient = true, in.ActorScope, now.Add(time.Hour), c.ID
+	mode := exchange.ModeImpersonation
+	if actor.Kind != string(store.KindUser) {
+		mode = exchange.ModeDelegation
+		subject.HasToken, subject.Scope, subject.ExpiresAt = true, in.SubjectScope, now.Add(time.Hour)
+	}
+	rules, err := a.Policy.Rules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, err := exchange.Decide(rules, exchange.Request{Mode: mode, Actor: actor, Subject: subject, Client: c.ID,
+		PublicClient: c.AuthMethod == store.AuthNone, Audiences: in.Audiences, Scope: in.Scope, Reason: in.Reason, Now: now})
+	var ref *exchange.Refusal
+	if errors.As(err, &ref) {
+		return map[string]any{"allowed": false, "mode": mode, "rule": ref.Rule, "error": ref.Code, "description": ref.Description}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"allowed": true, "mode": mode, "rule": d.Rule, "scope": d.Scope, "audience": d.Audience, "ttl_seconds": int(d.ExpiresAt.Sub(now).Seconds())}, nil
+}
+
+func (a *API) party(ctx context.Context, id string) (exchange.Party, error) {
+	if u, err := a.Dir.User(ctx, id); err == nil {
+		return exchange.Party{Kind: string(store.KindUser), ID: u.ID, Name: u.Username, Roles: u.Roles, Locked: u.Locked}, nil
+	}
+	if sa, err := a.Dir.ServiceAccount(ctx, id); err == nil {
+		return exchange.Party{Kind: string(store.KindServiceAccount), ID: sa.ID, Name: sa.Name, Roles: sa.Roles}, nil
+	}
+	return exchange.Party{}, oauth.InvalidRequest("no user or service account with ID %q", id)
+}
+
+func (a *API) listSessions(r *http.Request, _ principal) (any, error) {
+	at := time.Now()
+	if r.URL.Query().Get("all") == "true" {
+		at = time.Time{}
+	}
+	xs, err := a.Store.ListExchangeSessions(r.Context(), at)
+	if err != nil {
+		return nil, err
+	}
+	if xs == nil {
+		xs = []store.ExchangeSession{}
+	}
+	disabled, err := a.Sessions.Disabled(r.Context())
+	return map[string]any{"impersonation_disabled": disabled, "sessions": xs}, err
+}
+
+type endRequest struct {
+	Actor   string `json:"actor"`
+	Subject string `json:"subject"`
+	Reason  string `json:"reason"`
+}
+
+func (a *API) endSession(r *http.Request, who principal) (any, error) {
+	var in endRequest
+	if r.ContentLength > 0 {
+		if err := decode(r, &in); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.Sessions.End(r.Context(), r.PathValue("id"), who.String(), in.Reason); err != nil {
+		if strings.Contains(err.Error(), "no exchange session") {
+			return nil, &oauth.Error{Code: "not_found", Status: http.StatusNotFound, Description: err.Error()}
+		}
+		return nil, err
+	}
+	return map[string]int{"ended": 1}, nil
+}
+
+func (a *API) endSessions(r *http.Request, who principal) (any, error) {
+	var in endRequest
+	if err := decode(r, &in); err != nil {
+		return nil, err
+	}
+	var n int
+	var err error
+	switch {
+	case in.Actor != "" && in.Subject == "":
+		n, err = a.Sessions.EndActor(r.Context(), in.Actor, who.String(), in.Reason)
+	case in.Subject != "" && in.Actor == "":
+		n, err = a.Sessions.EndSubject(r.Context(), in.Subject, who.String(), in.Reason)
+	default:
+		return nil, oauth.InvalidRequest("send exactly one of actor or subject")
+	}
+	return map[string]int{"ended": n}, err
+}
+
+func (a *API) killSwitch(disable bool) handler {
+	return func(r *http.Request, who principal) (any, error) {
+		var in endRequest
+		if r.ContentLength > 0 {
+			if err := decode(r, &in); err != nil {
+				return nil, err
+			}
+		}
+		var err error
+		if disable {
+			err = a.Sessions.Disable(r.Context(), who.String(), in.Reason)
+		} else {
+			err = a.Sessions.Enable(r.Context(), who.String(), in.Reason)
+		}
+		return map[string]bool{"impersonation_disabled": disable}, err
+	}
+}
+
+func (a *API) listAudit(r *http.Request, _ principal) (any, error) {
+	q := r.URL.Query()
+	f := store.AuditFilter{Actor: q.Get("actor"), Subject: q.Get("subject"), Type: q.Get("type"), Limit: 1000}
+	if s := q.Get("since"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return nil, oauth.InvalidRequest("since must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z")
+		}
+		f.Since = t
+	}
+	events, err := a.Store.ListAudit(r.Context(), f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]any, 0, len(events))
+	for _, e := range events {
+		out = append(out, map[string]any{"seq": e.Seq, "at": e.At, "type": e.Type, "actor": e.Actor, "subject": e.Subject,
+			"client": e.Client, "details": json.RawMessage(e.Details), "hash": fmt.Sprintf("%x", e.Hash)})
+	}
+	return map[string]any{"events": out}, nil
+}
+
+func (a *API) verifyAudit(r *http.Request, _ principal) (any, error) {
+	return audit.Verify(r.Context(), a.Store)
+}

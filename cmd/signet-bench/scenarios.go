@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"time"
 )
 
 // target is what a scenario must reach on the 2-core machine.
@@ -53,6 +54,41 @@ var scenarios = []scenario{
 	{"client-credentials-opaque", target{0.0, 0, 150}, func(ctx context.Context, e *benchEnv) (request, error) {
 		return e.tokenRequest(e.opaque), nil
 	}},
+	{"exchange-delegation", target{0.15, 25, 150}, func(ctx context.Context, e *benchEnv) (request, error) {
+		return e.exchangeRequest(ctx, e.agentApp, e.customerToken, typeAccessToken, e.agentToken)
+	}},
+	{"exchange-impersonation", target{0.15, 25, 150}, func(ctx context.Context, e *benchEnv) (request, error) {
+		return e.exchangeRequest(ctx, e.backend, e.customerID, typeUserID, e.staffToken)
+	}},
+}
+
+const (
+	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	typeAccessToken    = "urn:ietf:params:oauth:token-type:access_token"
+	typeUserID         = "urn:zitadel:params:oauth:token-type:user_id"
+)
+
+// exchangeRequest is a token-exchange request by client c, checked once to succeed.
+func (e *benchEnv) exchangeRequest(ctx context.Context, c client, subject, subjectType, actor string) (request, error) {
+	form := url.Values{"grant_type": {grantTokenExchange}, "subject_token": {subject}, "subject_token_type": {subjectType},
+		"actor_token": {actor}, "actor_token_type": {typeAccessToken}, "audience": {e.api.ID}, "reason": {"load test"}}
+	req := request{url: e.sig.url + "/oauth/v2/token", auth: basicAuth(c.ID, c.Secret), body: form.Encode()}
+	// Rules added through the CLI reach the server with its next change-feed poll.
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		_, err := e.post(ctx, req)
+		if err == nil {
+			return req, nil
+		}
+		if time.Now().After(deadline) {
+			return request{}, fmt.Errorf("a single exchange fails, so the scenario would measure refusals: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return request{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func selectScenarios(list string) ([]scenario, error) {
@@ -91,6 +127,11 @@ type benchEnv struct {
 	api         client // the introspecting API; tokens are issued for its audience
 	jwt, opaque client // token-issuing applications
 	distinct    int
+
+	// Token exchange: a backend that impersonates, an agent app that delegates, and their tokens.
+	backend, agentApp                     client
+	customerID                            string
+	customerToken, staffToken, agentToken string
 }
 
 // cli runs a signet command against the bench's data directory and decodes its JSON.
@@ -123,7 +164,56 @@ func setup(ctx context.Context, sig *proc, distinct int) (*benchEnv, error) {
 	if err := e.cli(ctx, &e.opaque, "client", "create", "--name", "bench-app-opaque", "--token-format", "opaque", "--audience", e.api.ID); err != nil {
 		return nil, err
 	}
-	return e, nil
+	return e, e.setupExchange(ctx)
+}
+
+// setupExchange creates the people, clients, rules and tokens of the exchange scenarios.
+func (e *benchEnv) setupExchange(ctx context.Context) error {
+	var staff, customer, agent struct {
+		ID string `json:"id"`
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	steps := []struct {
+		v    any
+		args []string
+	}{
+		{&e.backend, []string{"client", "create", "--name", "bench-admin-backend", "--grant", grantTokenExchange}},
+		{&e.agentApp, []string{"client", "create", "--name", "bench-agent-app", "--grant", grantTokenExchange}},
+		{&staff, []string{"user", "create", "--username", "bench-staff", "--role", "support"}},
+		{&customer, []string{"user", "create", "--username", "bench-customer"}},
+		{&agent, []string{"serviceaccount", "create", "--name", "bench-agent"}},
+	}
+	for _, s := range steps {
+		if err := e.cli(ctx, s.v, s.args...); err != nil {
+			return err
+		}
+	}
+	e.customerID = customer.ID
+	var rule map[string]any
+	for _, args := range [][]string{
+		{"policy", "add", "--name", "bench-impersonation", "--mode", "impersonation", "--actor-role", "support", "--subject-user", "*", "--client", e.backend.ID, "--audience", e.api.ID, "--scope", "read"},
+		{"policy", "add", "--name", "bench-delegation", "--mode", "delegation", "--actor-serviceaccount", "bench-agent", "--subject-user", "*", "--client", e.agentApp.ID, "--audience", e.api.ID, "--scope", "read"},
+	} {
+		if err := e.cli(ctx, &rule, args...); err != nil {
+			return err
+		}
+	}
+	for _, t := range []struct {
+		dst  *string
+		args []string
+	}{
+		{&e.staffToken, []string{"token", "issue", "--client", e.backend.ID, "--user", "bench-staff", "--scope", "read"}},
+		{&e.customerToken, []string{"token", "issue", "--client", e.backend.ID, "--user", "bench-customer", "--scope", "read"}},
+		{&e.agentToken, []string{"token", "issue", "--client", e.agentApp.ID, "--serviceaccount", "bench-agent", "--scope", "read"}},
+	} {
+		if err := e.cli(ctx, &tok, t.args...); err != nil {
+			return err
+		}
+		*t.dst = tok.AccessToken
+	}
+	return nil
 }
 
 // tokenRequest is a client_credentials request for the API's audience.

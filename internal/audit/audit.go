@@ -51,20 +51,29 @@ type Log struct {
 // New returns a log over st.
 func New(st Store) *Log { return &Log{st: st, now: time.Now} }
 
+// Build turns an Event into the stored record (time and details; the store chains it).
+func (l *Log) Build(e Event) (*store.AuditEvent, error) {
+	var details []byte
+	if e.Details != nil {
+		b, err := json.Marshal(e.Details)
+		if err != nil {
+			return nil, fmt.Errorf("audit details: %w", err)
+		}
+		details = b
+	}
+	return &store.AuditEvent{At: l.now(), Type: e.Type, Actor: e.Actor, Subject: e.Subject, Client: e.Client, Details: details}, nil
+}
+
 // Record appends events and returns once they are durable. An error means nothing was recorded,
 // and whatever the events describe must not happen.
 func (l *Log) Record(ctx context.Context, events ...Event) error {
-	now := l.now()
 	out := make([]*store.AuditEvent, len(events))
 	for i, e := range events {
-		details, err := json.Marshal(e.Details)
+		ev, err := l.Build(e)
 		if err != nil {
-			return fmt.Errorf("audit details: %w", err)
+			return err
 		}
-		if e.Details == nil {
-			details = nil
-		}
-		out[i] = &store.AuditEvent{At: now, Type: e.Type, Actor: e.Actor, Subject: e.Subject, Client: e.Client, Details: details}
+		out[i] = ev
 	}
 	if err := l.st.AppendAudit(ctx, out...); err != nil {
 		return fmt.Errorf("audit log: %w", err)

@@ -39,6 +39,10 @@ type Config struct {
 	RateBurst     int
 	AccountFormat string
 	PolicyFile    string
+
+	// IssuerDefaulted reports that no flag, variable or file set the issuer, so commands may use
+	// the one the server recorded in the database.
+	IssuerDefaulted bool
 }
 
 // Setting describes one configuration value.
@@ -122,6 +126,9 @@ func Load(fs *pflag.FlagSet) (*Config, error) {
 		}
 		if err := set(s.field(c), value); err != nil {
 			return nil, fmt.Errorf("%s (from %s): %w", s.Name, source, err)
+		}
+		if s.Name == "issuer" {
+			c.IssuerDefaulted = source == "default"
 		}
 	}
 	return c, c.validate()

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/signet-id/signet/internal/audit"
@@ -43,8 +44,38 @@ type Exchange struct {
 	Audit  *audit.Log
 	Store  interface {
 		GetSetting(ctx context.Context, name string) (string, error)
-		CreateExchangeSession(ctx context.Context, s *store.ExchangeSession) error
+		OpenExchangeSession(ctx context.Context, s *store.ExchangeSession, event *store.AuditEvent) error
 	}
+
+	killSwitch atomic.Int32 // cached setting: 0 unknown, 1 off, 2 on
+}
+
+// Invalidate drops the cached kill switch when the change feed reports it changed.
+func (x *Exchange) Invalidate(c store.Change) {
+	if c.Kind == store.ChangeSetting && c.Key == KillSwitchSetting {
+		x.killSwitch.Store(0)
+	}
+}
+
+// impersonationDisabled reads the kill switch, from the cache when it is current.
+func (x *Exchange) impersonationDisabled(ctx context.Context) (bool, error) {
+	switch x.killSwitch.Load() {
+	case 1:
+		return false, nil
+	case 2:
+		return true, nil
+	}
+	v, err := x.Store.GetSetting(ctx, KillSwitchSetting)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	on := v == "true"
+	state := int32(1)
+	if on {
+		state = 2
+	}
+	x.killSwitch.CompareAndSwap(0, state)
+	return on, nil
 }
 
 // exchangeInput is the parsed request.
@@ -150,10 +181,12 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 	}
 	ev.req = req
 	if req.Mode == exchange.ModeImpersonation {
-		if v, err := h.Exchange.Store.GetSetting(ctx, KillSwitchSetting); err == nil && v == "true" {
-			return ev, AccessDenied("impersonation is disabled by the operator's kill switch (`signet impersonation enable` turns it back on)")
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		disabled, err := h.Exchange.impersonationDisabled(ctx)
+		if err != nil {
 			return ev, ServerError(err)
+		}
+		if disabled {
+			return ev, AccessDenied("impersonation is disabled by the operator's kill switch (`signet impersonation enable` turns it back on)")
 		}
 	}
 	rules, err := h.Exchange.Policy.Rules(ctx)
@@ -274,13 +307,18 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 		details["session"] = a.Exchange.Session
 	}
 	maps.Copy(details, src)
-	if err := h.Exchange.Audit.Record(ctx, audit.Event{Type: audit.TypeExchangeAllowed, Actor: req.Actor.ID, Subject: req.Subject.ID, Client: caller.ID, Details: details}); err != nil {
-		return nil, ServerError(err) // no audit event, no token
-	}
+	// No audit event, no token: the event (with the session it opens) is durable before the token exists.
+	event := audit.Event{Type: audit.TypeExchangeAllowed, Actor: req.Actor.ID, Subject: req.Subject.ID, Client: caller.ID, Details: details}
 	if newSession != nil {
-		if err := h.Exchange.Store.CreateExchangeSession(ctx, newSession); err != nil {
+		rec, err := h.Exchange.Audit.Build(event)
+		if err == nil {
+			err = h.Exchange.Store.OpenExchangeSession(ctx, newSession, rec)
+		}
+		if err != nil {
 			return nil, ServerError(err)
 		}
+	} else if err := h.Exchange.Audit.Record(ctx, event); err != nil {
+		return nil, ServerError(err)
 	}
 	ttl := int64(d.ExpiresAt.Sub(now) / time.Second)
 	resp := &TokenResponse{IssuedTokenType: in.requested, TokenType: "Bearer", ExpiresIn: ttl, Scope: strings.Join(d.Scope, " ")}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/exchange"
-	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/testenv"
 	"github.com/signet-id/signet/internal/tokens"
@@ -40,7 +39,7 @@ type xenv struct {
 	samToken, danaToken, agentToken        string
 }
 
-func newXEnv(t *testing.T) *xenv {
+func newXEnv(t testing.TB) *xenv {
 	env := testenv.Start(t, testenv.Options{})
 	ctx := context.Background()
 	env.Server.Store.PutRole(ctx, &store.Role{Name: "customer"})
@@ -214,8 +213,9 @@ func TestKillSwitchAndSessionEnd(t *testing.T) {
 	}
 	_, body = x.impersonate("ticket 2")
 	tok3 := body["access_token"].(string)
-	x.Server.Store.PutSetting(ctx, oauth.KillSwitchSetting, "true")
-	x.Server.Tokens.Revoke(ctx, store.Revocation{Kind: store.RevokeExchangeKind, Value: "impersonation", At: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
+	if err := x.Server.Sessions.Disable(ctx, "test", "incident"); err != nil {
+		t.Fatal(err)
+	}
 	if x.introspect(t, tok3)["active"] != false {
 		t.Fatal("the kill switch left an impersonation token active")
 	}
@@ -232,11 +232,16 @@ func (failingAudit) AppendAudit(context.Context, ...*store.AuditEvent) error {
 	return errors.New("disk full")
 }
 
+func (failingAudit) OpenExchangeSession(context.Context, *store.ExchangeSession, *store.AuditEvent) error {
+	return errors.New("disk full")
+}
+
 // TestAuditFailureIssuesNoToken: when the audit write fails, the exchange fails and no token or
 // session exists.
 func TestAuditFailureIssuesNoToken(t *testing.T) {
 	x := newXEnv(t)
 	x.Server.OAuth.Exchange.Audit = audit.New(failingAudit{x.Server.Store})
+	x.Server.OAuth.Exchange.Store = failingAudit{x.Server.Store}
 	code, body := x.impersonate("ticket 9")
 	if code != 500 || body["error"] != "server_error" || body["access_token"] != nil {
 		t.Fatalf("want server_error and no token, got %d %v", code, body)

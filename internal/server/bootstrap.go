@@ -29,6 +29,9 @@ func (s *Server) Bootstrap(ctx context.Context) (*FirstRun, error) {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	fr.SigningKeyCreated = created
+	if err := s.Store.PutSetting(ctx, issuerSetting, s.Config.Issuer); err != nil {
+		return nil, err
+	}
 	name, err := s.Store.GetSetting(ctx, adminSetting)
 	if err == nil {
 		fr.AdminUsername = name

@@ -52,6 +52,9 @@ type Server struct {
 	MasterKeyCreated bool
 }
 
+// issuerSetting records the issuer the server last started with.
+const issuerSetting = "issuer"
+
 // masterKeySetting records the master key's fingerprint, so a wrong key is caught at start.
 const masterKeySetting = "master_key_fingerprint"
 
@@ -80,6 +83,12 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 	if err := s.checkMasterKey(ctx); err != nil {
 		st.Close()
 		return nil, err
+	}
+	if cfg.IssuerDefaulted {
+		// A command run without --issuer mints and checks tokens for the issuer the server uses.
+		if iss, err := st.GetSetting(ctx, issuerSetting); err == nil {
+			cfg.Issuer = iss
+		}
 	}
 	s.Keys = keys.NewManager(st, sk, cfg.MaxAccessTTL+cfg.Leeway)
 	s.Dir = directory.New(st)
@@ -128,7 +137,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 			MaxAssertion: cfg.AssertionTTL, Leeway: cfg.Leeway, Now: time.Now,
 		},
 	}
-	s.Sessions = &sessions.Manager{Store: st, Tokens: s.Tokens, Audit: s.Audit}
+	s.Watcher.Subscribe(s.OAuth.Exchange.Invalidate)
+	s.Sessions = &sessions.Manager{Store: st, Tokens: s.Tokens, Audit: s.Audit,
+		Applied: func() { s.Watcher.Poll(context.Background()) }}
 	return s, nil
 }
 

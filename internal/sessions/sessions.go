@@ -26,6 +26,15 @@ type Manager struct {
 	Tokens Revoker
 	Audit  *audit.Log
 	Now    func() time.Time
+	// Applied, when set, is called after a change so this process applies it at once (other
+	// replicas follow the change feed).
+	Applied func()
+}
+
+func (m *Manager) applied() {
+	if m.Applied != nil {
+		m.Applied()
+	}
 }
 
 func (m *Manager) now() time.Time {
@@ -120,6 +129,7 @@ func (m *Manager) Disable(ctx context.Context, by, reason string) error {
 	if err := m.Store.PutSetting(ctx, oauth.KillSwitchSetting, "true"); err != nil {
 		return err
 	}
+	defer m.applied()
 	if err := m.Tokens.Revoke(ctx, store.Revocation{Kind: store.RevokeExchangeKind, Value: "impersonation", At: now,
 		ExpiresAt: now.Add(2 * time.Hour), Reason: "impersonation disabled by " + by + ": " + reason}); err != nil {
 		return err
@@ -143,5 +153,6 @@ func (m *Manager) Enable(ctx context.Context, by, reason string) error {
 	if err := m.Audit.Record(ctx, audit.Event{Type: audit.TypeImpersonationOn, Actor: by, Details: map[string]any{"reason": reason}}); err != nil {
 		return err
 	}
+	defer m.applied()
 	return m.Store.PutSetting(ctx, oauth.KillSwitchSetting, "false")
 }

@@ -184,6 +184,7 @@ const (
 	ChangeSigningKey     = "signingkey"     // Key: key ID
 	ChangeRole           = "role"           // Key: role name, or "<kind>:<id>" for a grant change
 	ChangeExchangeRule   = "exchange_rule"  // Key: rule name
+	ChangeSetting        = "setting"        // Key: setting name
 )
 
 // Change is one entry of the change feed that keeps every replica's caches honest.
@@ -316,6 +317,9 @@ type Store interface {
 	PutExchangeRule(ctx context.Context, r *ExchangeRule) error // create or replace
 	DeleteExchangeRule(ctx context.Context, name string) error
 	CreateExchangeSession(ctx context.Context, s *ExchangeSession) error
+	// OpenExchangeSession appends the audit event and creates the session in one group-committed
+	// transaction: both are durable, or neither.
+	OpenExchangeSession(ctx context.Context, s *ExchangeSession, event *AuditEvent) error
 	GetExchangeSession(ctx context.Context, id string) (*ExchangeSession, error)
 	ListExchangeSessions(ctx context.Context, activeAt time.Time) ([]ExchangeSession, error) // all when activeAt is zero; else not ended and not expired at activeAt
 	EndExchangeSession(ctx context.Context, id, by string, at time.Time) error

@@ -18,19 +18,53 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*store.AuditEvent) er
 	if len(events) == 0 {
 		return nil
 	}
+	appendTx, err := s.auditAppender(ctx, events)
+	if err != nil {
+		return err
+	}
+	return s.batch.Do(ctx, appendTx)
+}
+
+// OpenExchangeSession records the event and the session in one batched transaction.
+func (s *Store) OpenExchangeSession(ctx context.Context, x *store.ExchangeSession, event *store.AuditEvent) error {
+	appendTx, err := s.auditAppender(ctx, []*store.AuditEvent{event})
+	if err != nil {
+		return err
+	}
+	insert, err := s.prepared(ctx, s.q(`INSERT INTO exchange_sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+	if err != nil {
+		return err
+	}
 	return s.batch.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if err := appendTx(ctx, tx); err != nil {
+			return err
+		}
+		_, err := tx.StmtContext(ctx, insert).ExecContext(ctx, x.ID, x.Kind, x.Actor, x.Subject, x.Client, x.Rule, x.Reason, ts(x.CreatedAt), ts(x.ExpiresAt), ts(x.EndedAt), x.EndedBy)
+		return s.mapErr(err, "exchange session "+x.ID)
+	})
+}
+
+// auditAppender prepares the work that chains and inserts events inside a batch transaction.
+func (s *Store) auditAppender(ctx context.Context, events []*store.AuditEvent) (func(context.Context, *sql.Tx) error, error) {
+	insert, err := s.prepared(ctx, s.q(`INSERT INTO audit_events (seq, at, type, actor, subject, client, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+	if err != nil {
+		return nil, fmt.Errorf("append audit event: %w", err)
+	}
+	return func(ctx context.Context, tx *sql.Tx) error {
 		if s.d.LockAudit != "" {
 			if _, err := tx.ExecContext(ctx, s.d.LockAudit); err != nil {
 				return fmt.Errorf("lock audit log: %w", err)
 			}
 		}
-		var seq int64
-		prev := []byte{}
-		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
-		if err != nil && err != sql.ErrNoRows {
-			return fmt.Errorf("audit chain head: %w", err)
+		seq, prev := s.auditHead.seq, s.auditHead.hash
+		if s.auditHead.tx != tx {
+			seq, prev = 0, []byte{}
+			err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
+			if err != nil && err != sql.ErrNoRows {
+				return fmt.Errorf("audit chain head: %w", err)
+			}
 		}
-		insert := s.q(`INSERT INTO audit_events (seq, at, type, actor, subject, client, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		stmt := tx.StmtContext(ctx, insert)
 		for _, e := range events {
 			seq++
 			e.Seq, e.At, e.PrevHash = seq, e.At.Truncate(time.Microsecond).UTC(), bytes.Clone(prev)
@@ -38,13 +72,15 @@ func (s *Store) AppendAudit(ctx context.Context, events ...*store.AuditEvent) er
 				e.Details = []byte("{}")
 			}
 			e.Hash = store.ChainHash(e.PrevHash, e)
-			if _, err := tx.ExecContext(ctx, insert, e.Seq, ts(e.At), e.Type, e.Actor, e.Subject, e.Client, string(e.Details), e.PrevHash, e.Hash); err != nil {
+			if _, err := stmt.ExecContext(ctx, e.Seq, ts(e.At), e.Type, e.Actor, e.Subject, e.Client, string(e.Details), e.PrevHash, e.Hash); err != nil {
+				s.auditHead.tx = nil
 				return fmt.Errorf("append audit event: %w", err)
 			}
 			prev = e.Hash
 		}
+		s.auditHead.tx, s.auditHead.seq, s.auditHead.hash = tx, seq, prev
 		return nil
-	})
+	}, nil
 }
 
 // ListAudit returns events matching f, oldest first.
@@ -148,10 +184,10 @@ func scanSession(sc scanner) (*store.ExchangeSession, error) {
 	return &x, nil
 }
 
+// CreateExchangeSession goes through the group-commit batcher: every exchange opens one.
 func (s *Store) CreateExchangeSession(ctx context.Context, x *store.ExchangeSession) error {
-	_, err := s.W.ExecContext(ctx, s.q(`INSERT INTO exchange_sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		x.ID, x.Kind, x.Actor, x.Subject, x.Client, x.Rule, x.Reason, ts(x.CreatedAt), ts(x.ExpiresAt), ts(x.EndedAt), x.EndedBy)
-	return s.mapErr(err, "exchange session "+x.ID)
+	query := s.q(`INSERT INTO exchange_sessions (` + sessionCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	return s.insertOnce(ctx, query, []any{x.ID, x.Kind, x.Actor, x.Subject, x.Client, x.Rule, x.Reason, ts(x.CreatedAt), ts(x.ExpiresAt), ts(x.EndedAt), x.EndedBy}, "exchange session "+x.ID)
 }
 
 func (s *Store) GetExchangeSession(ctx context.Context, id string) (*store.ExchangeSession, error) {

@@ -38,6 +38,32 @@ type Store struct {
 	d       Dialect
 	batch   *Batcher
 	queries sync.Map // query text → rebound text
+	stmts   sync.Map // rebound query → *sql.Stmt prepared on W (hot-path writes)
+
+	// auditHead caches the audit chain's head within one batch transaction, so a batch of
+	// appends reads it once. Only the batcher's goroutine touches it.
+	auditHead struct {
+		tx   *sql.Tx
+		seq  int64
+		hash []byte
+	}
+}
+
+// prepared returns a hot-path write statement prepared once per store. Call it outside a batch
+// transaction: on SQLite the only writer connection is busy inside one.
+func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if v, ok := s.stmts.Load(query); ok {
+		return v.(*sql.Stmt), nil
+	}
+	st, err := s.W.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if v, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt), nil
+	}
+	return st, nil
 }
 
 // New returns a store over open, migrated databases.
@@ -75,6 +101,7 @@ func (s *Store) q(query string) string {
 // Close stops the batcher and closes the databases.
 func (s *Store) Close() error {
 	s.batch.Close()
+	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 	err := s.W.Close()
 	if s.R != s.W {
 		err = errors.Join(err, s.R.Close())
@@ -236,8 +263,12 @@ func (s *Store) GetSetting(ctx context.Context, name string) (string, error) {
 }
 
 func (s *Store) PutSetting(ctx context.Context, name, value string) error {
-	_, err := s.W.ExecContext(ctx, s.q(`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`), name, value)
-	return s.mapErr(err, "setting "+name)
+	return s.mapErr(s.tx(ctx, func(t *txn) error {
+		if _, err := t.exec(`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value); err != nil {
+			return err
+		}
+		return t.change(store.ChangeSetting, name)
+	}), "setting "+name)
 }
 
 // Prune deletes what can no longer matter.

@@ -21,8 +21,12 @@ func (s *Store) CreateToken(ctx context.Context, tk *store.Token) error {
 
 // insertOnce runs an INSERT … ON CONFLICT DO NOTHING in a batch; no row inserted is ErrConflict.
 func (s *Store) insertOnce(ctx context.Context, query string, args []any, what string) error {
+	stmt, err := s.prepared(ctx, query)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	return s.batch.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, query, args...)
+		res, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 		if err != nil {
 			return s.mapErr(err, what)
 		}

@@ -367,6 +367,10 @@ func testChanges(t *testing.T, s store.Store) {
 			return s.AddRevocation(ctx, &store.Revocation{Kind: store.RevokeSubject, Value: "u1", At: at, ExpiresAt: at.Add(time.Hour)})
 		}},
 		{store.ChangeClient, "c1", func() error { return s.DeleteClient(ctx, "c1") }},
+		{store.ChangeSetting, "k", func() error { return s.PutSetting(ctx, "k", "v") }},
+		{store.ChangeExchangeRule, "r", func() error {
+			return s.PutExchangeRule(ctx, &store.ExchangeRule{Name: "r", Body: []byte("{}"), UpdatedAt: at})
+		}},
 	}
 	for i, st := range steps {
 		before, _ := s.LastChangeSeq(ctx)
@@ -534,5 +538,13 @@ func testExchange(t *testing.T, s store.Store) {
 	}
 	if all, _ := s.ListExchangeSessions(ctx, time.Time{}); len(all) != 2 || all[0].EndedBy != "operator" {
 		t.Fatalf("all sessions: %+v", all)
+	}
+	ev := &store.AuditEvent{At: at, Type: "exchange.allowed", Actor: "admin", Subject: "u1"}
+	ok(t, s.OpenExchangeSession(ctx, &store.ExchangeSession{ID: "x3", Kind: "impersonation", Actor: "admin", Subject: "u1", CreatedAt: at, ExpiresAt: at.Add(time.Minute)}, ev), "open with audit")
+	if _, err := s.GetExchangeSession(ctx, "x3"); err != nil || ev.Seq == 0 || len(ev.Hash) == 0 {
+		t.Fatalf("session and event: %v %+v", err, ev)
+	}
+	if err := s.OpenExchangeSession(ctx, &store.ExchangeSession{ID: "x3", CreatedAt: at, ExpiresAt: at}, &store.AuditEvent{At: at, Type: "x"}); err == nil {
+		t.Fatal("a duplicate session must fail")
 	}
 }

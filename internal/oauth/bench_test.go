@@ -72,7 +72,7 @@ func BenchmarkExchangeImpersonation(b *testing.B) {
 	form := "grant_type=" + urlEscape(grantTE) + "&client_id=" + x.spa.ID + "&subject_token=" + x.dana.ID + "&subject_token_type=" + urlEscape(typeUser) +
 		"&actor_token=" + x.samToken + "&actor_token_type=" + urlEscape(typeAT) + "&reason=bench"
 	b.ReportAllocs()
-	b.SetParallelism(16)
+	b.SetParallelism(25)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			req := httptest.NewRequest(http.MethodPost, "/oauth/v2/token", strings.NewReader(form))

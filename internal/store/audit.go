@@ -3,22 +3,16 @@ package store
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/json"
 	"strconv"
 	"time"
 )
 
 // Canonical is the byte string an audit event's hash covers: every field but the hashes, in a fixed
-// order, with the details re-encoded compactly with sorted keys.
+// order, then the details exactly as stored (so any change to them, even whitespace, shows).
 func (e *AuditEvent) Canonical() []byte {
-	details := []byte("{}")
-	if len(e.Details) > 0 {
-		var v any
-		if json.Unmarshal(e.Details, &v) == nil {
-			details, _ = json.Marshal(v) // maps marshal with sorted keys
-		} else {
-			details = e.Details
-		}
+	details := e.Details
+	if len(details) == 0 {
+		details = []byte("{}")
 	}
 	var b bytes.Buffer
 	field := func(s string) {

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/exchange"
+	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/testenv"
 	"github.com/signet-id/signet/internal/tokens"
@@ -366,4 +368,64 @@ func expiredToken(t *testing.T, x *xenv) string {
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// TestRFC8693Examples replays the request shapes of RFC 8693 §2.3 and Appendix A (with Signet's
+// own tokens in place of the RFC's) and checks the answers have the RFC's shape.
+func TestRFC8693Examples(t *testing.T) {
+	x := newXEnv(t)
+	t.Run("§2.3: a resource server narrows the token it received to a backend (resource)", func(t *testing.T) {
+		// The front-end holds a token issued to it for itself and the backend API, and asks for one
+		// limited to the backend (down-scoping keeps only audiences the token already has).
+		upd := *x.web.Client
+		upd.Audiences = []string{x.api.ID}
+		if err := x.Server.Store.UpdateClient(context.Background(), &upd); err != nil {
+			t.Fatal(err)
+		}
+		x.Server.Watcher.Poll(context.Background())
+		webToken, _, err := x.Server.OAuth.IssueAccessToken(context.Background(), oauth.Issue{SubjectKind: store.KindUser, Subject: x.dana.ID,
+			ClientID: upd.ID, Client: &upd, Scope: []string{"read"}, Audience: []string{x.api.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body := x.exchangeAs(x.web, map[string]string{"subject_token": webToken.AccessToken, "subject_token_type": typeAT, "resource": x.api.ID})
+		if code != 200 || body["issued_token_type"] != typeAT || body["token_type"] != "Bearer" || body["expires_in"] == nil {
+			t.Fatalf("§2.3 answer: %d %v", code, body)
+		}
+		if info := x.introspect(t, body["access_token"].(string)); info["active"] != true || len(info["aud"].([]any)) != 1 || info["aud"].([]any)[0] != x.api.ID {
+			t.Fatalf("the narrowed token must be for the backend only: %v", info)
+		}
+	})
+	t.Run("A.2: delegation with subject and actor JWTs answers a JWT carrying act", func(t *testing.T) {
+		code, body := x.exchangeAs(x.agentApp, map[string]string{"audience": x.api.ID,
+			"subject_token": x.danaToken, "subject_token_type": typeJWT, "actor_token": x.agentToken, "actor_token_type": typeJWT,
+			"requested_token_type": typeJWT})
+		if code != 200 || body["issued_token_type"] != typeJWT || body["expires_in"] == nil {
+			t.Fatalf("A.2 answer: %d %v", code, body)
+		}
+		// Signet's JWTs are access tokens (RFC 9068), so token_type is Bearer rather than the
+		// RFC example's N_A, which §2.2.1 reserves for tokens that are not access tokens.
+		if body["token_type"] != "Bearer" {
+			t.Fatalf("token_type %v", body["token_type"])
+		}
+		parts := strings.Split(body["access_token"].(string), ".")
+		var claims map[string]any
+		b, _ := base64URLDecode(parts[1])
+		json.Unmarshal(b, &claims)
+		act, _ := claims["act"].(map[string]any)
+		if claims["sub"] != x.dana.ID || act["sub"] != x.agent.ID || claims["iss"] != x.URL {
+			t.Fatalf("A.2 token claims: %v", claims)
+		}
+	})
+	t.Run("A.1: a JWT subject without an actor for another context is refused with the fix", func(t *testing.T) {
+		code, body := x.exchangeAs(x.agentApp, map[string]string{"audience": "urn:example:cooperation-context",
+			"subject_token": x.danaToken, "subject_token_type": typeJWT})
+		if code != 400 || body["error"] != "unauthorized_client" || !strings.Contains(body["error_description"].(string), "actor_token") {
+			t.Fatalf("A.1 with someone else's token: %d %v", code, body)
+		}
+	})
+}
+
+func base64URLDecode(s string) ([]byte, error) {
+	return base64.RawURLEncoding.DecodeString(s)
 }

@@ -180,26 +180,14 @@ func policyCheckCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--subject: %w", err)
 			}
-			now := time.Now().Truncate(time.Second)
-			// The check assumes fresh tokens (1h left) carrying the given scopes.
-			a.HasToken, a.Scope, a.ExpiresAt, a.TokenClient = true, actorScopes, now.Add(time.Hour), c.ID
-			mode := exchange.ModeImpersonation
-			if a.Kind != string(store.KindUser) {
-				mode = exchange.ModeDelegation
-				sub.HasToken, sub.Scope, sub.ExpiresAt = true, subjectScopes, now.Add(time.Hour)
-			}
-			if actorScopes == nil {
-				a.Scope = scopes
-			}
-			if subjectScopes == nil && sub.HasToken {
-				sub.Scope = scopes
-			}
 			rules, err := s.Policy.Rules(ctx)
 			if err != nil {
 				return err
 			}
-			req := exchange.Request{Mode: mode, Actor: a, Subject: sub, Client: c.ID, PublicClient: c.AuthMethod == store.AuthNone,
-				Audiences: audiences, Scope: scopes, TTL: ttl, Reason: reason, Now: now}
+			now := time.Now().Truncate(time.Second)
+			req := exchange.Check{Actor: a, Subject: sub, Client: c.ID, PublicClient: c.AuthMethod == store.AuthNone, Audiences: audiences,
+				Scope: scopes, ActorScope: actorScopes, SubjectScope: subjectScopes, Reason: reason, TTL: ttl}.Request(now)
+			mode := req.Mode
 			v := checkView{Mode: mode}
 			d, err := exchange.Decide(rules, req)
 			var ref *exchange.Refusal

@@ -222,19 +222,15 @@ func (a *API) checkPolicy(r *http.Request, _ principal) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now().Truncate(time.Second)
-	actor.HasToken, actor.Scope, actor.ExpiresAt, actor.TokenClient = true, in.ActorScope, now.Add(time.Hour), c.ID
-	mode := exchange.ModeImpersonation
-	if actor.Kind != string(store.KindUser) {
-		mode = exchange.ModeDelegation
-		subject.HasToken, subject.Scope, subject.ExpiresAt = true, in.SubjectScope, now.Add(time.Hour)
-	}
 	rules, err := a.Policy.Rules(ctx)
 	if err != nil {
 		return nil, err
 	}
-	d, err := exchange.Decide(rules, exchange.Request{Mode: mode, Actor: actor, Subject: subject, Client: c.ID,
-		PublicClient: c.AuthMethod == store.AuthNone, Audiences: in.Audiences, Scope: in.Scope, Reason: in.Reason, Now: now})
+	now := time.Now().Truncate(time.Second)
+	req := exchange.Check{Actor: actor, Subject: subject, Client: c.ID, PublicClient: c.AuthMethod == store.AuthNone,
+		Audiences: in.Audiences, Scope: in.Scope, ActorScope: in.ActorScope, SubjectScope: in.SubjectScope, Reason: in.Reason}.Request(now)
+	mode := req.Mode
+	d, err := exchange.Decide(rules, req)
 	var ref *exchange.Refusal
 	if errors.As(err, &ref) {
 		return map[string]any{"allowed": false, "mode": mode, "rule": ref.Rule, "error": ref.Code, "description": ref.Description}, nil

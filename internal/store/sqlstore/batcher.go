@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"sync"
+	"time"
 )
 
 // ErrClosed is returned for work submitted after Close.
@@ -65,18 +66,42 @@ func (b *Batcher) run() {
 			b.drain()
 			return
 		}
-		items := []*batchItem{first}
-	collect:
-		for len(items) < b.max {
-			select {
-			case it := <-b.reqs:
-				items = append(items, it)
-			default:
-				break collect
-			}
-		}
+		items := b.collect(first)
 		b.commit(items)
 	}
+}
+
+// linger is how long a batch that found others queued waits for more: under load it lets one
+// commit serve many requests; a lone request never waits.
+const linger = 200 * time.Microsecond
+
+// collect takes first and everything already queued; when that is more than one request (there is
+// concurrency), it waits up to linger for stragglers.
+func (b *Batcher) collect(first *batchItem) []*batchItem {
+	items := []*batchItem{first}
+	for len(items) < b.max {
+		select {
+		case it := <-b.reqs:
+			items = append(items, it)
+			continue
+		default:
+		}
+		break
+	}
+	if len(items) == 1 || len(items) >= b.max {
+		return items
+	}
+	t := time.NewTimer(linger)
+	defer t.Stop()
+	for len(items) < b.max {
+		select {
+		case it := <-b.reqs:
+			items = append(items, it)
+		case <-t.C:
+			return items
+		}
+	}
+	return items
 }
 
 // drain answers what was queued when Close was called.

@@ -111,6 +111,16 @@ func (p *Policy) Rules(ctx context.Context) ([]Rule, error) {
 	return all, nil
 }
 
+// Fresh re-reads the stored rules and returns every rule in force. The token endpoint calls it
+// before refusing for want of a rule, so a rule added a moment ago by another process (the CLI)
+// applies at once rather than at the next change-feed poll.
+func (p *Policy) Fresh(ctx context.Context) ([]Rule, error) {
+	if err := p.loadStore(ctx); err != nil {
+		return nil, err
+	}
+	return p.Rules(ctx)
+}
+
 // Put validates and stores a rule.
 func (p *Policy) Put(ctx context.Context, r Rule) error {
 	if err := r.Validate(); err != nil {

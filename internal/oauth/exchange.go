@@ -194,6 +194,14 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 		return ev, ServerError(err)
 	}
 	ev.decision, err = exchange.Decide(rules, req)
+	var noRule *exchange.Refusal
+	if errors.As(err, &noRule) && noRule.Code == "unauthorized_client" {
+		// Before refusing for want of a rule, make sure no rule was added since the last poll.
+		if rules, err = h.Exchange.Policy.Fresh(ctx); err != nil {
+			return ev, ServerError(err)
+		}
+		ev.decision, err = exchange.Decide(rules, req)
+	}
 	if err != nil {
 		var ref *exchange.Refusal
 		if errors.As(err, &ref) {

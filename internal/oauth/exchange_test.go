@@ -189,6 +189,28 @@ func TestZitadelTokenExchangeClient(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "invalid_scope") {
 		t.Fatalf("scope widening through zitadel's client: %v", err)
 	}
+
+	// Impersonation by user ID from a confidential admin backend (zitadel's client sends no reason,
+	// so the rule for this backend does not require one).
+	if err := x.Server.Policy.Put(ctx, exchange.Rule{Name: "backend-impersonates", Mode: exchange.ModeImpersonation,
+		Actors: exchange.Selector{Roles: []string{"support"}}, Subjects: exchange.Subjects{Roles: []string{"customer"}},
+		Clients: []string{x.backend.ID}, Audiences: []string{x.api.ID}, Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	backendTE, err := tokenexchange.NewTokenExchangerClientCredentials(ctx, x.URL, x.backend.ID, x.backend.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samForBackend := x.Token(store.KindUser, x.sam.ID, x.backend.Client, "read")
+	resp, err = tokenexchange.ExchangeToken(ctx, backendTE, x.dana.ID, zoidc.TokenType(typeUser), samForBackend, zoidc.AccessTokenType,
+		nil, []string{x.api.ID}, nil, zoidc.AccessTokenType)
+	if err != nil {
+		t.Fatalf("impersonation through zitadel's client: %v", err)
+	}
+	info := x.introspect(t, resp.AccessToken)
+	if info["sub"] != x.dana.ID || info["act"].(map[string]any)["sub"] != x.sam.ID || info["scope"] != "read" {
+		t.Fatalf("impersonation token: %v", info)
+	}
 }
 
 // TestKillSwitchAndSessionEnd: ending a session or flipping the kill switch makes derived tokens

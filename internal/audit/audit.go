@@ -39,7 +39,7 @@ type Event struct {
 	Actor   string
 	Subject string
 	Client  string
-	Details map[string]any
+	Details any // a map or struct, stored as compact JSON
 }
 
 // Log records events.

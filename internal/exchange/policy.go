@@ -32,7 +32,15 @@ type Policy struct {
 	mu       sync.RWMutex
 	stored   []Rule
 	fromFile []Rule
+	merged   []Rule // stored + file, sorted by name; read-only once built
 	storeOK  bool
+}
+
+// merge rebuilds the sorted rule list; callers hold p.mu for writing.
+func (p *Policy) merge() {
+	all := append(slices.Clone(p.stored), p.fromFile...)
+	slices.SortStableFunc(all, func(a, b Rule) int { return strings.Compare(a.Name, b.Name) })
+	p.merged = all
 }
 
 // NewPolicy returns the policy over st, with rules also read from file when it is not empty.
@@ -62,6 +70,7 @@ func (p *Policy) loadStore(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	p.stored, p.storeOK = rules, true
+	p.merge()
 	p.mu.Unlock()
 	return nil
 }
@@ -81,6 +90,7 @@ func (p *Policy) LoadFile() error {
 	}
 	p.mu.Lock()
 	p.fromFile = rules
+	p.merge()
 	p.mu.Unlock()
 	return nil
 }
@@ -94,21 +104,21 @@ func (p *Policy) Invalidate(c store.Change) {
 	}
 }
 
-// Rules returns every rule in force, sorted by name (file rules after stored ones of the same name).
+// Rules returns every rule in force, sorted by name (file rules after stored ones of the same
+// name). The slice is shared: callers must not modify it.
 func (p *Policy) Rules(ctx context.Context) ([]Rule, error) {
 	p.mu.RLock()
-	ok := p.storeOK
+	ok, rules := p.storeOK, p.merged
 	p.mu.RUnlock()
-	if !ok {
-		if err := p.loadStore(ctx); err != nil {
-			return nil, err
-		}
+	if ok {
+		return rules, nil
+	}
+	if err := p.loadStore(ctx); err != nil {
+		return nil, err
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	all := append(slices.Clone(p.stored), p.fromFile...)
-	slices.SortStableFunc(all, func(a, b Rule) int { return strings.Compare(a.Name, b.Name) })
-	return all, nil
+	return p.merged, nil
 }
 
 // Fresh re-reads the stored rules and returns every rule in force. The token endpoint calls it

@@ -306,15 +306,14 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 			a.Exchange = &tokens.Exchange{Kind: req.Mode, Session: newSession.ID}
 		}
 	}
-	details := map[string]any{
-		"mode": req.Mode, "rule": d.Rule, "audience": d.Audience, "scope": strings.Join(d.Scope, " "),
-		"expires_at": d.ExpiresAt.UTC().Format(time.RFC3339), "reason": req.Reason, "jti": a.ID,
-		"requested_token_type": in.requested,
+	details := allowedDetails{
+		Mode: req.Mode, Rule: d.Rule, Audience: d.Audience, Scope: strings.Join(d.Scope, " "),
+		ExpiresAt: d.ExpiresAt.UTC().Format(time.RFC3339), Reason: req.Reason, JTI: a.ID,
+		RequestedTokenType: in.requested, SourceIP: src["source_ip"].(string), UserAgent: src["user_agent"].(string),
 	}
 	if a.Exchange != nil {
-		details["session"] = a.Exchange.Session
+		details.Session = a.Exchange.Session
 	}
-	maps.Copy(details, src)
 	// No audit event, no token: the event (with the session it opens) is durable before the token exists.
 	event := audit.Event{Type: audit.TypeExchangeAllowed, Actor: req.Actor.ID, Subject: req.Subject.ID, Client: caller.ID, Details: details}
 	if newSession != nil {
@@ -355,6 +354,21 @@ func (h *Handler) algFor(c *Caller) string {
 		return c.Client.AccessTokenAlg
 	}
 	return h.DefaultAlg
+}
+
+// allowedDetails is the audit record of a granted exchange (a struct: it is written per request).
+type allowedDetails struct {
+	Mode               string   `json:"mode"`
+	Rule               string   `json:"rule,omitempty"`
+	Audience           []string `json:"audience"`
+	Scope              string   `json:"scope"`
+	ExpiresAt          string   `json:"expires_at"`
+	Reason             string   `json:"reason,omitempty"`
+	JTI                string   `json:"jti"`
+	RequestedTokenType string   `json:"requested_token_type"`
+	Session            string   `json:"session,omitempty"`
+	SourceIP           string   `json:"source_ip"`
+	UserAgent          string   `json:"user_agent"`
 }
 
 // auditDenied records a refused exchange. A failure to record is logged; the request is refused

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -34,20 +35,67 @@ type introspection struct {
 
 // Introspect serves POST /oauth/v2/introspect (RFC 7662, RFC 9701).
 func (h *Handler) Introspect(w http.ResponseWriter, r *http.Request) {
-	caller, resp, err := h.introspect(w, r)
+	caller, a, err := h.introspect(w, r)
 	if err != nil {
 		h.logRefusal(r, "introspect", err)
 		WriteError(w, err)
 		return
 	}
 	if wantsJWT(r) {
-		h.writeIntrospectionJWT(w, caller, resp)
+		h.writeIntrospectionJWT(w, caller, describe(a))
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	if a == nil {
+		writeRaw(w, inactiveJSON)
+		return
+	}
+	// The encoded answer is kept with the cached token: a hot token costs no JSON encoding.
+	if b := a.Rendered.Load(); b != nil {
+		writeRaw(w, *b)
+		return
+	}
+	b, err := json.Marshal(describe(a))
+	if err != nil {
+		WriteError(w, ServerError(err))
+		return
+	}
+	a.Rendered.Store(&b)
+	writeRaw(w, b)
 }
 
-func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) (*Caller, *introspection, error) {
+var inactiveJSON = []byte(`{"active":false}`)
+
+// writeRaw writes an already encoded 200 JSON answer with RFC 6749's no-store headers.
+func writeRaw(w http.ResponseWriter, b []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
+	h["Pragma"] = noCache
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+var (
+	jsonContentType = []string{"application/json"}
+	noStore         = []string{"no-store"}
+	noCache         = []string{"no-cache"}
+)
+
+// describe is the RFC 7662 answer for a token: active with its claims, or inactive (nil).
+func describe(a *tokens.Access) *introspection {
+	if a == nil {
+		return &introspection{Active: false}
+	}
+	return &introspection{
+		Active: true, Scope: strings.Join(a.Scope, " "), ClientID: a.ClientID, TokenType: "Bearer",
+		Exp: a.ExpiresAt.Unix(), Iat: a.IssuedAt.Unix(), Nbf: a.NotBefore.Unix(), Sub: a.Subject, Aud: a.Audience,
+		Iss: a.Issuer, Jti: a.ID, Act: a.Act, Sid: a.SessionID, Exchange: a.Exchange,
+	}
+}
+
+// introspect authenticates the caller and returns the token when the caller may see it active,
+// nil when the answer is {"active":false}.
+func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) (*Caller, *tokens.Access, error) {
 	f, err := ParseForm(w, r)
 	if err != nil {
 		return nil, nil, err
@@ -76,7 +124,7 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) (*Caller, *
 	}
 	if inactive != nil {
 		h.logInactive(r, caller, inactive.Code, inactive.Detail, inactive.Access)
-		return caller, &introspection{Active: false}, nil
+		return caller, nil, nil
 	}
 	if !a.HasAudience(caller.ID) {
 		ok, err := h.permitted(ctx, caller, directory.PermIntrospectAny)
@@ -85,14 +133,10 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) (*Caller, *
 		}
 		if !ok {
 			h.logInactive(r, caller, "audience", "the caller is not in the token's audience "+strings.Join(a.Audience, " ")+" and lacks introspect:any", a)
-			return caller, &introspection{Active: false}, nil
+			return caller, nil, nil
 		}
 	}
-	return caller, &introspection{
-		Active: true, Scope: strings.Join(a.Scope, " "), ClientID: a.ClientID, TokenType: "Bearer",
-		Exp: a.ExpiresAt.Unix(), Iat: a.IssuedAt.Unix(), Nbf: a.NotBefore.Unix(), Sub: a.Subject, Aud: a.Audience,
-		Iss: a.Issuer, Jti: a.ID, Act: a.Act, Sid: a.SessionID, Exchange: a.Exchange,
-	}, nil
+	return caller, a, nil
 }
 
 // logInactive tells the operator why a token was reported inactive; the caller never learns it.

@@ -7,6 +7,7 @@ package tokens
 import (
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/signet-id/signet/internal/store"
@@ -42,6 +43,10 @@ type Access struct {
 	Act         *Actor
 	Exchange    *Exchange
 	Format      string // store.FormatJWT or store.FormatOpaque
+
+	// Rendered lets the introspection endpoint keep its encoded answer with a cached token: the
+	// answer for an active token is the same for every caller allowed to see it.
+	Rendered atomic.Pointer[[]byte]
 }
 
 // claims is the JWT form of Access (RFC 9068 names plus Signet's).

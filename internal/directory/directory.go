@@ -157,11 +157,3 @@ func (d *Directory) Invalidate(c store.Change) {
 		d.roles = nil
 	}
 }
-
-// Flush drops everything (after a feed gap, or in tests).
-func (d *Directory) Flush() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.gen++
-	d.reset()
-}

@@ -316,7 +316,6 @@ type Store interface {
 	ListExchangeRules(ctx context.Context) ([]ExchangeRule, error)
 	PutExchangeRule(ctx context.Context, r *ExchangeRule) error // create or replace
 	DeleteExchangeRule(ctx context.Context, name string) error
-	CreateExchangeSession(ctx context.Context, s *ExchangeSession) error
 	// OpenExchangeSession appends the audit event and creates the session in one group-committed
 	// transaction: both are durable, or neither.
 	OpenExchangeSession(ctx context.Context, s *ExchangeSession, event *AuditEvent) error

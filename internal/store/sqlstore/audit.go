@@ -40,6 +40,10 @@ func (s *Store) OpenExchangeSession(ctx context.Context, x *store.ExchangeSessio
 			return err
 		}
 		_, err := tx.StmtContext(ctx, insert).ExecContext(ctx, x.ID, x.Kind, x.Actor, x.Subject, x.Client, x.Rule, x.Reason, ts(x.CreatedAt), ts(x.ExpiresAt), ts(x.EndedAt), x.EndedBy)
+		if err != nil {
+			// The batcher rolls this item back, audit event included: forget the head it set.
+			s.auditHead.tx = nil
+		}
 		return s.mapErr(err, "exchange session "+x.ID)
 	})
 }
@@ -182,12 +186,6 @@ func scanSession(sc scanner) (*store.ExchangeSession, error) {
 	}
 	x.CreatedAt, x.ExpiresAt, x.EndedAt = fromTS(created), fromTS(expires), fromTS(ended)
 	return &x, nil
-}
-
-// CreateExchangeSession goes through the group-commit batcher: every exchange opens one.
-func (s *Store) CreateExchangeSession(ctx context.Context, x *store.ExchangeSession) error {
-	query := s.q(`INSERT INTO exchange_sessions (` + sessionCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	return s.insertOnce(ctx, query, []any{x.ID, x.Kind, x.Actor, x.Subject, x.Client, x.Rule, x.Reason, ts(x.CreatedAt), ts(x.ExpiresAt), ts(x.EndedAt), x.EndedBy}, "exchange session "+x.ID)
 }
 
 func (s *Store) GetExchangeSession(ctx context.Context, id string) (*store.ExchangeSession, error) {

@@ -130,17 +130,38 @@ func (b *Batcher) commit(items []*batchItem) {
 			results[i] = it.ctx.Err()
 			continue
 		}
-		results[i] = it.fn(context.Background(), tx)
+		results[i] = b.runItem(tx, it)
 	}
 	if err := tx.Commit(); err != nil {
-		for _, it := range items {
-			it.result <- err
+		for i, it := range items {
+			if results[i] == nil {
+				results[i] = err
+			}
+			it.result <- results[i]
 		}
 		return
 	}
 	for i, it := range items {
 		it.result <- results[i]
 	}
+}
+
+// runItem runs one caller's work inside a savepoint, so a failing item leaves nothing behind and
+// does not spoil the shared transaction for the others (PostgreSQL aborts a transaction on any
+// error unless it is rolled back to a savepoint).
+func (b *Batcher) runItem(tx *sql.Tx, it *batchItem) error {
+	ctx := context.Background()
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT batch_item"); err != nil {
+		return err
+	}
+	if err := it.fn(ctx, tx); err != nil {
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT batch_item"); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	_, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT batch_item")
+	return err
 }
 
 // Close stops accepting work, finishes what is queued and waits for the writer.

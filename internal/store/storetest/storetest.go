@@ -520,14 +520,15 @@ func testExchange(t *testing.T, s store.Store) {
 	is(t, s.DeleteExchangeRule(ctx, "support"), store.ErrNotFound, "delete twice")
 
 	x := &store.ExchangeSession{ID: "x1", Kind: "impersonation", Actor: "admin", Subject: "u1", Client: "spa", Rule: "support", Reason: "ticket 1", CreatedAt: at, ExpiresAt: at.Add(15 * time.Minute)}
-	ok(t, s.CreateExchangeSession(ctx, x), "create session")
-	is(t, s.CreateExchangeSession(ctx, x), store.ErrConflict, "duplicate session")
+	event := func() *store.AuditEvent { return &store.AuditEvent{At: at, Type: "exchange.allowed"} }
+	ok(t, s.OpenExchangeSession(ctx, x, event()), "create session")
+	is(t, s.OpenExchangeSession(ctx, x, event()), store.ErrConflict, "duplicate session")
 	got, err := s.GetExchangeSession(ctx, "x1")
 	ok(t, err, "get session")
 	if got.Reason != "ticket 1" || !got.ExpiresAt.Equal(x.ExpiresAt) || !got.EndedAt.IsZero() {
 		t.Fatalf("session: %+v", got)
 	}
-	ok(t, s.CreateExchangeSession(ctx, &store.ExchangeSession{ID: "x2", Kind: "delegation", Actor: "svc", Subject: "u1", CreatedAt: at, ExpiresAt: at.Add(time.Minute)}), "second")
+	ok(t, s.OpenExchangeSession(ctx, &store.ExchangeSession{ID: "x2", Kind: "delegation", Actor: "svc", Subject: "u1", CreatedAt: at, ExpiresAt: at.Add(time.Minute)}, event()), "second")
 	if active, _ := s.ListExchangeSessions(ctx, at.Add(5*time.Minute)); len(active) != 1 || active[0].ID != "x1" {
 		t.Fatalf("active sessions: %+v", active)
 	}
@@ -546,5 +547,13 @@ func testExchange(t *testing.T, s store.Store) {
 	}
 	if err := s.OpenExchangeSession(ctx, &store.ExchangeSession{ID: "x3", CreatedAt: at, ExpiresAt: at}, &store.AuditEvent{At: at, Type: "x"}); err == nil {
 		t.Fatal("a duplicate session must fail")
+	}
+	// The failed item left no audit event behind, and the chain continues without a gap.
+	ok(t, s.AppendAudit(ctx, &store.AuditEvent{At: at, Type: "after"}), "append after a failed item")
+	events, _ := s.ListAudit(ctx, store.AuditFilter{})
+	for i, e := range events {
+		if e.Seq != int64(i+1) || e.Type == "x" {
+			t.Fatalf("audit log after a failed item: %+v", events)
+		}
 	}
 }

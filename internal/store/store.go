@@ -147,6 +147,7 @@ type Token struct {
 	IssuedAt    time.Time
 	ExpiresAt   time.Time
 	RevokedAt   time.Time // zero: not revoked
+	UsedAt      time.Time // refresh tokens: when it was exchanged for its successor; zero: unused
 	GrantID     string    // chain of tokens sharing an origin
 	SessionID   string    // browser or exchange session, if any
 	Claims      []byte    // extra claims as a JSON object (act, may_act, ...); may be nil
@@ -299,8 +300,14 @@ type Store interface {
 	CreateToken(ctx context.Context, t *Token) error // batched with concurrent writers (group commit)
 	GetToken(ctx context.Context, hash []byte) (*Token, error)
 	GetTokenByID(ctx context.Context, id string) (*Token, error)
+	// RotateRefreshToken marks the unused, unrevoked refresh token with hash used at `at` and stores
+	// next, in one group-committed transaction. ErrConflict when it was already used or revoked
+	// (concurrent callers: exactly one wins), ErrNotFound when no refresh token has that hash.
+	RotateRefreshToken(ctx context.Context, hash []byte, next *Token, at time.Time) error
 
-	// Revocations. AddRevocation also marks a matching stored token revoked (kind jti).
+	// Revocations. AddRevocation also marks matching stored tokens revoked: by ID (kind jti), by
+	// grant, and for kinds subject and client those issued at or before At. Stored refresh tokens
+	// can outlive the revocation entry, so the mark is what keeps them revoked.
 	AddRevocation(ctx context.Context, r *Revocation) error
 	ListRevocations(ctx context.Context, now time.Time) ([]Revocation, error) // entries not yet expired
 

@@ -3,20 +3,24 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/signet-id/signet/internal/store"
 )
 
-const tokenCols = `hash, id, kind, client_id, subject_kind, subject, scope, audience, issued_at, expires_at, revoked_at, grant_id, session_id, claims`
+const tokenCols = `hash, id, kind, client_id, subject_kind, subject, scope, audience, issued_at, expires_at, revoked_at, grant_id, session_id, claims, used_at`
 
 // CreateToken stores an opaque token through the group-commit batcher.
 func (s *Store) CreateToken(ctx context.Context, tk *store.Token) error {
-	query := s.q(`INSERT INTO tokens (` + tokenCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	args := []any{tk.Hash, tk.ID, tk.Kind, tk.ClientID, string(tk.SubjectKind), tk.Subject, list(tk.Scope), list(tk.Audience),
-		ts(tk.IssuedAt), ts(tk.ExpiresAt), ts(tk.RevokedAt), tk.GrantID, tk.SessionID, bytesOrNil(tk.Claims)}
-	return s.insertOnce(ctx, query, args, "token "+tk.ID)
+	query := s.q(`INSERT INTO tokens (` + tokenCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	return s.insertOnce(ctx, query, tokenArgs(tk), "token "+tk.ID)
+}
+
+func tokenArgs(tk *store.Token) []any {
+	return []any{tk.Hash, tk.ID, tk.Kind, tk.ClientID, string(tk.SubjectKind), tk.Subject, list(tk.Scope), list(tk.Audience),
+		ts(tk.IssuedAt), ts(tk.ExpiresAt), ts(tk.RevokedAt), tk.GrantID, tk.SessionID, bytesOrNil(tk.Claims), ts(tk.UsedAt)}
 }
 
 // insertOnce runs an INSERT … ON CONFLICT DO NOTHING in a batch; no row inserted is ErrConflict.
@@ -44,11 +48,11 @@ func (s *Store) insertOnce(ctx context.Context, query string, args []any, what s
 func scanToken(sc scanner) (*store.Token, error) {
 	var t store.Token
 	var kind, scope, aud string
-	var issued, expires, revoked int64
-	if err := sc.Scan(&t.Hash, &t.ID, &t.Kind, &t.ClientID, &kind, &t.Subject, &scope, &aud, &issued, &expires, &revoked, &t.GrantID, &t.SessionID, &t.Claims); err != nil {
+	var issued, expires, revoked, used int64
+	if err := sc.Scan(&t.Hash, &t.ID, &t.Kind, &t.ClientID, &kind, &t.Subject, &scope, &aud, &issued, &expires, &revoked, &t.GrantID, &t.SessionID, &t.Claims, &used); err != nil {
 		return nil, err
 	}
-	t.SubjectKind, t.IssuedAt, t.ExpiresAt, t.RevokedAt = store.PrincipalKind(kind), fromTS(issued), fromTS(expires), fromTS(revoked)
+	t.SubjectKind, t.IssuedAt, t.ExpiresAt, t.RevokedAt, t.UsedAt = store.PrincipalKind(kind), fromTS(issued), fromTS(expires), fromTS(revoked), fromTS(used)
 	var err error
 	if t.Scope, err = fromList(scope); err != nil {
 		return nil, err
@@ -67,6 +71,51 @@ func (s *Store) GetTokenByID(ctx context.Context, id string) (*store.Token, erro
 	return t, s.mapErr(err, "token "+id)
 }
 
+// revokedTokens selects the stored tokens a revocation kind marks revoked; cut-off kinds mark only
+// tokens issued at or before the revocation.
+var revokedTokens = map[string]struct {
+	column string
+	cutoff bool
+}{
+	store.RevokeTokenID: {"id", false},
+	store.RevokeGrant:   {"grant_id", false},
+	store.RevokeSubject: {"subject", true},
+	store.RevokeClient:  {"client_id", true},
+}
+
+// RotateRefreshToken marks a refresh token used and stores its successor, atomically.
+func (s *Store) RotateRefreshToken(ctx context.Context, hash []byte, next *store.Token, at time.Time) error {
+	mark, err := s.prepared(ctx, s.q(`UPDATE tokens SET used_at = ? WHERE hash = ? AND kind = ? AND used_at = 0 AND revoked_at = 0`))
+	if err != nil {
+		return fmt.Errorf("rotate refresh token: %w", err)
+	}
+	insert, err := s.prepared(ctx, s.q(`INSERT INTO tokens (`+tokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+	if err != nil {
+		return fmt.Errorf("rotate refresh token: %w", err)
+	}
+	return s.batch.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, mark).ExecContext(ctx, ts(at), hash, store.TokenRefresh)
+		if err != nil {
+			return s.mapErr(err, "rotate refresh token")
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			var used, revoked int64
+			err := tx.QueryRowContext(ctx, s.q(`SELECT used_at, revoked_at FROM tokens WHERE hash = ? AND kind = ?`), hash, store.TokenRefresh).Scan(&used, &revoked)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("refresh token: %w", store.ErrNotFound)
+			}
+			if err != nil {
+				return err
+			}
+			return fmt.Errorf("refresh token already used or revoked: %w", store.ErrConflict)
+		}
+		_, err = tx.StmtContext(ctx, insert).ExecContext(ctx, tokenArgs(next)...)
+		return s.mapErr(err, "token "+next.ID)
+	})
+}
+
 // AddRevocation records a revocation (and marks a stored token revoked for kind jti).
 func (s *Store) AddRevocation(ctx context.Context, r *store.Revocation) error {
 	return s.mapErr(s.tx(ctx, func(t *txn) error {
@@ -74,8 +123,12 @@ func (s *Store) AddRevocation(ctx context.Context, r *store.Revocation) error {
 			r.Kind, r.Value, ts(r.At), ts(r.ExpiresAt), r.Reason); err != nil {
 			return err
 		}
-		if r.Kind == store.RevokeTokenID {
-			if _, err := t.exec(`UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, ts(r.At), r.Value); err != nil {
+		if sel, ok := revokedTokens[r.Kind]; ok {
+			query, args := `UPDATE tokens SET revoked_at = ? WHERE revoked_at = 0 AND `+sel.column+` = ?`, []any{ts(r.At), r.Value}
+			if sel.cutoff {
+				query, args = query+` AND issued_at <= ?`, append(args, ts(r.At))
+			}
+			if _, err := t.exec(query, args...); err != nil {
 				return err
 			}
 		}

@@ -29,6 +29,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"signing keys rotate", testSigningKeys},
 		{"opaque tokens", testTokens},
 		{"revocations", testRevocations},
+		{"revocations mark stored tokens", testRevocationMarks},
+		{"refresh tokens rotate once", testRefreshRotation},
 		{"assertion replay", testAssertionIDs},
 		{"change feed", testChanges},
 		{"settings", testSettings},
@@ -325,6 +327,92 @@ func testRevocations(t *testing.T, s store.Store) {
 	if all, _ := s.ListRevocations(ctx, at); len(all) != 2 {
 		t.Fatalf("both entries are live at %v: %+v", at, all)
 	}
+}
+
+func testRevocationMarks(t *testing.T, s store.Store) {
+	mk := func(id string, hash byte, mutate func(*store.Token)) {
+		tk := token(id, hash, at.Add(24*time.Hour))
+		tk.Kind = store.TokenRefresh
+		mutate(tk)
+		ok(t, s.CreateToken(ctx, tk), "create "+id)
+	}
+	mk("grant-a", 1, func(tk *store.Token) { tk.GrantID, tk.Subject, tk.ClientID = "ga", "ua", "ca" })
+	mk("grant-b", 2, func(tk *store.Token) { tk.GrantID, tk.Subject, tk.ClientID = "gb", "ub", "cb" })
+	mk("subject-old", 3, func(tk *store.Token) { tk.GrantID, tk.Subject, tk.ClientID = "g3", "us", "c3" })
+	mk("subject-new", 4, func(tk *store.Token) { tk.GrantID, tk.Subject, tk.ClientID, tk.IssuedAt = "g4", "us", "c4", at.Add(time.Minute) })
+	mk("client-old", 5, func(tk *store.Token) { tk.GrantID, tk.Subject, tk.ClientID = "g5", "u5", "cc" })
+	rev := func(kind, value string) {
+		ok(t, s.AddRevocation(ctx, &store.Revocation{Kind: kind, Value: value, At: at, ExpiresAt: at.Add(time.Hour)}), "revoke "+kind)
+	}
+	rev(store.RevokeGrant, "ga")
+	rev(store.RevokeSubject, "us")
+	rev(store.RevokeClient, "cc")
+	for _, c := range []struct {
+		id      string
+		revoked bool
+	}{{"grant-a", true}, {"grant-b", false}, {"subject-old", true}, {"subject-new", false}, {"client-old", true}} {
+		got, err := s.GetTokenByID(ctx, c.id)
+		ok(t, err, c.id)
+		if got.RevokedAt.IsZero() == c.revoked {
+			t.Errorf("%s: revoked_at = %v, want revoked %v (a revocation must outlive its own entry on stored refresh tokens)", c.id, got.RevokedAt, c.revoked)
+		}
+	}
+}
+
+func testRefreshRotation(t *testing.T, s store.Store) {
+	first := token("r1", 1, at.Add(8*time.Hour))
+	first.Kind = store.TokenRefresh
+	ok(t, s.CreateToken(ctx, first), "create")
+	next := func(i int) *store.Token {
+		tk := token(fmt.Sprintf("r1-next-%d", i), byte(10+i), at.Add(8*time.Hour))
+		tk.Kind = store.TokenRefresh
+		return tk
+	}
+	// Concurrent rotations of one token: exactly one succeeds, the rest see a conflict.
+	const n = 8
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- s.RotateRefreshToken(ctx, first.Hash, next(i), at.Add(time.Minute)) }()
+	}
+	wg.Wait()
+	close(errs)
+	wins := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, store.ErrConflict):
+			t.Fatalf("concurrent rotation: %v", err)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d rotations of one refresh token succeeded; exactly one must", wins)
+	}
+	got, err := s.GetToken(ctx, first.Hash)
+	ok(t, err, "get used")
+	if !got.UsedAt.Equal(at.Add(time.Minute)) {
+		t.Fatalf("used_at = %v", got.UsedAt)
+	}
+	stored := 0
+	for i := range n {
+		if _, err := s.GetTokenByID(ctx, fmt.Sprintf("r1-next-%d", i)); err == nil {
+			stored++
+		}
+	}
+	if stored != 1 {
+		t.Fatalf("%d successors stored; only the winner's may be", stored)
+	}
+	is(t, s.RotateRefreshToken(ctx, []byte("nope"), next(99), at), store.ErrNotFound, "unknown")
+	access := token("a1", 50, at.Add(time.Hour))
+	ok(t, s.CreateToken(ctx, access), "access")
+	is(t, s.RotateRefreshToken(ctx, access.Hash, next(98), at), store.ErrNotFound, "an access token is not a refresh token")
+	revoked := token("r2", 60, at.Add(time.Hour))
+	revoked.Kind = store.TokenRefresh
+	ok(t, s.CreateToken(ctx, revoked), "r2")
+	ok(t, s.AddRevocation(ctx, &store.Revocation{Kind: store.RevokeTokenID, Value: "r2", At: at, ExpiresAt: at.Add(time.Hour)}), "revoke r2")
+	is(t, s.RotateRefreshToken(ctx, revoked.Hash, next(97), at), store.ErrConflict, "revoked")
 }
 
 func testAssertionIDs(t *testing.T, s store.Store) {

@@ -53,7 +53,7 @@ func viewClient(c *store.Client, secret string) clientView {
 }
 
 // supportedGrants are the grant types clients may be configured with today.
-var supportedGrants = []string{oauth.GrantClientCredentials, oauth.GrantJWTBearer, oauth.GrantTokenExchange}
+var supportedGrants = []string{oauth.GrantClientCredentials, oauth.GrantJWTBearer, oauth.GrantTokenExchange, oauth.GrantRefreshToken}
 
 func clientCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients (applications)"}

@@ -33,7 +33,7 @@ func operator() string {
 
 func policyAddCmd() *cobra.Command {
 	var r exchange.Rule
-	var ttl time.Duration
+	var ttl, refreshTTL time.Duration
 	var actorUsers, actorRoles, actorSAs, actorClients []string
 	var subjectUsers, subjectRoles, excludeUsers, excludeRoles []string
 	cmd := &cobra.Command{
@@ -42,7 +42,7 @@ func policyAddCmd() *cobra.Command {
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			r.Actors = exchange.Selector{Users: actorUsers, Roles: actorRoles, ServiceAccounts: actorSAs, Clients: actorClients}
 			r.Subjects = exchange.Subjects{Users: subjectUsers, Roles: subjectRoles, ExcludeUsers: excludeUsers, ExcludeRoles: excludeRoles}
-			r.MaxTTL = exchange.Duration(ttl)
+			r.MaxTTL, r.RefreshTTL = exchange.Duration(ttl), exchange.Duration(refreshTTL)
 			ctx := cmd.Context()
 			if err := r.Validate(); err != nil {
 				return err
@@ -73,7 +73,8 @@ func policyAddCmd() *cobra.Command {
 	f.StringSliceVar(&r.Scopes, "scope", nil, "scope ceiling (repeatable)")
 	f.DurationVar(&ttl, "max-ttl", 0, "lifetime cap (default 15m for impersonation, 1h for delegation; at most 1h)")
 	f.BoolVar(&r.RequireReason, "require-reason", false, "refuse requests without a reason")
-	f.BoolVar(&r.AllowRefresh, "allow-refresh", false, "allow requested_token_type refresh_token (not yet issued)")
+	f.BoolVar(&r.AllowRefresh, "allow-refresh", false, "allow requested_token_type refresh_token: the session continues until --refresh-ttl")
+	f.DurationVar(&refreshTTL, "refresh-ttl", 0, "how long a session with refresh tokens lasts (default 1h for impersonation, 8h for delegation; at most 24h)")
 	f.BoolVar(&r.NotifySubject, "notify-subject", false, "notify the subject (webhook; not yet sent)")
 	f.BoolVar(&r.Disabled, "disabled", false, "store the rule disabled")
 	return cmd

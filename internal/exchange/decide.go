@@ -51,7 +51,9 @@ type Decision struct {
 	Audience  []string
 	ExpiresAt time.Time
 	Refresh   bool // the rule allows a refresh token
-	Notify    bool // the rule asks to notify the subject
+	// RefreshUntil is when a refresh token from this exchange, and its session, end (Refresh only).
+	RefreshUntil time.Time
+	Notify       bool // the rule asks to notify the subject
 }
 
 // Refusal is a denied exchange, with the OAuth error code and a description that says what would
@@ -225,7 +227,11 @@ func (r *Rule) grant(req Request) (*Decision, *Refusal) {
 		ref.Rule = r.Name
 		return nil, ref
 	}
-	return &Decision{Rule: r.Name, Scope: scope, Audience: audience, ExpiresAt: exp, Refresh: r.AllowRefresh, Notify: r.NotifySubject}, nil
+	d := &Decision{Rule: r.Name, Scope: scope, Audience: audience, ExpiresAt: exp, Refresh: r.AllowRefresh, Notify: r.NotifySubject}
+	if r.AllowRefresh {
+		d.RefreshUntil = req.Now.Add(r.RefreshLifetime()).Truncate(time.Second)
+	}
+	return d, nil
 }
 
 // downscope narrows a token of the requesting client's own subject: no rule is needed, and
@@ -297,4 +303,18 @@ func intersect(lists ...[]string) []string {
 		out = slices.DeleteFunc(out, func(s string) bool { return !slices.Contains(l, s) })
 	}
 	return out
+}
+
+// Recheck says why a rule no longer allows a session's parties and client, or "" when it still
+// does: a refresh re-applies the rule as it stands now, with the parties' current roles.
+func (r *Rule) Recheck(mode string, actor, subject Party, client string, public bool) string {
+	switch {
+	case r.Mode != mode:
+		return fmt.Sprintf("it is now a %s rule", r.Mode)
+	case !r.AllowRefresh:
+		return "it no longer allows refresh (allow_refresh is off)"
+	case subject.Locked:
+		return fmt.Sprintf("user %s is locked", subject.ID)
+	}
+	return r.mismatch(Request{Mode: mode, Actor: actor, Subject: subject, Client: client, PublicClient: public})
 }

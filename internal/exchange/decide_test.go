@@ -162,14 +162,35 @@ func TestDecide(t *testing.T) {
 	})
 }
 
+func TestRefreshLifetime(t *testing.T) {
+	for _, tc := range []struct {
+		rule Rule
+		want time.Duration
+	}{
+		{Rule{Mode: ModeImpersonation, AllowRefresh: true}, time.Hour},
+		{Rule{Mode: ModeDelegation, AllowRefresh: true}, 8 * time.Hour},
+		{Rule{Mode: ModeDelegation, AllowRefresh: true, RefreshTTL: Duration(3 * time.Hour)}, 3 * time.Hour},
+		{Rule{Mode: ModeDelegation, AllowRefresh: true, RefreshTTL: Duration(100 * time.Hour)}, MaxRefreshTTL},
+	} {
+		if got := tc.rule.RefreshLifetime(); got != tc.want {
+			t.Errorf("%+v: refresh lifetime %s, want %s", tc.rule, got, tc.want)
+		}
+	}
+	short := Rule{Name: "short", Mode: ModeDelegation, Actors: Selector{Roles: []string{"x"}}, Subjects: Subjects{Users: []string{"*"}}, Audiences: []string{"api"},
+		MaxTTL: Duration(time.Hour), AllowRefresh: true, RefreshTTL: Duration(30 * time.Minute)}
+	if err := short.Validate(); err == nil || !strings.Contains(err.Error(), "refresh_ttl is shorter than max_ttl") {
+		t.Fatalf("a session shorter than its first token: %v", err)
+	}
+}
+
 func TestRuleValidate(t *testing.T) {
 	good := rules[0]
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	bad := Rule{Name: "bad rule", Mode: "impersonate", Audiences: []string{"*"}, MaxTTL: Duration(2 * time.Hour)}
+	bad := Rule{Name: "bad rule", Mode: "impersonate", Audiences: []string{"*"}, MaxTTL: Duration(2 * time.Hour), RefreshTTL: Duration(48 * time.Hour)}
 	err := bad.Validate()
-	for _, want := range []string{"name", "mode", "actors", "subjects", `"*" is not allowed`, "max_ttl"} {
+	for _, want := range []string{"name", "mode", "actors", "subjects", `"*" is not allowed`, "max_ttl", "refresh_ttl 48h0m0s: must be between 0 and 24h", "refresh_ttl is set but allow_refresh is not"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("validation lacks %q: %v", want, err)
 		}

@@ -25,6 +25,12 @@ const (
 	DefaultImpersonationTTL = 15 * time.Minute
 	DefaultDelegationTTL    = time.Hour
 	MaxTTL                  = time.Hour
+
+	// A refresh token (allow_refresh) keeps an exchange session going past its first token, up to
+	// the rule's refresh_ttl: 1h for impersonation and 8h for delegation unless set, never above 24h.
+	DefaultImpersonationRefreshTTL = time.Hour
+	DefaultDelegationRefreshTTL    = 8 * time.Hour
+	MaxRefreshTTL                  = 24 * time.Hour
 )
 
 // Selector names principals by ID or name, and by role.
@@ -60,6 +66,7 @@ type Rule struct {
 	MaxTTL        Duration `json:"max_ttl,omitempty" yaml:"max_ttl,omitempty"` // 0: 15m (impersonation) or 1h (delegation)
 	RequireReason bool     `json:"require_reason,omitempty" yaml:"require_reason,omitempty"`
 	AllowRefresh  bool     `json:"allow_refresh,omitempty" yaml:"allow_refresh,omitempty"`
+	RefreshTTL    Duration `json:"refresh_ttl,omitempty" yaml:"refresh_ttl,omitempty"` // session lifetime with refresh; 0: 1h (impersonation) or 8h (delegation)
 	NotifySubject bool     `json:"notify_subject,omitempty" yaml:"notify_subject,omitempty"`
 	Disabled      bool     `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 	// Source says where the rule lives: "store" or the policy file's path (not persisted).
@@ -74,7 +81,7 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return errors.New(`max_ttl must be a duration string such as "15m"`)
+		return errors.New(`a duration must be a string such as "15m"`)
 	}
 	return d.parse(s)
 }
@@ -84,7 +91,7 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
 	var s string
 	if err := unmarshal(&s); err != nil {
-		return errors.New(`max_ttl must be a duration such as 15m`)
+		return errors.New(`a duration must be written such as 15m`)
 	}
 	return d.parse(s)
 }
@@ -92,7 +99,7 @@ func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
 func (d *Duration) parse(s string) error {
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("max_ttl %q: %w", s, err)
+		return fmt.Errorf("duration %q: %w", s, err)
 	}
 	*d = Duration(v)
 	return nil
@@ -107,6 +114,17 @@ func (r *Rule) TTL() time.Duration {
 		return DefaultImpersonationTTL
 	}
 	return DefaultDelegationTTL
+}
+
+// RefreshLifetime is how long a session opened by the rule may be refreshed.
+func (r *Rule) RefreshLifetime() time.Duration {
+	switch {
+	case r.RefreshTTL > 0:
+		return min(time.Duration(r.RefreshTTL), MaxRefreshTTL)
+	case r.Mode == ModeImpersonation:
+		return DefaultImpersonationRefreshTTL
+	}
+	return DefaultDelegationRefreshTTL
 }
 
 // Validate checks a rule for mistakes that would make it useless or dangerously broad.
@@ -132,6 +150,15 @@ func (r *Rule) Validate() error {
 	}
 	if r.MaxTTL < 0 || time.Duration(r.MaxTTL) > MaxTTL {
 		problems = append(problems, fmt.Sprintf("max_ttl %s: must be between 0 and %s", time.Duration(r.MaxTTL), MaxTTL))
+	}
+	if r.RefreshTTL < 0 || time.Duration(r.RefreshTTL) > MaxRefreshTTL {
+		problems = append(problems, fmt.Sprintf("refresh_ttl %s: must be between 0 and %s", time.Duration(r.RefreshTTL), MaxRefreshTTL))
+	}
+	if r.RefreshTTL > 0 && !r.AllowRefresh {
+		problems = append(problems, "refresh_ttl is set but allow_refresh is not: set allow_refresh: true or drop refresh_ttl")
+	}
+	if r.RefreshTTL > 0 && r.RefreshTTL < r.MaxTTL {
+		problems = append(problems, "refresh_ttl is shorter than max_ttl: the session would end before its first token")
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("rule %q: %s", r.Name, strings.Join(problems, "; "))

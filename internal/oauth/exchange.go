@@ -32,7 +32,7 @@ const (
 // SubjectTokenTypes and RequestedTokenTypes are what discovery advertises.
 var (
 	SubjectTokenTypes   = []string{TokenTypeAccessToken, TokenTypeJWT, TokenTypeUserID, TokenTypeUserIDSignet}
-	RequestedTokenTypes = []string{TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDToken}
+	RequestedTokenTypes = []string{TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDToken, TokenTypeRefreshToken}
 )
 
 // KillSwitchSetting is the setting that disables impersonation for everyone.
@@ -41,10 +41,10 @@ const KillSwitchSetting = "impersonation_disabled"
 // Exchange is what the token-exchange grant needs besides the token service.
 type Exchange struct {
 	Policy *exchange.Policy
-	Audit  *audit.Log
 	Store  interface {
 		GetSetting(ctx context.Context, name string) (string, error)
 		OpenExchangeSession(ctx context.Context, s *store.ExchangeSession, event *store.AuditEvent) error
+		GetExchangeSession(ctx context.Context, id string) (*store.ExchangeSession, error)
 	}
 
 	killSwitch atomic.Int32 // cached setting: 0 unknown, 1 off, 2 on
@@ -212,7 +212,14 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 	switch in.requested {
 	case TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDToken:
 	case TokenTypeRefreshToken:
-		return ev, InvalidRequest("requested_token_type refresh_token is not available: Signet does not issue refresh tokens from token exchange yet")
+		switch {
+		case req.Mode == exchange.ModeDownscope:
+			return ev, InvalidRequest("requested_token_type refresh_token: down-scoping never yields a refresh token; refresh tokens come from delegation or impersonation rules with allow_refresh")
+		case !ev.decision.Refresh:
+			return ev, InvalidRequest("requested_token_type refresh_token: rule %q does not allow refresh tokens (set allow_refresh: true on it)", ev.decision.Rule)
+		case caller.Client != nil && !slices.Contains(caller.Client.GrantTypes, GrantRefreshToken):
+			return ev, UnauthorizedClient("client %q may not use grant_type refresh_token, so a refresh token would be useless to it; allow it with `signet client update %s --grant %s`", caller.ID, caller.ID, strings.Join(append(slices.Clone(caller.Client.GrantTypes), GrantRefreshToken), ","))
+		}
 	default:
 		return ev, InvalidRequest("requested_token_type %q is not supported; supported: %s", in.requested, strings.Join(RequestedTokenTypes, ", "))
 	}
@@ -284,6 +291,7 @@ func (h *Handler) tokenParty(ctx context.Context, param, raw, typ string) (*toke
 func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchangeInput, ev *exchangeEvent, src map[string]any) (*TokenResponse, error) {
 	req, d := ev.req, ev.decision
 	now := req.Now.Truncate(time.Second)
+	refresh := in.requested == TokenTypeRefreshToken
 	a := &tokens.Access{
 		ID: secrets.NewID(), Subject: req.Subject.ID, SubjectKind: store.PrincipalKind(req.Subject.Kind), ClientID: caller.ID,
 		Audience: d.Audience, Scope: d.Scope, IssuedAt: now, ExpiresAt: d.ExpiresAt,
@@ -303,6 +311,9 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 		} else {
 			newSession = &store.ExchangeSession{ID: "xs-" + secrets.NewID(), Kind: req.Mode, Actor: req.Actor.ID, Subject: req.Subject.ID,
 				Client: caller.ID, Rule: d.Rule, Reason: req.Reason, CreatedAt: now, ExpiresAt: d.ExpiresAt}
+			if refresh {
+				newSession.ExpiresAt = d.RefreshUntil
+			}
 			a.Exchange = &tokens.Exchange{Kind: req.Mode, Session: newSession.ID}
 		}
 	}
@@ -314,17 +325,22 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 	if a.Exchange != nil {
 		details.Session = a.Exchange.Session
 	}
+	if refresh {
+		// The refresh token and the access tokens it yields share a grant: reuse revokes them all.
+		a.GrantID = "gr-" + secrets.NewID()
+		details.RefreshUntil = d.RefreshUntil.UTC().Format(time.RFC3339)
+	}
 	// No audit event, no token: the event (with the session it opens) is durable before the token exists.
 	event := audit.Event{Type: audit.TypeExchangeAllowed, Actor: req.Actor.ID, Subject: req.Subject.ID, Client: caller.ID, Details: details}
 	if newSession != nil {
-		rec, err := h.Exchange.Audit.Build(event)
+		rec, err := h.Audit.Build(event)
 		if err == nil {
 			err = h.Exchange.Store.OpenExchangeSession(ctx, newSession, rec)
 		}
 		if err != nil {
 			return nil, ServerError(err)
 		}
-	} else if err := h.Exchange.Audit.Record(ctx, event); err != nil {
+	} else if err := h.Audit.Record(ctx, event); err != nil {
 		return nil, ServerError(err)
 	}
 	ttl := int64(d.ExpiresAt.Sub(now) / time.Second)
@@ -336,17 +352,27 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 		resp.AccessToken, err = h.Tokens.IssueIDToken(a, h.DefaultAlg)
 	case TokenTypeJWT:
 		resp.AccessToken, err = h.Tokens.Issue(ctx, a, store.FormatJWT, h.algFor(caller))
-	default:
-		format := store.FormatJWT
-		if caller.Client != nil {
-			format = caller.Client.AccessTokenFormat
+	case TokenTypeRefreshToken:
+		// The access token answers now; the refresh token continues the session (RFC 8693 §2.2.1:
+		// issued_token_type names what access_token holds).
+		resp.IssuedTokenType = TokenTypeAccessToken
+		if resp.AccessToken, err = h.Tokens.Issue(ctx, a, h.formatFor(caller), h.algFor(caller)); err == nil {
+			resp.RefreshToken, err = h.Tokens.IssueRefresh(ctx, a, d.RefreshUntil)
 		}
-		resp.AccessToken, err = h.Tokens.Issue(ctx, a, format, h.algFor(caller))
+	default:
+		resp.AccessToken, err = h.Tokens.Issue(ctx, a, h.formatFor(caller), h.algFor(caller))
 	}
 	if err != nil {
 		return nil, ServerError(err)
 	}
 	return resp, nil
+}
+
+func (h *Handler) formatFor(c *Caller) string {
+	if c.Client != nil {
+		return c.Client.AccessTokenFormat
+	}
+	return store.FormatJWT
 }
 
 func (h *Handler) algFor(c *Caller) string {
@@ -367,6 +393,7 @@ type allowedDetails struct {
 	JTI                string   `json:"jti"`
 	RequestedTokenType string   `json:"requested_token_type"`
 	Session            string   `json:"session,omitempty"`
+	RefreshUntil       string   `json:"refresh_until,omitempty"`
 	SourceIP           string   `json:"source_ip"`
 	UserAgent          string   `json:"user_agent"`
 }
@@ -390,7 +417,7 @@ func (h *Handler) auditDenied(ctx context.Context, caller *Caller, in *exchangeI
 		}
 	}
 	maps.Copy(details, src)
-	if aerr := h.Exchange.Audit.Record(ctx, audit.Event{Type: audit.TypeExchangeDenied, Actor: actor, Subject: subject, Client: caller.ID, Details: details}); aerr != nil {
+	if aerr := h.Audit.Record(ctx, audit.Event{Type: audit.TypeExchangeDenied, Actor: actor, Subject: subject, Client: caller.ID, Details: details}); aerr != nil {
 		h.Log.Error("could not audit a refused token exchange", "err", aerr, "client", caller.ID)
 	}
 }

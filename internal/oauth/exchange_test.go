@@ -264,7 +264,7 @@ func (failingAudit) OpenExchangeSession(context.Context, *store.ExchangeSession,
 // session exists.
 func TestAuditFailureIssuesNoToken(t *testing.T) {
 	x := newXEnv(t)
-	x.Server.OAuth.Exchange.Audit = audit.New(failingAudit{x.Server.Store})
+	x.Server.OAuth.Audit = audit.New(failingAudit{x.Server.Store})
 	x.Server.OAuth.Exchange.Store = failingAudit{x.Server.Store}
 	code, body := x.impersonate("ticket 9")
 	if code != 500 || body["error"] != "server_error" || body["access_token"] != nil {

@@ -1,12 +1,14 @@
 package oauth
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/signet-id/signet/internal/directory"
+	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/tokens"
 )
@@ -201,6 +203,9 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return UnsupportedTokenType("token_type_hint %q is not supported; use access_token or refresh_token", hint)
 	}
+	if strings.HasPrefix(raw, secrets.RefreshTokenPrefix) {
+		return h.revokeRefresh(ctx, caller, raw)
+	}
 	a, inactive, err := h.Tokens.Resolve(ctx, raw)
 	if err != nil {
 		return ServerError(err)
@@ -209,7 +214,39 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) error {
 		// RFC 7009 §2.2: an invalid, expired or already revoked token is answered with 200.
 		return nil
 	}
-	if a.ClientID != caller.ID {
+	if err := h.mayRevoke(ctx, caller, a.ClientID); err != nil {
+		return err
+	}
+	return h.Tokens.Revoke(ctx, store.Revocation{
+		Kind: store.RevokeTokenID, Value: a.ID, At: h.Now(), ExpiresAt: a.ExpiresAt.Add(time.Hour),
+		Reason: "revoked through " + RevokePath + " by " + caller.describe(),
+	})
+}
+
+// revokeRefresh revokes a refresh token and, as RFC 7009 §2.1 recommends, every access token of
+// its grant.
+func (h *Handler) revokeRefresh(ctx context.Context, caller *Caller, raw string) error {
+	t, _, inactive, err := h.Tokens.ResolveRefresh(ctx, raw)
+	if err != nil {
+		return ServerError(err)
+	}
+	if t == nil || (inactive != nil && inactive.Code != "reused") {
+		return nil // unknown, expired or already revoked: 200 (RFC 7009 §2.2)
+	}
+	if err := h.mayRevoke(ctx, caller, t.ClientID); err != nil {
+		return err
+	}
+	rev := store.Revocation{Kind: store.RevokeGrant, Value: t.GrantID, At: h.Now(), ExpiresAt: t.ExpiresAt.Add(time.Hour),
+		Reason: "refresh token " + t.ID + " revoked through " + RevokePath + " by " + caller.describe()}
+	if t.GrantID == "" {
+		rev.Kind, rev.Value = store.RevokeTokenID, t.ID
+	}
+	return h.Tokens.Revoke(ctx, rev)
+}
+
+// mayRevoke allows the client a token was issued to, or an admin.
+func (h *Handler) mayRevoke(ctx context.Context, caller *Caller, owner string) error {
+	if owner != caller.ID {
 		ok, err := h.permitted(ctx, caller, directory.PermAdmin)
 		if err != nil {
 			return err
@@ -218,8 +255,5 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) error {
 			return UnauthorizedClient("this token was issued to another client; only the client it was issued to (or an admin) may revoke it")
 		}
 	}
-	return h.Tokens.Revoke(ctx, store.Revocation{
-		Kind: store.RevokeTokenID, Value: a.ID, At: h.Now(), ExpiresAt: a.ExpiresAt.Add(time.Hour),
-		Reason: "revoked through " + RevokePath + " by " + caller.describe(),
-	})
+	return nil
 }

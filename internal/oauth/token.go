@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/directory"
 	"github.com/signet-id/signet/internal/keys"
 	"github.com/signet-id/signet/internal/store"
@@ -46,6 +47,8 @@ type Handler struct {
 	DefaultAlg         string        // JWT alg when a client sets none; also signs introspection responses
 	AccountTokenFormat string        // access token format for service accounts
 
+	// Audit records issuance that must be durable before a token exists (exchange, refresh).
+	Audit *audit.Log
 	// Exchange enables the token-exchange grant (RFC 8693).
 	Exchange *Exchange
 
@@ -59,7 +62,7 @@ type grant func(r *http.Request, caller *Caller, f Form) (*TokenResponse, error)
 
 // GrantTypes lists the grant types this handler serves, for discovery.
 func (h *Handler) GrantTypes() []string {
-	g := []string{GrantClientCredentials, GrantJWTBearer}
+	g := []string{GrantClientCredentials, GrantJWTBearer, GrantRefreshToken}
 	if h.Exchange != nil {
 		g = append(g, GrantTokenExchange)
 	}
@@ -70,6 +73,7 @@ func (h *Handler) grants() map[string]grant {
 	g := map[string]grant{
 		GrantClientCredentials: h.clientCredentials,
 		GrantJWTBearer:         h.jwtBearer,
+		GrantRefreshToken:      h.refreshToken,
 	}
 	if h.Exchange != nil {
 		g[GrantTokenExchange] = h.tokenExchange

@@ -131,7 +131,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 		Issuer: cfg.Issuer, Tokens: s.Tokens, Keys: s.Keys, Dir: s.Dir, Log: log, Now: time.Now,
 		DefaultAccessTTL: cfg.AccessTTL, MaxAccessTTL: cfg.MaxAccessTTL, DefaultAlg: cfg.SigningAlg,
 		AccountTokenFormat: cfg.AccountFormat, Observe: s.Metrics.Grant,
-		Exchange: &oauth.Exchange{Policy: s.Policy, Audit: s.Audit, Store: st},
+		Audit: s.Audit, Exchange: &oauth.Exchange{Policy: s.Policy, Store: st},
 		Auth: &oauth.Authenticator{
 			Issuer: cfg.Issuer, Dir: s.Dir, Secrets: sk, Replay: st, Tokens: s.Tokens,
 			MaxAssertion: cfg.AssertionTTL, Leeway: cfg.Leeway, Now: time.Now,

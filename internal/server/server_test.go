@@ -44,7 +44,7 @@ func TestDiscoveryListsWhatWorks(t *testing.T) {
 			}
 		}
 		grants := doc["grant_types_supported"].([]any)
-		if len(grants) != 3 || grants[0] != "client_credentials" || grants[1] != "urn:ietf:params:oauth:grant-type:jwt-bearer" || grants[2] != "urn:ietf:params:oauth:grant-type:token-exchange" {
+		if len(grants) != 4 || grants[0] != "client_credentials" || grants[1] != "urn:ietf:params:oauth:grant-type:jwt-bearer" || grants[2] != "refresh_token" || grants[3] != "urn:ietf:params:oauth:grant-type:token-exchange" {
 			t.Errorf("grant_types_supported %v must list exactly what the token endpoint serves", grants)
 		}
 		if _, ok := doc["authorization_endpoint"]; ok {

@@ -301,9 +301,10 @@ type Store interface {
 	GetToken(ctx context.Context, hash []byte) (*Token, error)
 	GetTokenByID(ctx context.Context, id string) (*Token, error)
 	// RotateRefreshToken marks the unused, unrevoked refresh token with hash used at `at` and stores
-	// next, in one group-committed transaction. ErrConflict when it was already used or revoked
+	// next, in one group-committed transaction with the audit event when one is given (appended like
+	// AppendAudit): all are durable, or none. ErrConflict when it was already used or revoked
 	// (concurrent callers: exactly one wins), ErrNotFound when no refresh token has that hash.
-	RotateRefreshToken(ctx context.Context, hash []byte, next *Token, at time.Time) error
+	RotateRefreshToken(ctx context.Context, hash []byte, next *Token, at time.Time, event *AuditEvent) error
 
 	// Revocations. AddRevocation also marks matching stored tokens revoked: by ID (kind jti), by
 	// grant, and for kinds subject and client those issued at or before At. Stored refresh tokens

@@ -261,3 +261,88 @@ func (s *Service) IssueIDToken(a *Access, alg string) (string, error) {
 		IssuedAt: a.IssuedAt.Unix(), ID: a.ID, SessionID: a.SessionID, Act: a.Act, Exchange: a.Exchange,
 	})
 }
+
+// IssueRefresh stores a refresh token (sgn_rt_…) that carries a's subject, client, scope, audience,
+// grant, session and exchange claims and is valid until exp. Only its keyed hash is kept.
+func (s *Service) IssueRefresh(ctx context.Context, a *Access, exp time.Time) (string, error) {
+	raw, t, err := s.refreshRecord(a, exp)
+	if err != nil {
+		return "", err
+	}
+	if err := s.cfg.Store.CreateToken(ctx, t); err != nil {
+		return "", fmt.Errorf("store refresh token: %w", err)
+	}
+	return raw, nil
+}
+
+// RotateRefresh marks old used and stores its successor (same grant, same absolute expiry) in one
+// transaction. store.ErrConflict means old was used or revoked meanwhile: a reuse.
+// The audit event, when given, commits with the rotation.
+func (s *Service) RotateRefresh(ctx context.Context, old *store.Token, a *Access, event *store.AuditEvent) (string, error) {
+	raw, next, err := s.refreshRecord(a, old.ExpiresAt)
+	if err != nil {
+		return "", err
+	}
+	if err := s.cfg.Store.RotateRefreshToken(ctx, old.Hash, next, a.IssuedAt, event); err != nil {
+		return "", err
+	}
+	return raw, nil
+}
+
+func (s *Service) refreshRecord(a *Access, exp time.Time) (string, *store.Token, error) {
+	raw := secrets.NewOpaqueToken(secrets.RefreshTokenPrefix)
+	t := &store.Token{
+		Hash: s.cfg.Secrets.HashToken(raw), ID: secrets.NewID(), Kind: store.TokenRefresh, ClientID: a.ClientID,
+		SubjectKind: a.SubjectKind, Subject: a.Subject, Scope: a.Scope, Audience: a.Audience,
+		IssuedAt: a.IssuedAt, ExpiresAt: exp, GrantID: a.GrantID, SessionID: a.SessionID,
+	}
+	if a.Act != nil || a.Exchange != nil {
+		extra, err := json.Marshal(storedExtra{Act: a.Act, Exchange: a.Exchange})
+		if err != nil {
+			return "", nil, err
+		}
+		t.Claims = extra
+	}
+	return raw, t, nil
+}
+
+// ResolveRefresh returns a presented refresh token's record and content, or why it cannot be used:
+// malformed, unknown, wrong_type, expired, revoked, or reused (already exchanged for a successor;
+// the record is returned so the caller can revoke its grant). The error is for server faults only.
+func (s *Service) ResolveRefresh(ctx context.Context, raw string) (*store.Token, *Access, *Inactive, error) {
+	if !strings.HasPrefix(raw, secrets.RefreshTokenPrefix) || !secrets.LooksOpaque(raw) {
+		if secrets.LooksOpaque(raw) || strings.Count(raw, ".") == 2 {
+			return nil, nil, &Inactive{Code: "wrong_type", Detail: "an access token is not a refresh token"}, nil
+		}
+		return nil, nil, &Inactive{Code: "malformed", Detail: "not a Signet refresh token (sgn_rt_…)"}, nil
+	}
+	if s.dirty.CompareAndSwap(true, false) {
+		s.reloadRevocations(ctx)
+	}
+	t, err := s.cfg.Store.GetToken(ctx, s.cfg.Secrets.HashToken(raw))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, &Inactive{Code: "unknown", Detail: "no refresh token with this value was issued here (or it was pruned after expiry)"}, nil
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if t.Kind != store.TokenRefresh {
+		return nil, nil, &Inactive{Code: "wrong_type", Detail: "token " + t.ID + " is a " + t.Kind}, nil
+	}
+	a, err := fromStored(t, s.cfg.Issuer)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("refresh token %s: stored claims: %w", t.ID, err)
+	}
+	switch now := s.cfg.Now(); {
+	case !t.RevokedAt.IsZero():
+		return t, a, &Inactive{Code: "revoked", Detail: "refresh token " + t.ID + " was revoked at " + t.RevokedAt.UTC().Format(time.RFC3339), Access: a}, nil
+	case !t.UsedAt.IsZero():
+		return t, a, &Inactive{Code: "reused", Detail: "refresh token " + t.ID + " was already used at " + t.UsedAt.UTC().Format(time.RFC3339), Access: a}, nil
+	case now.After(t.ExpiresAt):
+		return t, a, &Inactive{Code: "expired", Detail: "refresh token expired at " + t.ExpiresAt.UTC().Format(time.RFC3339), Access: a}, nil
+	}
+	if rev, ok := s.revoked.match(a); ok {
+		return t, a, &Inactive{Code: "revoked", Detail: fmt.Sprintf("revoked by %s %s at %s", rev.Kind, rev.Value, rev.At.UTC().Format(time.RFC3339)), Access: a}, nil
+	}
+	return t, a, nil, nil
+}

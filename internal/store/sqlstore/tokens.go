@@ -84,7 +84,16 @@ var revokedTokens = map[string]struct {
 }
 
 // RotateRefreshToken marks a refresh token used and stores its successor, atomically.
-func (s *Store) RotateRefreshToken(ctx context.Context, hash []byte, next *store.Token, at time.Time) error {
+// The audit event, when given, is appended in the same transaction, last: rotation and event are
+// durable together or not at all.
+func (s *Store) RotateRefreshToken(ctx context.Context, hash []byte, next *store.Token, at time.Time, event *store.AuditEvent) error {
+	appendTx := func(context.Context, *sql.Tx) error { return nil }
+	if event != nil {
+		var err error
+		if appendTx, err = s.auditAppender(ctx, []*store.AuditEvent{event}); err != nil {
+			return err
+		}
+	}
 	mark, err := s.prepared(ctx, s.q(`UPDATE tokens SET used_at = ? WHERE hash = ? AND kind = ? AND used_at = 0 AND revoked_at = 0`))
 	if err != nil {
 		return fmt.Errorf("rotate refresh token: %w", err)
@@ -111,8 +120,10 @@ func (s *Store) RotateRefreshToken(ctx context.Context, hash []byte, next *store
 			}
 			return fmt.Errorf("refresh token already used or revoked: %w", store.ErrConflict)
 		}
-		_, err = tx.StmtContext(ctx, insert).ExecContext(ctx, tokenArgs(next)...)
-		return s.mapErr(err, "token "+next.ID)
+		if _, err = tx.StmtContext(ctx, insert).ExecContext(ctx, tokenArgs(next)...); err != nil {
+			return s.mapErr(err, "token "+next.ID)
+		}
+		return appendTx(ctx, tx)
 	})
 }
 

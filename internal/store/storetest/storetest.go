@@ -339,7 +339,9 @@ func testRevocationMarks(t *testing.T, s store.Store) {
 	mk("grant-a", 1, func(tk *store.Token) { tk.GrantID, tk.Subject, tk.ClientID = "ga", "ua", "ca" })
 	mk("grant-b", 2, func(tk *store.Token) { tk.GrantID, tk.Subject, tk.ClientID = "gb", "ub", "cb" })
 	mk("subject-old", 3, func(tk *store.Token) { tk.GrantID, tk.Subject, tk.ClientID = "g3", "us", "c3" })
-	mk("subject-new", 4, func(tk *store.Token) { tk.GrantID, tk.Subject, tk.ClientID, tk.IssuedAt = "g4", "us", "c4", at.Add(time.Minute) })
+	mk("subject-new", 4, func(tk *store.Token) {
+		tk.GrantID, tk.Subject, tk.ClientID, tk.IssuedAt = "g4", "us", "c4", at.Add(time.Minute)
+	})
 	mk("client-old", 5, func(tk *store.Token) { tk.GrantID, tk.Subject, tk.ClientID = "g5", "u5", "cc" })
 	rev := func(kind, value string) {
 		ok(t, s.AddRevocation(ctx, &store.Revocation{Kind: kind, Value: value, At: at, ExpiresAt: at.Add(time.Hour)}), "revoke "+kind)
@@ -374,7 +376,10 @@ func testRefreshRotation(t *testing.T, s store.Store) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- s.RotateRefreshToken(ctx, first.Hash, next(i), at.Add(time.Minute)) }()
+		go func() {
+			defer wg.Done()
+			errs <- s.RotateRefreshToken(ctx, first.Hash, next(i), at.Add(time.Minute), &store.AuditEvent{At: at, Type: "token.refreshed", Subject: "u1"})
+		}()
 	}
 	wg.Wait()
 	close(errs)
@@ -404,15 +409,20 @@ func testRefreshRotation(t *testing.T, s store.Store) {
 	if stored != 1 {
 		t.Fatalf("%d successors stored; only the winner's may be", stored)
 	}
-	is(t, s.RotateRefreshToken(ctx, []byte("nope"), next(99), at), store.ErrNotFound, "unknown")
+	events, err := s.ListAudit(ctx, store.AuditFilter{Type: "token.refreshed"})
+	ok(t, err, "audit")
+	if len(events) != 1 {
+		t.Fatalf("%d audit events for one successful rotation; the losers' events must roll back with them", len(events))
+	}
+	is(t, s.RotateRefreshToken(ctx, []byte("nope"), next(99), at, nil), store.ErrNotFound, "unknown")
 	access := token("a1", 50, at.Add(time.Hour))
 	ok(t, s.CreateToken(ctx, access), "access")
-	is(t, s.RotateRefreshToken(ctx, access.Hash, next(98), at), store.ErrNotFound, "an access token is not a refresh token")
+	is(t, s.RotateRefreshToken(ctx, access.Hash, next(98), at, nil), store.ErrNotFound, "an access token is not a refresh token")
 	revoked := token("r2", 60, at.Add(time.Hour))
 	revoked.Kind = store.TokenRefresh
 	ok(t, s.CreateToken(ctx, revoked), "r2")
 	ok(t, s.AddRevocation(ctx, &store.Revocation{Kind: store.RevokeTokenID, Value: "r2", At: at, ExpiresAt: at.Add(time.Hour)}), "revoke r2")
-	is(t, s.RotateRefreshToken(ctx, revoked.Hash, next(97), at), store.ErrConflict, "revoked")
+	is(t, s.RotateRefreshToken(ctx, revoked.Hash, next(97), at, nil), store.ErrConflict, "revoked")
 }
 
 func testAssertionIDs(t *testing.T, s store.Store) {

@@ -16,6 +16,7 @@ type Party struct {
 	Locked      bool
 	Unknown     bool     // a user ID that names nobody; treated exactly like a non-matching subject
 	HasToken    bool     // false for a subject given by user ID
+	IDToken     bool     // the token is an ID token: it bounds the lifetime, not the scope (it carries none)
 	Scope       []string // its token's scope
 	Audience    []string // its token's audience
 	ExpiresAt   time.Time
@@ -210,7 +211,7 @@ func (r *Rule) grant(req Request) (*Decision, *Refusal) {
 	// The scope is never broader than the rule's ceiling, the subject's token and, when
 	// impersonating, the actor's token.
 	bounds := [][]string{r.Scopes}
-	if req.Subject.HasToken {
+	if req.Subject.HasToken && !req.Subject.IDToken {
 		bounds = append(bounds, req.Subject.Scope)
 	}
 	if req.Mode == ModeImpersonation {

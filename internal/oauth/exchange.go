@@ -31,7 +31,7 @@ const (
 
 // SubjectTokenTypes and RequestedTokenTypes are what discovery advertises.
 var (
-	SubjectTokenTypes   = []string{TokenTypeAccessToken, TokenTypeJWT, TokenTypeUserID, TokenTypeUserIDSignet}
+	SubjectTokenTypes   = []string{TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDToken, TokenTypeUserID, TokenTypeUserIDSignet}
 	RequestedTokenTypes = []string{TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDToken, TokenTypeRefreshToken}
 )
 
@@ -155,9 +155,15 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 	req := exchange.Request{Client: caller.ID, PublicClient: caller.Method == MethodNone, Audiences: in.audiences,
 		Scope: in.scope, TTL: in.ttl, Reason: in.reason, Now: h.Now()}
 	var err error
-	if isUserID(in.subjectType) {
+	switch {
+	case isUserID(in.subjectType):
 		req.Subject, err = h.userParty(ctx, in.subjectToken)
-	} else {
+	case in.subjectType == TokenTypeIDToken:
+		if in.actorToken == "" {
+			return ev, InvalidRequest("an ID token cannot be exchanged on its own: it proves who signed in but grants nothing; send it with an actor_token (delegation or impersonation)")
+		}
+		ev.subject, req.Subject, err = h.idTokenParty(ctx, caller.ID, in.subjectToken)
+	default:
 		ev.subject, req.Subject, err = h.tokenParty(ctx, "subject_token", in.subjectToken, in.subjectType)
 	}
 	if err != nil {
@@ -246,20 +252,54 @@ func (h *Handler) tokenParty(ctx context.Context, param, raw, typ string) (*toke
 		return nil, exchange.Party{}, ServerError(err)
 	}
 	if inactive != nil {
-		switch inactive.Code {
-		case "expired":
-			return nil, exchange.Party{}, InvalidGrant("%s has expired", param)
-		case "revoked":
-			return nil, exchange.Party{}, InvalidGrant("%s was revoked", param)
-		case "foreign":
-			return nil, exchange.Party{}, InvalidGrant("%s was not issued by %s; only this issuer's tokens can be exchanged", param, h.Issuer)
-		default:
-			return nil, exchange.Party{}, InvalidGrant("%s is not an active access token issued by %s", param, h.Issuer)
-		}
+		return nil, exchange.Party{}, h.inactiveInput(param, inactive)
 	}
 	if typ == TokenTypeJWT && a.Format != store.FormatJWT {
 		return nil, exchange.Party{}, InvalidRequest("%s is an opaque token but its type says jwt; send it as %s", param, TokenTypeAccessToken)
 	}
+	return h.party(ctx, param, a)
+}
+
+// idTokenParty verifies an ID token sent as subject_token by the client it was issued to.
+func (h *Handler) idTokenParty(ctx context.Context, client, raw string) (*tokens.Access, exchange.Party, error) {
+	a, inactive, err := h.Tokens.ResolveIDToken(ctx, raw, client)
+	if err != nil {
+		return nil, exchange.Party{}, ServerError(err)
+	}
+	if inactive != nil {
+		switch inactive.Code {
+		case "audience":
+			return nil, exchange.Party{}, InvalidGrant("the subject_token is an ID token for another client; only the client it was issued to may exchange it")
+		case "wrong_type":
+			return nil, exchange.Party{}, InvalidRequest("the subject_token is not an ID token (typ JWT) but its type says id_token; send access tokens as %s", TokenTypeAccessToken)
+		case "malformed":
+			return nil, exchange.Party{}, InvalidRequest("the subject_token is not a JWT but its type says id_token; send a user ID as %s", TokenTypeUserID)
+		case "invalid_signature", "not_yet_valid":
+			return nil, exchange.Party{}, InvalidGrant("the subject_token is not a valid ID token issued by %s", h.Issuer)
+		}
+		return nil, exchange.Party{}, h.inactiveInput("subject_token", inactive)
+	}
+	a, p, err := h.party(ctx, "subject_token", a)
+	p.IDToken = true
+	return a, p, err
+}
+
+// inactiveInput is the refusal for a subject or actor token that is not active.
+func (h *Handler) inactiveInput(param string, inactive *tokens.Inactive) error {
+	switch inactive.Code {
+	case "expired":
+		return InvalidGrant("%s has expired", param)
+	case "revoked":
+		return InvalidGrant("%s was revoked", param)
+	case "foreign":
+		return InvalidGrant("%s was not issued by %s; only this issuer's tokens can be exchanged", param, h.Issuer)
+	default:
+		return InvalidGrant("%s is not an active access token issued by %s", param, h.Issuer)
+	}
+}
+
+// party describes the subject of a verified input token.
+func (h *Handler) party(ctx context.Context, param string, a *tokens.Access) (*tokens.Access, exchange.Party, error) {
 	p := exchange.Party{Kind: string(a.SubjectKind), ID: a.Subject, HasToken: true, Scope: a.Scope, Audience: a.Audience, ExpiresAt: a.ExpiresAt, TokenClient: a.ClientID}
 	switch a.SubjectKind {
 	case store.KindUser:

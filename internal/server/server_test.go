@@ -53,8 +53,11 @@ func TestDiscoveryListsWhatWorks(t *testing.T) {
 		if algs := doc["id_token_signing_alg_values_supported"].([]any); len(algs) == 0 || algs[0] != "ES256" {
 			t.Errorf("signing algs %v", algs)
 		}
-		if types, _ := doc["token_exchange_subject_token_types_supported"].([]any); len(types) != 4 {
+		if types, _ := doc["token_exchange_subject_token_types_supported"].([]any); len(types) != 5 || types[2] != "urn:ietf:params:oauth:token-type:id_token" {
 			t.Errorf("token exchange subject types %v", types)
+		}
+		if types, _ := doc["token_exchange_requested_token_types_supported"].([]any); len(types) != 4 || types[3] != "urn:ietf:params:oauth:token-type:refresh_token" {
+			t.Errorf("token exchange requested types %v", types)
 		}
 	}
 }

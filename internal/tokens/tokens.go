@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -236,6 +237,55 @@ func (s *Service) CacheStats() (hits, misses uint64, size int) {
 	return s.hits.Load(), s.misses.Load(), s.cache.len()
 }
 
+// IDTokenType is the JOSE "typ" of Signet's ID tokens; it keeps them apart from access tokens.
+const IDTokenType = "JWT"
+
+// ResolveIDToken verifies an ID token issued here (signature, issuer, type, expiry, revocation) and
+// returns what it says when client is in its audience: an ID token proves who signed in at that
+// client, so only that client may present it (RFC 8693 subject_token_type id_token). The result
+// has no scope: an ID token grants nothing by itself.
+func (s *Service) ResolveIDToken(ctx context.Context, raw, client string) (*Access, *Inactive, error) {
+	if strings.Count(raw, ".") != 2 {
+		return nil, &Inactive{Code: "malformed", Detail: "an ID token is a signed JWT"}, nil
+	}
+	if s.dirty.CompareAndSwap(true, false) {
+		s.reloadRevocations(ctx)
+	}
+	tok, err := jwtverify.Verify(ctx, raw, s.cfg.Keys.Key, jwtverify.Options{
+		Issuer: s.cfg.Issuer, Type: IDTokenType, Now: s.cfg.Now, Leeway: s.cfg.Leeway,
+		RequireExp: true, RequireIAT: true, RequireJTI: true,
+	})
+	if err != nil {
+		var ve *jwtverify.Error
+		if !errors.As(err, &ve) {
+			return nil, nil, err
+		}
+		code := map[jwtverify.Reason]string{jwtverify.ReasonMalformed: "malformed", jwtverify.ReasonIssuer: "foreign", jwtverify.ReasonType: "wrong_type",
+			jwtverify.ReasonExpired: "expired", jwtverify.ReasonNotYetValid: "not_yet_valid"}[ve.Reason]
+		if code == "" {
+			code = "invalid_signature"
+		}
+		return nil, &Inactive{Code: code, Detail: ve.Error()}, nil
+	}
+	var c idClaims
+	b, _ := json.Marshal(tok.Raw)
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, &Inactive{Code: "malformed", Detail: "claims do not have ID token types: " + err.Error()}, nil
+	}
+	a := &Access{
+		ID: c.ID, Issuer: c.Issuer, Subject: c.Subject, SubjectKind: store.KindUser, ClientID: client, Audience: tok.Claims.Audience,
+		IssuedAt: tok.Claims.IssuedAt, NotBefore: tok.Claims.IssuedAt, ExpiresAt: tok.Claims.ExpiresAt,
+		SessionID: c.SessionID, Act: c.Act, Exchange: c.Exchange, Format: store.FormatJWT,
+	}
+	if !slices.Contains(tok.Claims.Audience, client) {
+		return nil, &Inactive{Code: "audience", Detail: "ID token issued to " + strings.Join(tok.Claims.Audience, ", "), Access: a}, nil
+	}
+	if rev, ok := s.revoked.match(a); ok {
+		return nil, &Inactive{Code: "revoked", Detail: fmt.Sprintf("revoked by %s %s at %s", rev.Kind, rev.Value, rev.At.UTC().Format(time.RFC3339)), Access: a}, nil
+	}
+	return a, nil, nil
+}
+
 // idClaims is an ID token's content (OIDC Core §2) with the actor chain.
 type idClaims struct {
 	Issuer    string    `json:"iss"`
@@ -256,7 +306,7 @@ func (s *Service) IssueIDToken(a *Access, alg string) (string, error) {
 	if a.ID == "" {
 		a.ID = secrets.NewID()
 	}
-	return s.cfg.Keys.Sign(alg, "JWT", idClaims{
+	return s.cfg.Keys.Sign(alg, IDTokenType, idClaims{
 		Issuer: s.cfg.Issuer, Subject: a.Subject, Audience: []string{a.ClientID}, ExpiresAt: a.ExpiresAt.Unix(),
 		IssuedAt: a.IssuedAt.Unix(), ID: a.ID, SessionID: a.SessionID, Act: a.Act, Exchange: a.Exchange,
 	})

@@ -75,7 +75,7 @@ func policyAddCmd() *cobra.Command {
 	f.BoolVar(&r.RequireReason, "require-reason", false, "refuse requests without a reason")
 	f.BoolVar(&r.AllowRefresh, "allow-refresh", false, "allow requested_token_type refresh_token: the session continues until --refresh-ttl")
 	f.DurationVar(&refreshTTL, "refresh-ttl", 0, "how long a session with refresh tokens lasts (default 1h for impersonation, 8h for delegation; at most 24h)")
-	f.BoolVar(&r.NotifySubject, "notify-subject", false, "notify the subject (webhook; not yet sent)")
+	f.BoolVar(&r.NotifySubject, "notify-subject", false, "send a signed event to the server's --webhook-url when a session opens under this rule")
 	f.BoolVar(&r.Disabled, "disabled", false, "store the rule disabled")
 	return cmd
 }

@@ -39,6 +39,7 @@ type Config struct {
 	RateBurst     int
 	AccountFormat string
 	PolicyFile    string
+	WebhookURL    string
 
 	// IssuerDefaulted reports that no flag, variable or file set the issuer, so commands may use
 	// the one the server recorded in the database.
@@ -79,6 +80,7 @@ var Settings = []Setting{
 	{"rate-limit", "0", "requests per second allowed per client IP at the token, introspection and revocation endpoints (0: unlimited)", func(c *Config) any { return &c.RateLimit }},
 	{"rate-burst", "100", "burst size for --rate-limit", func(c *Config) any { return &c.RateBurst }},
 	{"serviceaccount-token-format", "jwt", "access token format for service accounts: jwt or opaque", func(c *Config) any { return &c.AccountFormat }},
+	{"webhook-url", "", "URL that receives a signed security event (RFC 8417) when an exchange session opens under a rule with notify_subject", func(c *Config) any { return &c.WebhookURL }},
 	{"policy-file", "", "YAML file of token-exchange rules, added to the stored ones and reloaded on SIGHUP", func(c *Config) any { return &c.PolicyFile }},
 }
 
@@ -189,6 +191,11 @@ func (c *Config) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("tls-cert and tls-key must be set together")
+	}
+	if c.WebhookURL != "" {
+		if u, err := url.Parse(c.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("webhook-url %q must be an http(s) URL", c.WebhookURL)
+		}
 	}
 	if c.AccessTTL <= 0 || c.MaxAccessTTL <= 0 || c.AssertionTTL <= 0 || c.PollInterval <= 0 {
 		return errors.New("durations must be positive")

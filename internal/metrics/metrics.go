@@ -19,6 +19,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	grants   *prometheus.CounterVec
+	notified *prometheus.CounterVec
 }
 
 // New registers the collectors. cacheStats reports the token cache (hits, misses, size).
@@ -36,8 +37,11 @@ func New(cacheStats func() (hits, misses uint64, size int)) *Metrics {
 		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signet_token_requests_total", Help: "Token endpoint requests by grant type and outcome (ok or the OAuth error code).",
 		}, []string{"grant_type", "outcome"}),
+		notified: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signet_subject_notifications_total", Help: "Webhook notifications of exchange sessions by result (delivered or failed attempts).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.grants,
+	reg.MustRegister(m.requests, m.latency, m.grants, m.notified,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cacheStats != nil {
 		reg.MustRegister(
@@ -77,4 +81,13 @@ func (m *Metrics) Grant(grantType string, err error) {
 		grantType = "none"
 	}
 	m.grants.WithLabelValues(grantType, outcome).Inc()
+}
+
+// Notified records one webhook delivery attempt.
+func (m *Metrics) Notified(ok bool) {
+	result := "delivered"
+	if !ok {
+		result = "failed"
+	}
+	m.notified.WithLabelValues(result).Inc()
 }

@@ -47,6 +47,9 @@ type Exchange struct {
 		GetExchangeSession(ctx context.Context, id string) (*store.ExchangeSession, error)
 	}
 
+	// Notify, when set, is called after a session whose rule asks to notify the subject opened.
+	Notify func()
+
 	killSwitch atomic.Int32 // cached setting: 0 unknown, 1 off, 2 on
 }
 
@@ -365,6 +368,8 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 	if a.Exchange != nil {
 		details.Session = a.Exchange.Session
 	}
+	// The subject is told when a session opens; the audit event is the notification's outbox.
+	details.NotifySubject = newSession != nil && d.Notify
 	if refresh {
 		// The refresh token and the access tokens it yields share a grant: reuse revokes them all.
 		a.GrantID = "gr-" + secrets.NewID()
@@ -382,6 +387,9 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 		}
 	} else if err := h.Audit.Record(ctx, event); err != nil {
 		return nil, ServerError(err)
+	}
+	if details.NotifySubject && h.Exchange.Notify != nil {
+		h.Exchange.Notify()
 	}
 	ttl := int64(d.ExpiresAt.Sub(now) / time.Second)
 	resp := &TokenResponse{IssuedTokenType: in.requested, TokenType: "Bearer", ExpiresIn: ttl, Scope: strings.Join(d.Scope, " ")}
@@ -433,6 +441,7 @@ type allowedDetails struct {
 	JTI                string   `json:"jti"`
 	RequestedTokenType string   `json:"requested_token_type"`
 	Session            string   `json:"session,omitempty"`
+	NotifySubject      bool     `json:"notify_subject,omitempty"`
 	RefreshUntil       string   `json:"refresh_until,omitempty"`
 	SourceIP           string   `json:"source_ip"`
 	UserAgent          string   `json:"user_agent"`

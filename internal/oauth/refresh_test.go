@@ -215,7 +215,9 @@ func TestRefreshRefusals(t *testing.T) {
 		setup        func(x *renv) (testenv.Client, string)
 		code, reason string
 	}{
-		{"another client", func(x *renv) (testenv.Client, string) { return x.helpdesk, x.delegateOffline(t)["refresh_token"].(string) },
+		{"another client", func(x *renv) (testenv.Client, string) {
+			return x.helpdesk, x.delegateOffline(t)["refresh_token"].(string)
+		},
 			"invalid_grant", "issued to another client"},
 		{"an access token in its place", func(x *renv) (testenv.Client, string) {
 			return x.offline, x.delegateOffline(t)["access_token"].(string)

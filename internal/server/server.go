@@ -23,6 +23,7 @@ import (
 	"github.com/signet-id/signet/internal/exchange"
 	"github.com/signet-id/signet/internal/keys"
 	"github.com/signet-id/signet/internal/metrics"
+	"github.com/signet-id/signet/internal/notify"
 	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/oidc"
 	"github.com/signet-id/signet/internal/secrets"
@@ -47,6 +48,7 @@ type Server struct {
 	Audit    *audit.Log
 	Policy   *exchange.Policy
 	Sessions *sessions.Manager
+	Webhook  *notify.Webhook // nil without --webhook-url
 
 	// MasterKeyCreated reports that this start generated the development master key.
 	MasterKeyCreated bool
@@ -138,6 +140,17 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 		},
 	}
 	s.Watcher.Subscribe(s.OAuth.Exchange.Invalidate)
+	if rules, err := s.Policy.Rules(ctx); err == nil && cfg.WebhookURL == "" {
+		for _, r := range rules {
+			if r.NotifySubject {
+				log.Warn("rule asks to notify the subject, but no --webhook-url is set: notifications wait in the audit log until one is", "rule", r.Name)
+			}
+		}
+	}
+	if cfg.WebhookURL != "" {
+		s.Webhook = &notify.Webhook{URL: cfg.WebhookURL, Issuer: cfg.Issuer, Alg: cfg.SigningAlg, Store: st, Keys: s.Keys, Log: log, Delivered: s.Metrics.Notified}
+		s.OAuth.Exchange.Notify = s.Webhook.Wake
+	}
 	s.Sessions = &sessions.Manager{Store: st, Tokens: s.Tokens, Audit: s.Audit,
 		Applied: func() { s.Watcher.Poll(context.Background()) }}
 	return s, nil
@@ -232,6 +245,9 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 		go s.watchNotifications(runCtx, n)
 	}
 	go s.prune(runCtx)
+	if s.Webhook != nil {
+		go s.Webhook.Run(runCtx)
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if s.Config.TLSCert != "" {

@@ -106,6 +106,10 @@ func start(t testing.TB, opt Options) (*Env, error) {
 		return nil, fmt.Errorf("bootstrap: %w", err)
 	}
 	go s.Watcher.Run(ctx)
+	if s.Webhook != nil {
+		s.Webhook.MinBackoff, s.Webhook.MaxBackoff = 20*time.Millisecond, 200*time.Millisecond // tests wait for retries
+		go s.Webhook.Run(ctx)
+	}
 	if n, ok := s.Store.(store.ChangeNotifier); ok {
 		go n.WatchChanges(ctx, s.Watcher.Wake)
 	}

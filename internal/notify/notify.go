@@ -1,0 +1,272 @@
+// Package notify tells the people acted upon: for exchange rules with notify_subject, each new
+// impersonation or delegation session is pushed to the operator's webhook as a Security Event Token
+// (RFC 8417) signed with the issuer's key, delivered per RFC 8935 (push). Receivers verify it with
+// the issuer's JWKS and then reach the user (mail, chat, the account page).
+//
+// The audit log is the outbox: the event that allowed the exchange is durable before the token
+// exists, and it carries the notify flag. The deliverer tails the log after a cursor kept in the
+// store's settings and advances it only past delivered events, so a restart or an unreachable
+// receiver delays notifications but never loses them (at-least-once; the SET's jti, derived from
+// the audit sequence number, lets receivers drop duplicates).
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/signet-id/signet/internal/audit"
+	"github.com/signet-id/signet/internal/store"
+)
+
+// CursorSetting holds the sequence number of the last audit event handled.
+const CursorSetting = "notify_cursor"
+
+// EventURI identifies Signet's session-opened event in a SET's "events" claim.
+const EventURI = "urn:signet:event:exchange-session-opened"
+
+// SETType is the JOSE typ of a Security Event Token (RFC 8417 §2.3).
+const SETType = "secevent+jwt"
+
+// Store is what the deliverer reads and writes.
+type Store interface {
+	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
+	GetSetting(ctx context.Context, name string) (string, error)
+	PutSetting(ctx context.Context, name, value string) error
+	GetUser(ctx context.Context, id string) (*store.User, error)
+}
+
+// Signer signs claims as a JWT with the given alg and typ (the issuer's key manager).
+type Signer interface {
+	Sign(alg, typ string, claims any) (string, error)
+}
+
+// Webhook delivers notifications to one URL.
+type Webhook struct {
+	URL    string
+	Issuer string
+	Alg    string
+	Store  Store
+	Keys   Signer
+	Log    *slog.Logger
+	Client *http.Client // nil: 10 s timeout, no redirects
+	// Poll is how often the log is read without a wake-up (other replicas' exchanges); MinBackoff
+	// and MaxBackoff bound the wait between attempts while the receiver fails.
+	Poll, MinBackoff, MaxBackoff time.Duration
+	// Delivered, when set, is told each attempt's outcome (metrics); true comes once the cursor has
+	// moved past the delivered event.
+	Delivered func(ok bool)
+
+	once sync.Once
+	wake chan struct{}
+}
+
+// Wake makes the deliverer read the log now (called after an exchange that asks to notify).
+func (w *Webhook) Wake() {
+	select {
+	case w.wakeChan() <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Webhook) wakeChan() chan struct{} {
+	w.once.Do(func() { w.wake = make(chan struct{}, 1) })
+	return w.wake
+}
+
+// Run delivers until ctx is done.
+func (w *Webhook) Run(ctx context.Context) {
+	wake := w.wakeChan()
+	if w.Client == nil {
+		w.Client = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	if w.Poll <= 0 {
+		w.Poll = 5 * time.Second
+	}
+	if w.MinBackoff <= 0 {
+		w.MinBackoff = time.Second
+	}
+	if w.MaxBackoff <= 0 {
+		w.MaxBackoff = 5 * time.Minute
+	}
+	backoff := w.MinBackoff
+	for {
+		wait := w.Poll
+		if err := w.deliverPending(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			w.Log.Warn("subject notification not delivered; will retry", "url", w.URL, "err", err, "retry_in", backoff)
+			wait, backoff = backoff, min(2*backoff, w.MaxBackoff)
+		} else {
+			backoff = w.MinBackoff
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-wake:
+			timer.Stop()
+		case <-timer.C:
+		}
+	}
+}
+
+// deliverPending sends every pending notification in log order, moving the cursor past each one
+// delivered; it stops at the first failure.
+func (w *Webhook) deliverPending(ctx context.Context) error {
+	cursor, err := w.cursor(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		events, err := w.Store.ListAudit(ctx, store.AuditFilter{Type: audit.TypeExchangeAllowed, AfterSeq: cursor, Limit: 100})
+		if err != nil {
+			return err
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		for _, e := range events {
+			sent, err := w.deliverOne(ctx, e)
+			if err != nil {
+				w.outcome(false)
+				return err
+			}
+			cursor = e.Seq
+			// What was delivered stays delivered, even when shutdown interrupts us here.
+			if err := w.Store.PutSetting(context.WithoutCancel(ctx), CursorSetting, strconv.FormatInt(cursor, 10)); err != nil {
+				return err
+			}
+			if sent {
+				w.outcome(true)
+			}
+		}
+	}
+}
+
+func (w *Webhook) outcome(ok bool) {
+	if w.Delivered != nil {
+		w.Delivered(ok)
+	}
+}
+
+func (w *Webhook) cursor(ctx context.Context) (int64, error) {
+	v, err := w.Store.GetSetting(ctx, CursorSetting)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+// allowed is the part of an exchange.allowed audit record a notification needs.
+type allowed struct {
+	Notify    bool     `json:"notify_subject"`
+	Mode      string   `json:"mode"`
+	Rule      string   `json:"rule"`
+	Session   string   `json:"session"`
+	Reason    string   `json:"reason"`
+	ExpiresAt string   `json:"expires_at"`
+	Audience  []string `json:"audience"`
+	Scope     string   `json:"scope"`
+}
+
+// Session is the event payload: what a receiver needs to tell the subject.
+type Session struct {
+	Kind      string   `json:"kind"` // impersonation or delegation
+	Session   string   `json:"session"`
+	Rule      string   `json:"rule"`
+	Subject   Person   `json:"subject"`
+	Actor     Person   `json:"actor"`
+	Client    string   `json:"client_id"`
+	Audience  []string `json:"audience"`
+	Scope     string   `json:"scope,omitempty"`
+	Reason    string   `json:"reason,omitempty"`
+	StartedAt int64    `json:"started_at"`
+	ExpiresAt string   `json:"expires_at"`
+}
+
+// Person names a party; Username and Email are filled for users.
+type Person struct {
+	ID       string `json:"id"`
+	Username string `json:"username,omitempty"`
+	Email    string `json:"email,omitempty"`
+}
+
+// set is the Security Event Token (RFC 8417 §2.2).
+type set struct {
+	Issuer   string                     `json:"iss"`
+	IssuedAt int64                      `json:"iat"`
+	ID       string                     `json:"jti"`
+	Audience string                     `json:"aud"`
+	Subject  map[string]string          `json:"sub_id"` // RFC 9493 subject identifier
+	Events   map[string]json.RawMessage `json:"events"`
+}
+
+// deliverOne sends the notification an audit event asks for, if any; sent reports whether the
+// receiver accepted one.
+func (w *Webhook) deliverOne(ctx context.Context, e store.AuditEvent) (sent bool, err error) {
+	var d allowed
+	if err := json.Unmarshal(e.Details, &d); err != nil || !d.Notify || d.Session == "" {
+		return false, nil // not a notifying session opening: nothing to send
+	}
+	payload := Session{Kind: d.Mode, Session: d.Session, Rule: d.Rule, Subject: w.person(ctx, e.Subject), Actor: w.person(ctx, e.Actor),
+		Client: e.Client, Audience: d.Audience, Scope: d.Scope, Reason: d.Reason, StartedAt: e.At.Unix(), ExpiresAt: d.ExpiresAt}
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return false, err
+	}
+	token, err := w.Keys.Sign(w.Alg, SETType, set{
+		Issuer: w.Issuer, IssuedAt: time.Now().Unix(), ID: "audit-" + strconv.FormatInt(e.Seq, 10), Audience: w.URL,
+		Subject: map[string]string{"format": "opaque", "id": e.Subject}, Events: map[string]json.RawMessage{EventURI: body},
+	})
+	if err != nil {
+		return false, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader([]byte(token)))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/secevent+jwt")
+	req.Header.Set("Accept", "application/json")
+	resp, err := w.Client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	switch {
+	case resp.StatusCode/100 == 2:
+	case resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusTooManyRequests:
+		// RFC 8935 §2.3: the receiver rejected this SET; sending it again cannot help.
+		w.Log.Error("the webhook receiver rejected a subject notification; skipping it", "session", d.Session, "audit_seq", e.Seq,
+			"status", resp.Status, "body", string(bytes.TrimSpace(msg)))
+		w.outcome(false)
+		return false, nil
+	default:
+		return false, fmt.Errorf("receiver answered %s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	w.Log.Info("subject notified", "session", d.Session, "subject", e.Subject, "audit_seq", e.Seq)
+	return true, nil
+}
+
+// person describes a party; a user's name and email come from the store when it has them.
+func (w *Webhook) person(ctx context.Context, id string) Person {
+	p := Person{ID: id}
+	if u, err := w.Store.GetUser(ctx, id); err == nil {
+		p.Username, p.Email = u.Username, u.Email
+	}
+	return p
+}

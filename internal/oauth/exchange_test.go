@@ -333,7 +333,7 @@ func TestEscalationCorpus(t *testing.T) {
 		{"impersonating a locked user", x.spa, imp(func(f map[string]string) { f["subject_token"] = x.locked.ID }), "invalid_grant"},
 		{"no reason", x.spa, imp(func(f map[string]string) { delete(f, "reason") }), "invalid_request"},
 		{"impersonation token as actor (chaining)", x.spa, imp(func(f map[string]string) { f["actor_token"] = impToken; f["subject_token"] = x.olga.ID }), "invalid_grant"},
-		{"refresh token requested", x.spa, imp(func(f map[string]string) {
+		{"refresh token where the rule allows none", x.spa, imp(func(f map[string]string) {
 			f["requested_token_type"] = "urn:ietf:params:oauth:token-type:refresh_token"
 		}), "invalid_request"},
 		{"unknown requested type", x.spa, imp(func(f map[string]string) { f["requested_token_type"] = "urn:x:saml2" }), "invalid_request"},

@@ -22,7 +22,7 @@ const GrantRefreshToken = "refresh_token"
 // revokes its whole grant (OAuth 2.0 Security BCP §4.14). A refresh token born from a token exchange
 // re-applies its rule as it stands now, and never outlives its exchange session. The rotation and
 // its audit event commit together, before the new tokens exist.
-func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (*TokenResponse, error) {
+func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (resp *TokenResponse, err error) {
 	ctx := r.Context()
 	raw := f.Get("refresh_token")
 	if raw == "" {
@@ -31,6 +31,14 @@ func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (*TokenR
 	old, prev, inactive, err := h.Tokens.ResolveRefresh(ctx, raw)
 	if err != nil {
 		return nil, ServerError(err)
+	}
+	if prev != nil && prev.Exchange != nil {
+		// A refused attempt to continue a delegation or impersonation is a security event.
+		defer func() {
+			if err != nil {
+				h.auditRefusedRefresh(ctx, r, caller, old, prev, err)
+			}
+		}()
 	}
 	if old != nil && old.ClientID != caller.ID {
 		return nil, InvalidGrant("the refresh_token was issued to another client; only that client may use it")
@@ -233,6 +241,21 @@ func (h *Handler) revokeReused(ctx context.Context, r *http.Request, caller *Cal
 		"reason": "refresh token reuse", "grant": old.GrantID, "refresh_token": old.ID, "source_ip": r.RemoteAddr, "user_agent": r.UserAgent()}}
 	if err := h.Audit.Record(ctx, event); err != nil {
 		h.Log.Error("could not audit a refresh token reuse", "err", err, "grant", old.GrantID)
+	}
+}
+
+// auditRefusedRefresh records a refused refresh of an exchange session as exchange.denied.
+func (h *Handler) auditRefusedRefresh(ctx context.Context, r *http.Request, caller *Caller, old *store.Token, prev *tokens.Access, err error) {
+	oe := AsError(err)
+	actor := ""
+	if prev.Act != nil {
+		actor = prev.Act.Subject
+	}
+	event := audit.Event{Type: audit.TypeExchangeDenied, Actor: actor, Subject: prev.Subject, Client: caller.ID, Details: map[string]any{
+		"grant": GrantRefreshToken, "error": oe.Code, "description": oe.Description, "mode": prev.Exchange.Kind, "session": prev.Exchange.Session,
+		"refresh_token": old.ID, "source_ip": r.RemoteAddr, "user_agent": r.UserAgent()}}
+	if aerr := h.Audit.Record(ctx, event); aerr != nil {
+		h.Log.Error("could not audit a refused refresh", "err", aerr, "session", prev.Exchange.Session)
 	}
 }
 

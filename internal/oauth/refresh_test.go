@@ -295,8 +295,14 @@ func TestRefreshRefusals(t *testing.T) {
 			x := newREnv(t)
 			c, rt := tc.setup(x)
 			x.Server.Watcher.Poll(ctx) // apply store changes now, as the change feed would within 250 ms
+			before := len(x.audits(t, "exchange.denied"))
 			_, re := x.refresh(t, c, rt)
 			wantRefused(t, re, tc.code, tc.reason)
+			// A refused attempt to continue a session is audited; garbage that names no session is not.
+			names := tc.name != "made up" && tc.name != "an access token in its place"
+			if got := len(x.audits(t, "exchange.denied")) - before; got != map[bool]int{true: 1, false: 0}[names] {
+				t.Fatalf("%d denials audited for this refusal", got)
+			}
 		})
 	}
 }

@@ -26,8 +26,11 @@ var migrations embed.FS
 // Open opens (creating if needed) and migrates the database file at path.
 func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_txlock=immediate" +
-		"&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
-	w, err := sql.Open("sqlite", dsn)
+		"&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	// synchronous(FULL): every commit fsyncs the WAL, so a write acknowledged (an audit event, a
+	// rotated refresh token) survives power loss, not only a crash of the process. The group-commit
+	// batcher makes that one fsync per batch of concurrent writes.
+	w, err := sql.Open("sqlite", dsn+"&_pragma=synchronous(FULL)")
 	if err != nil {
 		return nil, err
 	}

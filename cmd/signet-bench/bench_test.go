@@ -115,3 +115,21 @@ func TestBaselineUnderWrk(t *testing.T) {
 		t.Fatalf("result %+v, rss %v", r, p.peakRSS())
 	}
 }
+
+// TestMedianOfRounds: each figure is the median across rounds, the RSS the highest, and one failed
+// round fails the scenario.
+func TestMedianOfRounds(t *testing.T) {
+	rounds := []result{
+		{Scenario: "s", RPS: 100, P99Ms: 9, Ratio: 0.5, BaselineRPS: 200, PeakRSSMB: 50, Status: "ok"},
+		{Scenario: "s", RPS: 300, P99Ms: 12, Ratio: 0.9, BaselineRPS: 333, PeakRSSMB: 70, Status: "ok"},
+		{Scenario: "s", RPS: 200, P99Ms: 8, Ratio: 0.7, BaselineRPS: 285, PeakRSSMB: 60, Status: "ok"},
+	}
+	m := median(rounds)
+	if m.RPS != 200 || m.P99Ms != 9 || m.Ratio != 0.7 || m.BaselineRPS != 285 || m.PeakRSSMB != 70 || m.Status != "ok" {
+		t.Fatalf("median %+v", m)
+	}
+	rounds[1].Status = "FAILED: non-2xx"
+	if m := median(rounds); m.Status != "FAILED: non-2xx" {
+		t.Fatalf("a failed round must fail the scenario: %+v", m)
+	}
+}

@@ -68,19 +68,21 @@ end
 
 // result is one measured run.
 type result struct {
-	Scenario   string  `json:"scenario"`
-	RPS        float64 `json:"req_per_sec"`
-	P50Ms      float64 `json:"p50_ms"`
-	P99Ms      float64 `json:"p99_ms"`
-	Ratio      float64 `json:"ratio_to_baseline,omitempty"`
-	PeakRSSMB  float64 `json:"peak_rss_mb"`
-	RSSMB      float64 `json:"rss_mb"`
-	Requests   int64   `json:"requests"`
-	Non2xx     int64   `json:"non_2xx"`
-	SockErrors int64   `json:"socket_errors"`
-	Target     string  `json:"target,omitempty"`
-	TargetMet  bool    `json:"target_met"`
-	Status     string  `json:"status"`
+	Scenario string  `json:"scenario"`
+	RPS      float64 `json:"req_per_sec"`
+	P50Ms    float64 `json:"p50_ms"`
+	P99Ms    float64 `json:"p99_ms"`
+	Ratio    float64 `json:"ratio_to_baseline,omitempty"`
+	// BaselineRPS is the baseline measured right before this scenario, which Ratio divides by.
+	BaselineRPS float64 `json:"baseline_req_per_sec,omitempty"`
+	PeakRSSMB   float64 `json:"peak_rss_mb"`
+	RSSMB       float64 `json:"rss_mb"`
+	Requests    int64   `json:"requests"`
+	Non2xx      int64   `json:"non_2xx"`
+	SockErrors  int64   `json:"socket_errors"`
+	Target      string  `json:"target,omitempty"`
+	TargetMet   bool    `json:"target_met"`
+	Status      string  `json:"status"`
 }
 
 // run drives req for dur and parses wrk's report. Non-2xx answers or socket errors fail the run.

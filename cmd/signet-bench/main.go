@@ -31,6 +31,7 @@ type options struct {
 	quick       bool
 	strict      bool
 	distinct    int
+	rounds      int
 }
 
 func main() {
@@ -53,6 +54,7 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "smoke run: 2s per scenario, 0.5s warm-up, 1,000 distinct tokens")
 	flag.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
 	flag.IntVar(&o.distinct, "distinct-tokens", 10_000, "tokens cycled by the distinct-token scenario")
+	flag.IntVar(&o.rounds, "rounds", 1, "measure each scenario (and its adjacent baseline) this many times and report the medians")
 	flag.Parse()
 	if o.quick {
 		o.duration, o.warmup, o.distinct = 2*time.Second, 500*time.Millisecond, 1_000
@@ -103,17 +105,25 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 	}
 	defer sig.stop()
 
-	rep := &report{Connections: o.connections, Duration: o.duration.String(), Threads: o.threads}
+	rep := &report{Connections: o.connections, Duration: o.duration.String(), Threads: o.threads, Rounds: max(o.rounds, 1)}
 	baseReq := request{url: base.url + "/oauth/v2/introspect", body: "token=" + strings.Repeat("x", 43), auth: basicAuth("client", "secret")}
-	if o.warmup > 0 {
-		d.run(ctx, baseReq, o.warmup)
+	measure := func(req request) (result, error) {
+		if o.warmup > 0 {
+			d.run(ctx, req, o.warmup)
+		}
+		return d.run(ctx, req, o.duration)
 	}
-	res, err := d.run(ctx, baseReq, o.duration)
-	if err != nil {
-		return 0, fmt.Errorf("baseline: %w", err)
+	baseline := func() (result, error) {
+		res, err := measure(baseReq)
+		if err != nil {
+			return res, fmt.Errorf("baseline: %w", err)
+		}
+		res.Scenario, res.PeakRSSMB, res.RSSMB = "baseline", base.peakRSS(), base.rss()
+		return res, nil
 	}
-	res.Scenario, res.PeakRSSMB, res.RSSMB = "baseline", base.peakRSS(), base.rss()
-	rep.Baseline = res
+	if rep.Baseline, err = baseline(); err != nil {
+		return 0, err
+	}
 
 	env, err := setup(ctx, sig, o.distinct)
 	if err != nil {
@@ -125,22 +135,30 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 			rep.Results = append(rep.Results, result{Scenario: sc.name, Status: "FAILED: " + err.Error()})
 			continue
 		}
-		if o.warmup > 0 {
-			d.run(ctx, req, o.warmup)
+		// Each round measures the baseline right before the scenario, so a ratio compares two
+		// measurements taken seconds apart: this machine's speed drifts over minutes.
+		var rounds []result
+		for range rep.Rounds {
+			b, err := baseline()
+			if err != nil {
+				return 0, err
+			}
+			r, err := measure(req)
+			if err != nil {
+				r.Status = "FAILED: " + err.Error()
+			}
+			r.Scenario, r.PeakRSSMB, r.RSSMB, r.BaselineRPS = sc.name, sig.peakRSS(), sig.rss(), b.RPS
+			if b.RPS > 0 {
+				r.Ratio = r.RPS / b.RPS
+			}
+			rounds = append(rounds, r)
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
 		}
-		r, err := d.run(ctx, req, o.duration)
-		if err != nil {
-			r.Status = "FAILED: " + err.Error()
-		}
-		r.Scenario, r.PeakRSSMB, r.RSSMB = sc.name, sig.peakRSS(), sig.rss()
-		if rep.Baseline.RPS > 0 {
-			r.Ratio = r.RPS / rep.Baseline.RPS
-		}
+		r := median(rounds)
 		r.judge(sc.target)
 		rep.Results = append(rep.Results, r)
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
 	}
 	if o.json {
 		enc := json.NewEncoder(out)

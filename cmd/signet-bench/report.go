@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 )
 
@@ -11,6 +12,7 @@ type report struct {
 	Connections int      `json:"connections"`
 	Threads     int      `json:"wrk_threads"`
 	Duration    string   `json:"duration_per_scenario"`
+	Rounds      int      `json:"rounds"`
 	Baseline    result   `json:"baseline"`
 	Results     []result `json:"results"`
 }
@@ -24,9 +26,10 @@ func (r *result) judge(t target) {
 func (rep *report) print(w io.Writer) {
 	fmt.Fprintf(w, "Baseline (bare net/http, parse form, 300-byte JSON): %.0f req/s, p50 %.2f ms, p99 %.2f ms\n",
 		rep.Baseline.RPS, rep.Baseline.P50Ms, rep.Baseline.P99Ms)
-	fmt.Fprintf(w, "wrk: %d connections, %d threads, %s per scenario\n\n", rep.Connections, rep.Threads, rep.Duration)
+	fmt.Fprintf(w, "wrk: %d connections, %d threads, %s per scenario, %d round(s); each ratio is to the baseline measured just before it (medians over rounds)\n\n",
+		rep.Connections, rep.Threads, rep.Duration, rep.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp99\tratio\tpeak RSS\ttarget\tstatus")
+	fmt.Fprintln(tw, "scenario\treq/s\tp50\tp99\tbaseline req/s\tratio\tpeak RSS\ttarget\tstatus")
 	for _, r := range rep.Results {
 		verdict := "MISS"
 		if r.TargetMet {
@@ -35,8 +38,34 @@ func (rep *report) print(w io.Writer) {
 		if r.Status != "ok" {
 			verdict = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f ms\t%.2f ms\t%.2f\t%.0f MB\t%s %s\t%s\n",
-			r.Scenario, r.RPS, r.P50Ms, r.P99Ms, r.Ratio, r.PeakRSSMB, verdict, r.Target, r.Status)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f ms\t%.2f ms\t%.0f\t%.2f\t%.0f MB\t%s %s\t%s\n",
+			r.Scenario, r.RPS, r.P50Ms, r.P99Ms, r.BaselineRPS, r.Ratio, r.PeakRSSMB, verdict, r.Target, r.Status)
 	}
 	tw.Flush()
+}
+
+// median combines rounds of one scenario: each figure is the median of its values (the upper
+// one for an even count); the peak RSS is the highest seen; a failed round fails the result.
+func median(rounds []result) result {
+	out := rounds[0]
+	pick := func(get func(result) float64) float64 {
+		v := make([]float64, len(rounds))
+		for i, r := range rounds {
+			v[i] = get(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	out.RPS = pick(func(r result) float64 { return r.RPS })
+	out.P50Ms = pick(func(r result) float64 { return r.P50Ms })
+	out.P99Ms = pick(func(r result) float64 { return r.P99Ms })
+	out.Ratio = pick(func(r result) float64 { return r.Ratio })
+	out.BaselineRPS = pick(func(r result) float64 { return r.BaselineRPS })
+	for _, r := range rounds {
+		out.PeakRSSMB = max(out.PeakRSSMB, r.PeakRSSMB)
+		if r.Status != "ok" && out.Status == "ok" {
+			out.Status = r.Status
+		}
+	}
+	return out
 }

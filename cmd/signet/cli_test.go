@@ -184,8 +184,15 @@ func TestCLIPolicyImpersonationAudit(t *testing.T) {
 	}
 	var verify map[string]any
 	cliJSON(t, dir, &verify, "audit", "verify")
-	if verify["intact"] != true || verify["events"].(float64) != 3 { // policy add, disable, enable
+	// two clients and two users created, policy add, disable, enable
+	if verify["intact"] != true || verify["events"].(float64) != 7 {
 		t.Fatalf("audit verify: %v", verify)
+	}
+	var changes []map[string]any
+	cliJSON(t, dir, &changes, "audit", "list", "--type", "user.changed")
+	if len(changes) != 2 || changes[0]["subject"] != sam["id"] || !strings.HasPrefix(changes[0]["actor"].(string), "cli") ||
+		!strings.Contains(string(mustJSON(changes[0]["details"])), `"action":"created"`) {
+		t.Fatalf("user changes are audited with the operator: %v", changes)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/signet-id/signet/internal/audit"
 	"io"
 	"regexp"
 	"slices"
@@ -116,6 +117,9 @@ func clientCreateCmd() *cobra.Command {
 			var secret string
 			if auth == store.AuthSecretBasic || auth == store.AuthSecretPost {
 				secret, c.SecretSalt, c.SecretHash = s.Secrets.NewSecret()
+			}
+			if err := recordChange(ctx, s, audit.TypeClientChanged, c.ID, map[string]any{"action": "created", "client": viewClient(c, "")}); err != nil {
+				return err
 			}
 			if err := s.Store.CreateClient(ctx, c); err != nil {
 				return explainStoreErr(err, "client "+c.ID)
@@ -264,6 +268,9 @@ func clientUpdateCmd() *cobra.Command {
 				return err
 			}
 			c.UpdatedAt = time.Now()
+			if err := recordChange(cmd.Context(), s, audit.TypeClientChanged, c.ID, map[string]any{"action": "updated", "client": viewClient(c, "")}); err != nil {
+				return err
+			}
 			if err := s.Store.UpdateClient(cmd.Context(), c); err != nil {
 				return err
 			}
@@ -289,6 +296,9 @@ func clientDeleteCmd() *cobra.Command {
 		Short: "Delete a client with its keys and role grants",
 		Args:  cobra.ExactArgs(1),
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			if err := recordChange(cmd.Context(), s, audit.TypeClientChanged, args[0], map[string]any{"action": "deleted"}); err != nil {
+				return err
+			}
 			if err := s.Store.DeleteClient(cmd.Context(), args[0]); err != nil {
 				return explainStoreErr(err, "client "+args[0])
 			}
@@ -314,6 +324,9 @@ func clientSecretCmd() *cobra.Command {
 			var secret string
 			secret, c.SecretSalt, c.SecretHash = s.Secrets.NewSecret()
 			c.UpdatedAt = time.Now()
+			if err := recordChange(cmd.Context(), s, audit.TypeClientChanged, c.ID, map[string]any{"action": "secret_reset"}); err != nil {
+				return err
+			}
 			if err := s.Store.UpdateClient(cmd.Context(), c); err != nil {
 				return err
 			}
@@ -388,6 +401,9 @@ func createKeyFile(cmd *cobra.Command, s *server.Server, kind store.PrincipalKin
 		return err
 	}
 	pk := &store.PublicKey{ID: kf.KeyID, OwnerKind: kind, OwnerID: ownerID, Algorithm: alg, PublicKeyPEM: pub, ExpiresAt: exp, CreatedAt: now}
+	if err := recordChange(cmd.Context(), s, audit.TypePublicKeyChanged, ownerID, map[string]any{"action": "created", "key_id": pk.ID, "owner_kind": kind, "algorithm": alg}); err != nil {
+		return err
+	}
 	if err := s.Store.CreatePublicKey(cmd.Context(), pk); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/signet-id/signet/internal/audit"
 	"io"
 	"time"
 
@@ -33,6 +34,9 @@ func keysCmd() *cobra.Command {
 				alg = s.Config.SigningAlg
 			}
 			if _, err := s.Keys.Ensure(cmd.Context(), alg); err != nil {
+				return err
+			}
+			if err := recordChange(cmd.Context(), s, audit.TypeSigningKeyRotated, "", map[string]any{"algorithm": alg}); err != nil {
 				return err
 			}
 			if err := s.Keys.Rotate(cmd.Context(), alg, time.Now()); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,15 @@ func policyCmd() *cobra.Command {
 }
 
 // operator names who ran a command, for the audit log.
+// recordChange audits an operator's change before it is applied: if the event cannot be written,
+// the change is not made.
+func recordChange(ctx context.Context, s *server.Server, typ, subject string, details map[string]any) error {
+	if err := s.Audit.Record(ctx, audit.Event{Type: typ, Actor: operator(), Subject: subject, Details: details}); err != nil {
+		return fmt.Errorf("the change was not made: %w", err)
+	}
+	return nil
+}
+
 func operator() string {
 	if u := os.Getenv("USER"); u != "" {
 		return "cli:" + u
@@ -48,7 +58,7 @@ func policyAddCmd() *cobra.Command {
 				return err
 			}
 			body, _ := json.Marshal(r)
-			if err := s.Audit.Record(ctx, audit.Event{Type: audit.TypePolicyChanged, Actor: operator(), Details: map[string]any{"action": "put", "rule": json.RawMessage(body)}}); err != nil {
+			if err := recordChange(ctx, s, audit.TypePolicyChanged, "", map[string]any{"action": "put", "rule": json.RawMessage(body)}); err != nil {
 				return err
 			}
 			if err := s.Policy.Put(ctx, r); err != nil {
@@ -132,7 +142,7 @@ func policyRemoveCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			ctx := cmd.Context()
-			if err := s.Audit.Record(ctx, audit.Event{Type: audit.TypePolicyChanged, Actor: operator(), Details: map[string]any{"action": "remove", "rule": args[0]}}); err != nil {
+			if err := recordChange(ctx, s, audit.TypePolicyChanged, "", map[string]any{"action": "remove", "rule": args[0]}); err != nil {
 				return err
 			}
 			if err := s.Policy.Remove(ctx, args[0]); errors.Is(err, store.ErrNotFound) {

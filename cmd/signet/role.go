@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/signet-id/signet/internal/audit"
 	"io"
 	"strings"
 
@@ -72,6 +73,10 @@ func roleGrantCmd(grant bool) *cobra.Command {
 				kind, id, name = store.KindClient, c.ID, c.ID
 			default:
 				return errors.New("name exactly one of --user, --serviceaccount or --client")
+			}
+			action := map[bool]string{true: "granted", false: "revoked"}[grant]
+			if err := recordChange(ctx, s, audit.TypeRoleChanged, id, map[string]any{"action": action, "role": role, "principal_kind": kind}); err != nil {
+				return err
 			}
 			var err error
 			verb := "Granted"

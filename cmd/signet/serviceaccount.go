@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/signet-id/signet/internal/audit"
 	"io"
 	"strings"
 	"time"
@@ -55,6 +56,9 @@ func saCreateCmd() *cobra.Command {
 			var secret string
 			if withSecret {
 				secret, a.SecretSalt, a.SecretHash = s.Secrets.NewSecret()
+			}
+			if err := recordChange(cmd.Context(), s, audit.TypeServiceAccountChanged, a.ID, map[string]any{"action": "created", "name": a.Name, "roles": a.Roles, "secret": withSecret}); err != nil {
+				return err
 			}
 			if err := s.Store.CreateServiceAccount(cmd.Context(), a); err != nil {
 				if errors.Is(err, store.ErrNotFound) {
@@ -163,6 +167,9 @@ func saKeyCmd() *cobra.Command {
 		Short: "Revoke a key at once: assertions signed with it are refused",
 		Args:  cobra.ExactArgs(1),
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			if err := recordChange(cmd.Context(), s, audit.TypePublicKeyChanged, "", map[string]any{"action": "revoked", "key_id": args[0]}); err != nil {
+				return err
+			}
 			if err := s.Store.RevokePublicKey(cmd.Context(), args[0], time.Now()); err != nil {
 				return explainStoreErr(err, "key "+args[0])
 			}

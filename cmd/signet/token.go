@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/signet-id/signet/internal/exchange"
 	"io"
 	"os"
 	"strings"
@@ -188,7 +189,9 @@ func tokenRevokeCmd() *cobra.Command {
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			ctx := cmd.Context()
 			now := time.Now()
-			rev := store.Revocation{At: now, ExpiresAt: now.Add(s.Config.MaxAccessTTL + time.Hour), Reason: reason}
+			// Kept until no token it could match is valid: access tokens live at most
+			// MaxAccessTTL, refresh tokens of an exchange session at most MaxRefreshTTL.
+			rev := store.Revocation{At: now, ExpiresAt: now.Add(max(s.Config.MaxAccessTTL, exchange.MaxRefreshTTL) + time.Hour), Reason: reason}
 			set := 0
 			for _, x := range []struct{ kind, value string }{{store.RevokeTokenID, jti}, {store.RevokeClient, clientID}, {store.RevokeSubject, subject}, {store.RevokeSession, session}} {
 				if x.value != "" {
@@ -222,6 +225,9 @@ func tokenRevokeCmd() *cobra.Command {
 				if u := os.Getenv("USER"); u != "" {
 					rev.Reason += " by " + u
 				}
+			}
+			if err := recordChange(ctx, s, audit.TypeTokenRevoked, "", map[string]any{"kind": rev.Kind, "value": rev.Value, "reason": rev.Reason}); err != nil {
+				return err
 			}
 			if err := s.Tokens.Revoke(ctx, rev); err != nil {
 				return err

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/signet-id/signet/internal/audit"
 	"io"
 	"strings"
 	"time"
@@ -65,6 +66,9 @@ func userCreateCmd() *cobra.Command {
 			if password != "" {
 				u.PasswordHash = secrets.HashPassword(password)
 			}
+			if err := recordChange(cmd.Context(), s, audit.TypeUserChanged, u.ID, map[string]any{"action": "created", "username": u.Username, "roles": u.Roles}); err != nil {
+				return err
+			}
 			if err := s.Store.CreateUser(cmd.Context(), u); err != nil {
 				if errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("--role: %v (see `signet role list`)", err)
@@ -125,6 +129,9 @@ func userLockCmd(lock bool) *cobra.Command {
 				return err
 			}
 			u.Locked, u.UpdatedAt = lock, time.Now()
+			if err := recordChange(cmd.Context(), s, audit.TypeUserChanged, u.ID, map[string]any{"action": map[bool]string{true: "locked", false: "unlocked"}[lock]}); err != nil {
+				return err
+			}
 			if err := s.Store.UpdateUser(cmd.Context(), u); err != nil {
 				return err
 			}

@@ -25,6 +25,12 @@ const (
 	TypeImpersonationOn   = "impersonation.enabled"
 	TypePolicyChanged     = "policy.changed"
 	TypeSigningKeyRotated = "key.rotated"
+	// Changes made by an operator (CLI or admin API); details name the action.
+	TypeClientChanged         = "client.changed"
+	TypeUserChanged           = "user.changed"
+	TypeServiceAccountChanged = "serviceaccount.changed"
+	TypeRoleChanged           = "role.changed"
+	TypePublicKeyChanged      = "key.changed" // key files: created or revoked
 )
 
 // Store is what the log needs from the store.

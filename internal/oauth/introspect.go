@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/directory"
 	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/store"
@@ -217,10 +218,26 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) error {
 	if err := h.mayRevoke(ctx, caller, a.ClientID); err != nil {
 		return err
 	}
-	return h.Tokens.Revoke(ctx, store.Revocation{
+	return h.revokeAudited(ctx, caller, a.Subject, store.Revocation{
 		Kind: store.RevokeTokenID, Value: a.ID, At: h.Now(), ExpiresAt: a.ExpiresAt.Add(time.Hour),
 		Reason: "revoked through " + RevokePath + " by " + caller.describe(),
 	})
+}
+
+// revokeAudited applies a revocation and records it. Revoking only ever takes rights away, so a
+// failure to record is logged rather than undoing it.
+func (h *Handler) revokeAudited(ctx context.Context, caller *Caller, subject string, rev store.Revocation) error {
+	if err := h.Tokens.Revoke(ctx, rev); err != nil {
+		return ServerError(err)
+	}
+	if h.Audit != nil {
+		event := audit.Event{Type: audit.TypeTokenRevoked, Actor: caller.ID, Subject: subject, Client: caller.ID,
+			Details: map[string]any{"kind": rev.Kind, "value": rev.Value, "reason": rev.Reason}}
+		if err := h.Audit.Record(ctx, event); err != nil {
+			h.Log.Error("could not audit a revocation", "err", err, "kind", rev.Kind, "value", rev.Value)
+		}
+	}
+	return nil
 }
 
 // revokeRefresh revokes a refresh token and, as RFC 7009 §2.1 recommends, every access token of
@@ -241,7 +258,7 @@ func (h *Handler) revokeRefresh(ctx context.Context, caller *Caller, raw string)
 	if t.GrantID == "" {
 		rev.Kind, rev.Value = store.RevokeTokenID, t.ID
 	}
-	return h.Tokens.Revoke(ctx, rev)
+	return h.revokeAudited(ctx, caller, t.Subject, rev)
 }
 
 // mayRevoke allows the client a token was issued to, or an admin.

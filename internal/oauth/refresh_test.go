@@ -288,6 +288,9 @@ func TestRefreshRefusals(t *testing.T) {
 			if got := x.introspect(t, body["access_token"].(string)); got["active"] != false {
 				t.Fatalf("revoking a refresh token revokes its grant's access tokens (RFC 7009 §2.1): %v", got)
 			}
+			if ev := x.audits(t, "token.revoked"); len(ev) != 1 || ev[0].Client != x.offline.ID || !strings.Contains(string(ev[0].Details), `"kind":"grant"`) {
+				t.Fatalf("the revocation is audited with its grant: %+v", ev)
+			}
 			return x.offline, rt
 		}, "invalid_grant", "revoked"},
 	} {

@@ -2,11 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/signet-id/signet/internal/config"
+	"github.com/signet-id/signet/internal/server"
+	"github.com/signet-id/signet/internal/store"
+	"github.com/signet-id/signet/internal/tokens"
 )
 
 // cli runs the real command tree against dataDir and returns stdout, stderr and the error.
@@ -199,4 +208,43 @@ func TestCLIPolicyImpersonationAudit(t *testing.T) {
 func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// TestCLIExplainsAndRevokesRefreshTokens: explain shows a refresh token's grant and state; revoke
+// takes the whole grant, and explain then says so.
+func TestCLIExplainsAndRevokesRefreshTokens(t *testing.T) {
+	dir := t.TempDir()
+	var api map[string]any
+	cliJSON(t, dir, &api, "client", "create", "--name", "api")
+	cfg, err := config.Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = dir
+	s, err := server.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Second)
+	raw, err := s.Tokens.IssueRefresh(context.Background(), &tokens.Access{Subject: "u-1", SubjectKind: store.KindUser, ClientID: api["client_id"].(string),
+		Scope: []string{"read"}, IssuedAt: now, GrantID: "gr-cli"}, now.Add(time.Hour))
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ex map[string]any
+	cliJSON(t, dir, &ex, "token", "explain", raw)
+	claims, _ := ex["claims"].(map[string]any)
+	if ex["active"] != true || claims["token_kind"] != "refresh_token" || claims["grant"] != "gr-cli" {
+		t.Fatalf("explain: %v", ex)
+	}
+	var rev map[string]any
+	cliJSON(t, dir, &rev, "token", "revoke", raw, "--reason", "laptop lost")
+	if rev["kind"] != "grant" || rev["value"] != "gr-cli" {
+		t.Fatalf("revoking a refresh token revokes its grant: %v", rev)
+	}
+	cliJSON(t, dir, &ex, "token", "explain", raw)
+	if ex["active"] != false || ex["reason"] != "revoked" {
+		t.Fatalf("explain after revoke: %v", ex)
+	}
 }

@@ -152,6 +152,9 @@ func tokenExplainCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if strings.HasPrefix(raw, secrets.RefreshTokenPrefix) {
+				return explainRefresh(cmd, s, raw)
+			}
 			a, inactive, err := s.Tokens.Resolve(cmd.Context(), raw)
 			if err != nil {
 				return err
@@ -165,26 +168,52 @@ func tokenExplainCmd() *cobra.Command {
 					v.Claims["revoked_at"] = t.RevokedAt.UTC().Format(time.RFC3339)
 				}
 			}
-			return output(cmd, v, func(w io.Writer) {
-				if v.Active {
-					fmt.Fprintln(w, "ACTIVE")
-				} else {
-					fmt.Fprintf(w, "INACTIVE: %s\n  %s\n", v.Reason, v.Detail)
-				}
-				for _, k := range []string{"jti", "format", "iss", "sub", "sub_kind", "client_id", "aud", "scope", "iat", "exp", "revoked_at", "sid", "act", "signet_exchange"} {
-					if x, ok := v.Claims[k]; ok {
-						fmt.Fprintf(w, "  %-16s %v\n", k+":", x)
-					}
-				}
-			})
+			return printExplain(cmd, v)
 		}),
 	}
 }
 
+func printExplain(cmd *cobra.Command, v explainView) error {
+	return output(cmd, v, func(w io.Writer) {
+		if v.Active {
+			fmt.Fprintln(w, "ACTIVE")
+		} else {
+			fmt.Fprintf(w, "INACTIVE: %s\n  %s\n", v.Reason, v.Detail)
+		}
+		for _, k := range []string{"token_kind", "jti", "format", "iss", "sub", "sub_kind", "client_id", "aud", "scope", "iat", "exp", "used_at", "revoked_at", "grant", "sid", "act", "signet_exchange"} {
+			if x, ok := v.Claims[k]; ok {
+				fmt.Fprintf(w, "  %-16s %v\n", k+":", x)
+			}
+		}
+	})
+}
+
+// explainRefresh describes a refresh token: usable, or why not (used, revoked, expired), with its
+// grant so the whole family can be revoked.
+func explainRefresh(cmd *cobra.Command, s *server.Server, raw string) error {
+	t, a, inactive, err := s.Tokens.ResolveRefresh(cmd.Context(), raw)
+	if err != nil {
+		return err
+	}
+	v := explainView{Active: inactive == nil, Claims: claimsOf(a)}
+	if inactive != nil {
+		v.Reason, v.Detail = inactive.Code, inactive.Detail
+	}
+	if t != nil {
+		v.Claims["token_kind"], v.Claims["grant"], v.Claims["format"] = store.TokenRefresh, t.GrantID, "opaque"
+		for k, at := range map[string]time.Time{"used_at": t.UsedAt, "revoked_at": t.RevokedAt} {
+			if !at.IsZero() {
+				v.Claims[k] = at.UTC().Format(time.RFC3339)
+			}
+		}
+	}
+	return printExplain(cmd, v)
+}
+
 func tokenRevokeCmd() *cobra.Command {
-	var jti, clientID, subject, session, reason string
+	var jti, clientID, subject, session, grant, reason string
 	cmd := &cobra.Command{
-		Use:   "revoke [TOKEN|-] [--jti ID | --client ID | --subject ID | --session ID]",
+		Use:   "revoke [TOKEN|-] [--jti ID | --client ID | --subject ID | --session ID | --grant ID]",
 		Short: "Revoke one token, or every token of a client, subject or session; every replica sees it within the poll interval",
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			ctx := cmd.Context()
@@ -193,17 +222,34 @@ func tokenRevokeCmd() *cobra.Command {
 			// MaxAccessTTL, refresh tokens of an exchange session at most MaxRefreshTTL.
 			rev := store.Revocation{At: now, ExpiresAt: now.Add(max(s.Config.MaxAccessTTL, exchange.MaxRefreshTTL) + time.Hour), Reason: reason}
 			set := 0
-			for _, x := range []struct{ kind, value string }{{store.RevokeTokenID, jti}, {store.RevokeClient, clientID}, {store.RevokeSubject, subject}, {store.RevokeSession, session}} {
+			for _, x := range []struct{ kind, value string }{{store.RevokeTokenID, jti}, {store.RevokeClient, clientID}, {store.RevokeSubject, subject}, {store.RevokeSession, session}, {store.RevokeGrant, grant}} {
 				if x.value != "" {
 					rev.Kind, rev.Value = x.kind, x.value
 					set++
 				}
 			}
+			var raw string
 			if len(args) > 0 {
-				raw, err := readTokenArg(cmd, args)
+				var err error
+				if raw, err = readTokenArg(cmd, args); err != nil {
+					return err
+				}
+			}
+			if strings.HasPrefix(raw, secrets.RefreshTokenPrefix) {
+				// A refresh token is revoked with its whole grant (RFC 7009 §2.1).
+				t, _, _, err := s.Tokens.ResolveRefresh(ctx, raw)
 				if err != nil {
 					return err
 				}
+				if t == nil {
+					return errors.New("no refresh token with this value was issued here")
+				}
+				rev.Kind, rev.Value = store.RevokeGrant, t.GrantID
+				if t.GrantID == "" {
+					rev.Kind, rev.Value = store.RevokeTokenID, t.ID
+				}
+				set++
+			} else if raw != "" {
 				a, inactive, err := s.Tokens.Resolve(ctx, raw)
 				if err != nil {
 					return err
@@ -218,7 +264,7 @@ func tokenRevokeCmd() *cobra.Command {
 				set++
 			}
 			if set != 1 {
-				return errors.New("name exactly one of: a token, --jti, --client, --subject or --session")
+				return errors.New("name exactly one of: a token, --jti, --client, --subject, --session or --grant")
 			}
 			if rev.Reason == "" {
 				rev.Reason = "revoked with signet token revoke"
@@ -242,6 +288,7 @@ func tokenRevokeCmd() *cobra.Command {
 	f.StringVar(&clientID, "client", "", "every token issued to this client until now")
 	f.StringVar(&subject, "subject", "", "every token about this user or service account ID until now")
 	f.StringVar(&session, "session", "", "every token of this session")
+	f.StringVar(&grant, "grant", "", "every token of this grant (a refresh token's family, as token explain shows it)")
 	f.StringVar(&reason, "reason", "", "why (shown by token explain and in logs)")
 	return cmd
 }

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/url"
 	"runtime"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	sqlite "modernc.org/sqlite"
@@ -30,7 +31,9 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 	// synchronous(FULL): every commit fsyncs the WAL, so a write acknowledged (an audit event, a
 	// rotated refresh token) survives power loss, not only a crash of the process. The group-commit
 	// batcher makes that one fsync per batch of concurrent writes.
-	w, err := sql.Open("sqlite", dsn+"&_pragma=synchronous(FULL)")
+	// The writer checkpoints only as a safety net (a WAL of 10,000 pages, 40 MB): the checkpointer
+	// below does it in the background, so no request's commit pays for copying the log.
+	w, err := sql.Open("sqlite", dsn+"&_pragma=synchronous(FULL)&_pragma=wal_autocheckpoint(10000)")
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +50,46 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 		r.Close()
 		return nil, err
 	}
-	return sqlstore.New(w, r, sqlstore.Dialect{Name: "sqlite", IsUnique: isUnique}), nil
+	st := sqlstore.New(w, r, sqlstore.Dialect{Name: "sqlite", IsUnique: isUnique})
+	if stop, err := startCheckpointer(dsn+"&_pragma=synchronous(FULL)", checkpointEvery); err == nil {
+		st.OnClose(stop)
+	} else {
+		st.Close()
+		return nil, fmt.Errorf("checkpointer: %w", err)
+	}
+	return st, nil
+}
+
+// checkpointEvery is how often the WAL is copied into the database file: often enough that each
+// checkpoint is small (measured: 250 ms doubled the exchange p99, 50 ms did not).
+const checkpointEvery = 50 * time.Millisecond
+
+// startCheckpointer copies committed WAL frames into the database file from its own connection,
+// without blocking the writer or readers (PRAGMA wal_checkpoint(PASSIVE)). Left to the writer,
+// every thousandth page would make one request's commit also copy and fsync the log: a latency
+// spike at the tail.
+func startCheckpointer(dsn string, every time.Duration) (stop func(), err error) {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)") // a failure is retried on the next tick
+			}
+		}
+	}()
+	return func() { cancel(); <-done; db.Close() }, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

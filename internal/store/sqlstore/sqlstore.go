@@ -39,6 +39,7 @@ type Store struct {
 	batch   *Batcher
 	queries sync.Map // query text → rebound text
 	stmts   sync.Map // rebound query → *sql.Stmt prepared on W (hot-path writes)
+	onClose []func() // backend helpers to stop before the pools close
 
 	// auditHead caches the audit chain's head within one batch transaction, so a batch of
 	// appends reads it once. Only the batcher's goroutine touches it.
@@ -99,7 +100,13 @@ func (s *Store) q(query string) string {
 }
 
 // Close stops the batcher and closes the databases.
+// OnClose registers f to run when the store closes, before its pools (a backend's background work).
+func (s *Store) OnClose(f func()) { s.onClose = append(s.onClose, f) }
+
 func (s *Store) Close() error {
+	for _, f := range s.onClose {
+		f()
+	}
 	s.batch.Close()
 	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 	err := s.W.Close()

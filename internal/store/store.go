@@ -306,9 +306,9 @@ type Store interface {
 	// (concurrent callers: exactly one wins), ErrNotFound when no refresh token has that hash.
 	RotateRefreshToken(ctx context.Context, hash []byte, next *Token, at time.Time, event *AuditEvent) error
 
-	// Revocations. AddRevocation also marks matching stored tokens revoked: by ID (kind jti), by
-	// grant, and for kinds subject and client those issued at or before At. Stored refresh tokens
-	// can outlive the revocation entry, so the mark is what keeps them revoked.
+	// Revocations. AddRevocation also marks matching stored tokens revoked: any token by ID (kind
+	// jti); refresh tokens by grant, and for kinds subject and client those issued at or before At.
+	// Stored refresh tokens can outlive the revocation entry, so the mark is what keeps them revoked.
 	AddRevocation(ctx context.Context, r *Revocation) error
 	ListRevocations(ctx context.Context, now time.Time) ([]Revocation, error) // entries not yet expired
 

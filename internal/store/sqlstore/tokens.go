@@ -72,15 +72,17 @@ func (s *Store) GetTokenByID(ctx context.Context, id string) (*store.Token, erro
 }
 
 // revokedTokens selects the stored tokens a revocation kind marks revoked; cut-off kinds mark only
-// tokens issued at or before the revocation.
+// tokens issued at or before the revocation. By grant, subject or client only refresh tokens are
+// marked (partial indexes): stored access tokens expire before their revocation entry does.
 var revokedTokens = map[string]struct {
-	column string
-	cutoff bool
+	column      string
+	cutoff      bool
+	refreshOnly bool
 }{
-	store.RevokeTokenID: {"id", false},
-	store.RevokeGrant:   {"grant_id", false},
-	store.RevokeSubject: {"subject", true},
-	store.RevokeClient:  {"client_id", true},
+	store.RevokeTokenID: {"id", false, false},
+	store.RevokeGrant:   {"grant_id", false, true},
+	store.RevokeSubject: {"subject", true, true},
+	store.RevokeClient:  {"client_id", true, true},
 }
 
 // RotateRefreshToken marks a refresh token used and stores its successor, atomically.
@@ -138,6 +140,9 @@ func (s *Store) AddRevocation(ctx context.Context, r *store.Revocation) error {
 			query, args := `UPDATE tokens SET revoked_at = ? WHERE revoked_at = 0 AND `+sel.column+` = ?`, []any{ts(r.At), r.Value}
 			if sel.cutoff {
 				query, args = query+` AND issued_at <= ?`, append(args, ts(r.At))
+			}
+			if sel.refreshOnly {
+				query += ` AND kind = 'refresh_token'`
 			}
 			if _, err := t.exec(query, args...); err != nil {
 				return err

@@ -352,7 +352,7 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 			// A token exchanged again stays in its session, so ending the session ends it too.
 			a.Exchange = ev.subject.Exchange
 		} else {
-			newSession = &store.ExchangeSession{ID: "xs-" + secrets.NewID(), Kind: req.Mode, Actor: req.Actor.ID, Subject: req.Subject.ID,
+			newSession = &store.ExchangeSession{ID: "xs-" + secrets.NewSortableID(now), Kind: req.Mode, Actor: req.Actor.ID, Subject: req.Subject.ID,
 				Client: caller.ID, Rule: d.Rule, Reason: req.Reason, CreatedAt: now, ExpiresAt: d.ExpiresAt}
 			if refresh {
 				newSession.ExpiresAt = d.RefreshUntil

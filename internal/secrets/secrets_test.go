@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func testKeys(t *testing.T, b byte) *Keys {
@@ -93,5 +94,16 @@ func TestLoadMasterKey(t *testing.T) {
 	k3, _, err := LoadMasterKey("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", dir)
 	if err != nil || string(k3) != "0123456789abcdef0123456789abcdef" {
 		t.Fatalf("explicit key: %q %v", k3, err)
+	}
+}
+
+func TestSortableIDsSortByTime(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	a, b := NewSortableID(t0), NewSortableID(t0.Add(time.Millisecond))
+	if len(a) != 32 || len(b) != 32 || !(a < b) {
+		t.Fatalf("%s then %s: want 32 hex characters ordered by time", a, b)
+	}
+	if NewSortableID(t0) == NewSortableID(t0) {
+		t.Fatal("two IDs of the same millisecond are equal: the random part is missing")
 	}
 }

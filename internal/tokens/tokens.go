@@ -175,20 +175,8 @@ func (s *Service) verifyJWT(ctx context.Context, raw string) (*Access, *Inactive
 		Leeway: 100 * 365 * 24 * time.Hour, // time claims are checked by Resolve on every call, cached or not
 	})
 	if err != nil {
-		var ve *jwtverify.Error
-		if !errors.As(err, &ve) {
-			return nil, nil, err
-		}
-		code := "invalid_signature"
-		switch ve.Reason {
-		case jwtverify.ReasonMalformed:
-			code = "malformed"
-		case jwtverify.ReasonIssuer:
-			code = "foreign"
-		case jwtverify.ReasonType:
-			code = "wrong_type"
-		}
-		return nil, &Inactive{Code: code, Detail: ve.Error()}, nil
+		inactive, err := verifyFailure(err)
+		return nil, inactive, err
 	}
 	var c claims
 	b, _ := json.Marshal(tok.Raw)
@@ -201,6 +189,21 @@ func (s *Service) verifyJWT(ctx context.Context, raw string) (*Access, *Inactive
 		IssuedAt: tok.Claims.IssuedAt, NotBefore: tok.Claims.NotBefore, ExpiresAt: tok.Claims.ExpiresAt,
 		GrantID: c.GrantID, SessionID: c.SessionID, Act: c.Act, Exchange: c.Exchange, Format: store.FormatJWT,
 	}, nil, nil
+}
+
+// verifyFailure turns a signature-check failure into the Inactive reason operators see; anything
+// but a jwtverify.Error is a server fault.
+func verifyFailure(err error) (*Inactive, error) {
+	var ve *jwtverify.Error
+	if !errors.As(err, &ve) {
+		return nil, err
+	}
+	code, ok := map[jwtverify.Reason]string{jwtverify.ReasonMalformed: "malformed", jwtverify.ReasonIssuer: "foreign", jwtverify.ReasonType: "wrong_type",
+		jwtverify.ReasonExpired: "expired", jwtverify.ReasonNotYetValid: "not_yet_valid"}[ve.Reason]
+	if !ok {
+		code = "invalid_signature"
+	}
+	return &Inactive{Code: code, Detail: ve.Error()}, nil
 }
 
 // Revoke records a revocation in the store and applies it here at once; other replicas apply it
@@ -256,16 +259,8 @@ func (s *Service) ResolveIDToken(ctx context.Context, raw, client string) (*Acce
 		RequireExp: true, RequireIAT: true, RequireJTI: true,
 	})
 	if err != nil {
-		var ve *jwtverify.Error
-		if !errors.As(err, &ve) {
-			return nil, nil, err
-		}
-		code := map[jwtverify.Reason]string{jwtverify.ReasonMalformed: "malformed", jwtverify.ReasonIssuer: "foreign", jwtverify.ReasonType: "wrong_type",
-			jwtverify.ReasonExpired: "expired", jwtverify.ReasonNotYetValid: "not_yet_valid"}[ve.Reason]
-		if code == "" {
-			code = "invalid_signature"
-		}
-		return nil, &Inactive{Code: code, Detail: ve.Error()}, nil
+		inactive, err := verifyFailure(err)
+		return nil, inactive, err
 	}
 	var c idClaims
 	b, _ := json.Marshal(tok.Raw)

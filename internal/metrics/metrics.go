@@ -91,3 +91,13 @@ func (m *Metrics) Notified(ok bool) {
 	}
 	m.notified.WithLabelValues(result).Inc()
 }
+
+// RegisterBatchStats exports the store's group-commit writer: commits and the writes they carried.
+func (m *Metrics) RegisterBatchStats(stats func() (commits, items uint64)) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "signet_store_commits_total", Help: "Transactions committed by the group-commit writer (one fsync each on SQLite)."},
+			func() float64 { c, _ := stats(); return float64(c) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "signet_store_batched_writes_total", Help: "Writes carried by those transactions; divided by commits, the average batch."},
+			func() float64 { _, n := stats(); return float64(n) }),
+	)
+}

@@ -129,6 +129,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 		return nil, err
 	}
 	s.Metrics = metrics.New(s.Tokens.CacheStats)
+	if b, ok := st.(interface{ BatchStats() (commits, items uint64) }); ok {
+		s.Metrics.RegisterBatchStats(b.BatchStats)
+	}
 	s.OAuth = &oauth.Handler{
 		Issuer: cfg.Issuer, Tokens: s.Tokens, Keys: s.Keys, Dir: s.Dir, Log: log, Now: time.Now,
 		DefaultAccessTTL: cfg.AccessTTL, MaxAccessTTL: cfg.MaxAccessTTL, DefaultAlg: cfg.SigningAlg,

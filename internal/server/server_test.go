@@ -129,6 +129,8 @@ func TestHealthReadyMetrics(t *testing.T) {
 		`signet_http_requests_total{code="401",route="token"} 1`,
 		`signet_http_request_duration_seconds_bucket{route="token"`,
 		`signet_token_cache_entries`,
+		`signet_store_commits_total`,
+		`signet_store_batched_writes_total`,
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %s", want)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,7 +23,16 @@ type Batcher struct {
 	closeOnce sync.Once
 	done      chan struct{}
 	stopped   chan struct{}
+
+	commits, items atomic.Uint64 // transactions committed, and the writes they carried
 }
+
+// Queued returns how many writes wait for the writer.
+func (b *Batcher) Queued() int { return len(b.reqs) }
+
+// Stats returns how many transactions the batcher committed and how many writes they carried:
+// items/commits is the average batch, the fsyncs saved.
+func (b *Batcher) Stats() (commits, items uint64) { return b.commits.Load(), b.items.Load() }
 
 type batchItem struct {
 	ctx    context.Context
@@ -132,7 +142,12 @@ func (b *Batcher) commit(items []*batchItem) {
 		}
 		results[i] = b.runItem(tx, it)
 	}
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	if err == nil {
+		b.commits.Add(1)
+		b.items.Add(uint64(len(items)))
+	}
+	if err != nil {
 		for i, it := range items {
 			if results[i] == nil {
 				results[i] = err

@@ -77,6 +77,9 @@ func New(w, r *sql.DB, d Dialect) *Store {
 // Batcher exposes the group-commit writer (for append-only logs that want it too).
 func (s *Store) Batcher() *Batcher { return s.batch }
 
+// BatchStats reports the group-commit writer's transactions and the writes they carried (metrics).
+func (s *Store) BatchStats() (commits, items uint64) { return s.batch.Stats() }
+
 // q returns the query in the dialect's placeholder style.
 func (s *Store) q(query string) string {
 	if !s.d.Positional {

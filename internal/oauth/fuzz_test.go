@@ -15,9 +15,11 @@ import (
 // answer is always a JSON token or a JSON OAuth error below 500, never a panic.
 func FuzzTokenEndpoint(f *testing.F) {
 	env := testenv.Start(f, testenv.Options{})
-	c := env.CreateClient(store.Client{})
+	c := env.CreateClient(store.Client{GrantTypes: []string{"client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"}})
 	h := env.Server.Handler()
 	f.Add("grant_type=client_credentials", "Basic "+basic(c.ID, c.Secret))
+	f.Add("grant_type=refresh_token&refresh_token=sgn_rt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA&scope=a%20b", "Basic "+basic(c.ID, c.Secret))
+	f.Add("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=a.b.c&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid_token&actor_token=x&actor_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&requested_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Arefresh_token", "Basic "+basic(c.ID, c.Secret))
 	f.Add("grant_type=client_credentials&client_id="+c.ID+"&client_secret="+c.Secret, "")
 	f.Add("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=a.b.c", "")
 	f.Add("client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=eyJhbGciOiJub25lIn0.e30.", "")

@@ -40,6 +40,7 @@ type Config struct {
 	AccountFormat string
 	PolicyFile    string
 	WebhookURL    string
+	DebugAddr     string
 
 	// IssuerDefaulted reports that no flag, variable or file set the issuer, so commands may use
 	// the one the server recorded in the database.
@@ -81,6 +82,7 @@ var Settings = []Setting{
 	{"rate-burst", "100", "burst size for --rate-limit", func(c *Config) any { return &c.RateBurst }},
 	{"serviceaccount-token-format", "jwt", "access token format for service accounts: jwt or opaque", func(c *Config) any { return &c.AccountFormat }},
 	{"webhook-url", "", "URL that receives a signed security event (RFC 8417) when an exchange session opens under a rule with notify_subject", func(c *Config) any { return &c.WebhookURL }},
+	{"debug-addr", "", "address for Go's profiler (net/http/pprof), e.g. 127.0.0.1:6060; keep it on loopback; empty: off", func(c *Config) any { return &c.DebugAddr }},
 	{"policy-file", "", "YAML file of token-exchange rules, added to the stored ones and reloaded on SIGHUP", func(c *Config) any { return &c.PolicyFile }},
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,7 +130,9 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 		return nil, err
 	}
 	s.Metrics = metrics.New(s.Tokens.CacheStats)
-	if b, ok := st.(interface{ BatchStats() (commits, items uint64) }); ok {
+	if b, ok := st.(interface {
+		BatchStats() (commits, items uint64)
+	}); ok {
 		s.Metrics.RegisterBatchStats(b.BatchStats)
 	}
 	s.OAuth = &oauth.Handler{
@@ -248,6 +251,12 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 		go s.watchNotifications(runCtx, n)
 	}
 	go s.prune(runCtx)
+	if s.Config.DebugAddr != "" {
+		if err := s.serveDebug(runCtx); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	if s.Webhook != nil {
 		go s.Webhook.Run(runCtx)
 	}
@@ -271,6 +280,25 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return hs.Shutdown(shutdownCtx)
+}
+
+// serveDebug serves Go's profiler on its own listener (never on the public address), until ctx ends.
+func (s *Server) serveDebug(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.Config.DebugAddr)
+	if err != nil {
+		return fmt.Errorf("debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	go func() { <-ctx.Done(); hs.Close() }()
+	s.Log.Info("profiler listening", "addr", ln.Addr().String())
+	return nil
 }
 
 // watchNotifications turns the backend's push notifications into immediate polls, reconnecting

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/signet-id/signet/internal/config"
+	"github.com/signet-id/signet/internal/server"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/testenv"
 )
@@ -168,5 +171,50 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	}
 	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") != "1" {
 		t.Fatalf("third request within the burst of 2: %d %v", last.StatusCode, last.Header)
+	}
+}
+
+// TestProfilerOnlyOnDebugAddr: --debug-addr serves net/http/pprof on its own listener; the public
+// address never does.
+func TestProfilerOnlyOnDebugAddr(t *testing.T) {
+	free := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	cfg, err := config.Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir, cfg.Addr, cfg.DebugAddr = t.TempDir(), "127.0.0.1:0", free()
+	s, err := server.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, ready) }()
+	defer func() { cancel(); <-done }()
+	public := <-ready
+	for _, c := range []struct {
+		url  string
+		want int
+	}{
+		{"http://" + cfg.DebugAddr + "/debug/pprof/cmdline", http.StatusOK},
+		{"http://" + public + "/debug/pprof/cmdline", http.StatusNotFound},
+	} {
+		resp, err := http.Get(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: %d, want %d", c.url, resp.StatusCode, c.want)
+		}
 	}
 }

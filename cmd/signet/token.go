@@ -244,10 +244,7 @@ func tokenRevokeCmd() *cobra.Command {
 				if t == nil {
 					return errors.New("no refresh token with this value was issued here")
 				}
-				rev.Kind, rev.Value = store.RevokeGrant, t.GrantID
-				if t.GrantID == "" {
-					rev.Kind, rev.Value = store.RevokeTokenID, t.ID
-				}
+				rev.Kind, rev.Value = tokens.Family(t)
 				set++
 			} else if raw != "" {
 				a, inactive, err := s.Tokens.Resolve(ctx, raw)

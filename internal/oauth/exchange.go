@@ -60,6 +60,19 @@ func (x *Exchange) Invalidate(c store.Change) {
 	}
 }
 
+// impersonationAllowed refuses while the kill switch is on: new impersonations and refreshes of
+// existing ones alike.
+func (x *Exchange) impersonationAllowed(ctx context.Context) error {
+	disabled, err := x.impersonationDisabled(ctx)
+	if err != nil {
+		return ServerError(err)
+	}
+	if disabled {
+		return AccessDenied("impersonation is disabled by the operator's kill switch (`signet impersonation enable` turns it back on)")
+	}
+	return nil
+}
+
 // impersonationDisabled reads the kill switch, from the cache when it is current.
 func (x *Exchange) impersonationDisabled(ctx context.Context) (bool, error) {
 	switch x.killSwitch.Load() {
@@ -190,12 +203,8 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 	}
 	ev.req = req
 	if req.Mode == exchange.ModeImpersonation {
-		disabled, err := h.Exchange.impersonationDisabled(ctx)
-		if err != nil {
-			return ev, ServerError(err)
-		}
-		if disabled {
-			return ev, AccessDenied("impersonation is disabled by the operator's kill switch (`signet impersonation enable` turns it back on)")
+		if err := h.Exchange.impersonationAllowed(ctx); err != nil {
+			return ev, err
 		}
 	}
 	rules, err := h.Exchange.Policy.Rules(ctx)

@@ -253,11 +253,9 @@ func (h *Handler) revokeRefresh(ctx context.Context, caller *Caller, raw string)
 	if err := h.mayRevoke(ctx, caller, t.ClientID); err != nil {
 		return err
 	}
-	rev := store.Revocation{Kind: store.RevokeGrant, Value: t.GrantID, At: h.Now(), ExpiresAt: t.ExpiresAt.Add(time.Hour),
+	rev := store.Revocation{At: h.Now(), ExpiresAt: t.ExpiresAt.Add(time.Hour),
 		Reason: "refresh token " + t.ID + " revoked through " + RevokePath + " by " + caller.describe()}
-	if t.GrantID == "" {
-		rev.Kind, rev.Value = store.RevokeTokenID, t.ID
-	}
+	rev.Kind, rev.Value = tokens.Family(t)
 	return h.revokeAudited(ctx, caller, t.Subject, rev)
 }
 

@@ -46,8 +46,7 @@ func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (resp *T
 	if inactive != nil {
 		switch inactive.Code {
 		case "reused":
-			h.revokeReused(ctx, r, caller, old)
-			return nil, InvalidGrant("the refresh_token was already used: refresh tokens rotate on every use, so every token of its grant is now revoked; obtain new tokens the way the first ones were obtained")
+			return nil, h.refuseReuse(ctx, r, caller, old)
 		case "expired":
 			return nil, InvalidGrant("the refresh_token has expired; obtain new tokens the way the first ones were obtained")
 		case "revoked":
@@ -68,11 +67,7 @@ func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (resp *T
 		scope = requested
 	}
 	now := h.Now().Truncate(time.Second)
-	ttl := h.DefaultAccessTTL
-	if c := caller.Client; c != nil && c.AccessTokenTTL > 0 {
-		ttl = c.AccessTokenTTL
-	}
-	ttl = min(ttl, h.MaxAccessTTL)
+	ttl := h.accessTTL(caller.Client)
 	until := old.ExpiresAt
 	var session *store.ExchangeSession
 	if prev.Exchange != nil {
@@ -108,8 +103,7 @@ func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (resp *T
 	next, err := h.Tokens.RotateRefresh(ctx, old, a, rec)
 	if errors.Is(err, store.ErrConflict) {
 		// Used (or revoked) between the read and the rotation: a concurrent reuse.
-		h.revokeReused(ctx, r, caller, old)
-		return nil, InvalidGrant("the refresh_token was already used: refresh tokens rotate on every use, so every token of its grant is now revoked; obtain new tokens the way the first ones were obtained")
+		return nil, h.refuseReuse(ctx, r, caller, old)
 	}
 	if err != nil {
 		return nil, ServerError(err)
@@ -156,12 +150,8 @@ func (h *Handler) refreshableSession(ctx context.Context, caller *Caller, prev *
 		return nil, 0, InvalidGrant("%s session %s expired at %s; a new exchange is needed", x.Kind, x.ID, x.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	if x.Kind == exchange.ModeImpersonation {
-		disabled, err := h.Exchange.impersonationDisabled(ctx)
-		if err != nil {
-			return nil, 0, ServerError(err)
-		}
-		if disabled {
-			return nil, 0, AccessDenied("impersonation is disabled by the operator's kill switch (`signet impersonation enable` turns it back on)")
+		if err := h.Exchange.impersonationAllowed(ctx); err != nil {
+			return nil, 0, err
 		}
 	}
 	rules, err := h.Exchange.Policy.Rules(ctx)
@@ -226,14 +216,11 @@ func (h *Handler) subjectStillValid(ctx context.Context, a *tokens.Access) error
 	return nil
 }
 
-// revokeReused revokes every token of a reused refresh token's grant and audits it. Failures are
-// logged: the request is refused either way.
-func (h *Handler) revokeReused(ctx context.Context, r *http.Request, caller *Caller, old *store.Token) {
-	rev := store.Revocation{Kind: store.RevokeGrant, Value: old.GrantID, At: h.Now(), ExpiresAt: old.ExpiresAt.Add(time.Hour),
-		Reason: "refresh token " + old.ID + " was used twice"}
-	if old.GrantID == "" {
-		rev.Kind, rev.Value = store.RevokeTokenID, old.ID
-	}
+// refuseReuse revokes every token of a reused refresh token's grant, audits it and returns the
+// refusal. Failures to revoke or record are logged: the request is refused either way.
+func (h *Handler) refuseReuse(ctx context.Context, r *http.Request, caller *Caller, old *store.Token) error {
+	rev := store.Revocation{At: h.Now(), ExpiresAt: old.ExpiresAt.Add(time.Hour), Reason: "refresh token " + old.ID + " was used twice"}
+	rev.Kind, rev.Value = tokens.Family(old)
 	if err := h.Tokens.Revoke(ctx, rev); err != nil {
 		h.Log.Error("could not revoke the grant of a reused refresh token", "err", err, "grant", old.GrantID)
 	}
@@ -242,6 +229,7 @@ func (h *Handler) revokeReused(ctx context.Context, r *http.Request, caller *Cal
 	if err := h.Audit.Record(ctx, event); err != nil {
 		h.Log.Error("could not audit a refresh token reuse", "err", err, "grant", old.GrantID)
 	}
+	return InvalidGrant("the refresh_token was already used: refresh tokens rotate on every use, so every token of its grant is now revoked; obtain new tokens the way the first ones were obtained")
 }
 
 // auditRefusedRefresh records a refused refresh of an exchange session as exchange.denied.

@@ -211,20 +211,16 @@ func (h *Handler) IssueAccessToken(ctx context.Context, in Issue) (*TokenRespons
 			}
 		}
 	}
-	format, alg, ttl := h.AccountTokenFormat, h.DefaultAlg, h.DefaultAccessTTL
+	format, alg, ttl := h.AccountTokenFormat, h.DefaultAlg, h.accessTTL(in.Client)
 	if c := in.Client; c != nil {
 		format = c.AccessTokenFormat
 		if c.AccessTokenAlg != "" {
 			alg = c.AccessTokenAlg
 		}
-		if c.AccessTokenTTL > 0 {
-			ttl = c.AccessTokenTTL
-		}
 	}
 	if in.TTL > 0 {
 		ttl = min(ttl, in.TTL)
 	}
-	ttl = min(ttl, h.MaxAccessTTL)
 	now := h.Now().Truncate(time.Second)
 	a := &tokens.Access{
 		Subject: in.Subject, SubjectKind: in.SubjectKind, ClientID: in.ClientID,
@@ -235,6 +231,16 @@ func (h *Handler) IssueAccessToken(ctx context.Context, in Issue) (*TokenRespons
 		return nil, nil, ServerError(err)
 	}
 	return &TokenResponse{AccessToken: raw, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(in.Scope, " ")}, a, nil
+}
+
+// accessTTL is an access token's lifetime for client c (nil: a service account acting alone): the
+// client's setting or the server's default, never above the server's cap.
+func (h *Handler) accessTTL(c *store.Client) time.Duration {
+	ttl := h.DefaultAccessTTL
+	if c != nil && c.AccessTokenTTL > 0 {
+		ttl = c.AccessTokenTTL
+	}
+	return min(ttl, h.MaxAccessTTL)
 }
 
 // allowedAudience checks requested audiences (audience, resource, ZITADEL audience scopes). The

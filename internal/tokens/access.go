@@ -83,6 +83,24 @@ type storedExtra struct {
 	Exchange *Exchange `json:"signet_exchange,omitempty"`
 }
 
+// toStored is what the store keeps of an opaque token of the given kind with a's content: its
+// keyed hash, never its value. fromStored reads it back.
+func toStored(a *Access, hash []byte, id, kind string, exp time.Time) (*store.Token, error) {
+	t := &store.Token{
+		Hash: hash, ID: id, Kind: kind, ClientID: a.ClientID,
+		SubjectKind: a.SubjectKind, Subject: a.Subject, Scope: a.Scope, Audience: a.Audience,
+		IssuedAt: a.IssuedAt, ExpiresAt: exp, GrantID: a.GrantID, SessionID: a.SessionID,
+	}
+	if a.Act != nil || a.Exchange != nil {
+		extra, err := json.Marshal(storedExtra{Act: a.Act, Exchange: a.Exchange})
+		if err != nil {
+			return nil, err
+		}
+		t.Claims = extra
+	}
+	return t, nil
+}
+
 func fromStored(t *store.Token, issuer string) (*Access, error) {
 	a := &Access{
 		ID: t.ID, Issuer: issuer, Subject: t.Subject, SubjectKind: t.SubjectKind, ClientID: t.ClientID,
@@ -107,4 +125,13 @@ func (a *Access) HasAudience(aud string) bool {
 		}
 	}
 	return false
+}
+
+// Family names what revoking a refresh token takes with it: its grant (the refresh token, its
+// successors and every access token they produced), or the token alone when it has no grant.
+func Family(t *store.Token) (kind, value string) {
+	if t.GrantID == "" {
+		return store.RevokeTokenID, t.ID
+	}
+	return store.RevokeGrant, t.GrantID
 }

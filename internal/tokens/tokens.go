@@ -71,17 +71,9 @@ func (s *Service) Issue(ctx context.Context, a *Access, format, alg string) (str
 		return s.cfg.Keys.Sign(alg, AccessTokenType, a.claims())
 	case store.FormatOpaque:
 		raw := secrets.NewOpaqueToken(secrets.AccessTokenPrefix)
-		t := &store.Token{
-			Hash: s.cfg.Secrets.HashToken(raw), ID: a.ID, Kind: store.TokenAccess, ClientID: a.ClientID,
-			SubjectKind: a.SubjectKind, Subject: a.Subject, Scope: a.Scope, Audience: a.Audience,
-			IssuedAt: a.IssuedAt, ExpiresAt: a.ExpiresAt, GrantID: a.GrantID, SessionID: a.SessionID,
-		}
-		if a.Act != nil || a.Exchange != nil {
-			extra, err := json.Marshal(storedExtra{Act: a.Act, Exchange: a.Exchange})
-			if err != nil {
-				return "", err
-			}
-			t.Claims = extra
+		t, err := toStored(a, s.cfg.Secrets.HashToken(raw), a.ID, store.TokenAccess, a.ExpiresAt)
+		if err != nil {
+			return "", err
 		}
 		if err := s.cfg.Store.CreateToken(ctx, t); err != nil {
 			return "", fmt.Errorf("store opaque token: %w", err)
@@ -105,9 +97,6 @@ func (i *Inactive) String() string { return i.Code + ": " + i.Detail }
 // Resolve returns what a presented access token says when it is active, or why it is not. The error
 // is set only for server faults (the store failing).
 func (s *Service) Resolve(ctx context.Context, raw string) (*Access, *Inactive, error) {
-	if s.dirty.CompareAndSwap(true, false) {
-		s.reloadRevocations(ctx)
-	}
 	now := s.cfg.Now()
 	k := cacheKey(raw)
 	a, ok := s.cache.get(k)
@@ -129,12 +118,8 @@ func (s *Service) Resolve(ctx context.Context, raw string) (*Access, *Inactive, 
 	if now.Add(s.cfg.Leeway).Before(a.NotBefore) {
 		return nil, &Inactive{Code: "not_yet_valid", Detail: "token is not valid before " + a.NotBefore.UTC().Format(time.RFC3339), Access: a}, nil
 	}
-	if rev, ok := s.revoked.match(a); ok {
-		d := fmt.Sprintf("revoked by %s %s at %s", rev.Kind, rev.Value, rev.At.UTC().Format(time.RFC3339))
-		if rev.Reason != "" {
-			d += " (" + rev.Reason + ")"
-		}
-		return nil, &Inactive{Code: "revoked", Detail: d, Access: a}, nil
+	if inactive := s.revokedNow(ctx, a); inactive != nil {
+		return nil, inactive, nil
 	}
 	return a, nil, nil
 }
@@ -189,6 +174,23 @@ func (s *Service) verifyJWT(ctx context.Context, raw string) (*Access, *Inactive
 		IssuedAt: tok.Claims.IssuedAt, NotBefore: tok.Claims.NotBefore, ExpiresAt: tok.Claims.ExpiresAt,
 		GrantID: c.GrantID, SessionID: c.SessionID, Act: c.Act, Exchange: c.Exchange, Format: store.FormatJWT,
 	}, nil, nil
+}
+
+// revokedNow checks a against the revocation set, reloading it first when the change feed said it
+// is stale; it says which revocation made the token inactive, or nil.
+func (s *Service) revokedNow(ctx context.Context, a *Access) *Inactive {
+	if s.dirty.CompareAndSwap(true, false) {
+		s.reloadRevocations(ctx)
+	}
+	rev, ok := s.revoked.match(a)
+	if !ok {
+		return nil
+	}
+	d := fmt.Sprintf("revoked by %s %s at %s", rev.Kind, rev.Value, rev.At.UTC().Format(time.RFC3339))
+	if rev.Reason != "" {
+		d += " (" + rev.Reason + ")"
+	}
+	return &Inactive{Code: "revoked", Detail: d, Access: a}
 }
 
 // verifyFailure turns a signature-check failure into the Inactive reason operators see; anything
@@ -251,9 +253,6 @@ func (s *Service) ResolveIDToken(ctx context.Context, raw, client string) (*Acce
 	if strings.Count(raw, ".") != 2 {
 		return nil, &Inactive{Code: "malformed", Detail: "an ID token is a signed JWT"}, nil
 	}
-	if s.dirty.CompareAndSwap(true, false) {
-		s.reloadRevocations(ctx)
-	}
 	tok, err := jwtverify.Verify(ctx, raw, s.cfg.Keys.Key, jwtverify.Options{
 		Issuer: s.cfg.Issuer, Type: IDTokenType, Now: s.cfg.Now, Leeway: s.cfg.Leeway,
 		RequireExp: true, RequireIAT: true, RequireJTI: true,
@@ -275,8 +274,8 @@ func (s *Service) ResolveIDToken(ctx context.Context, raw, client string) (*Acce
 	if !slices.Contains(tok.Claims.Audience, client) {
 		return nil, &Inactive{Code: "audience", Detail: "ID token issued to " + strings.Join(tok.Claims.Audience, ", "), Access: a}, nil
 	}
-	if rev, ok := s.revoked.match(a); ok {
-		return nil, &Inactive{Code: "revoked", Detail: fmt.Sprintf("revoked by %s %s at %s", rev.Kind, rev.Value, rev.At.UTC().Format(time.RFC3339)), Access: a}, nil
+	if inactive := s.revokedNow(ctx, a); inactive != nil {
+		return nil, inactive, nil
 	}
 	return a, nil, nil
 }
@@ -336,19 +335,8 @@ func (s *Service) RotateRefresh(ctx context.Context, old *store.Token, a *Access
 
 func (s *Service) refreshRecord(a *Access, exp time.Time) (string, *store.Token, error) {
 	raw := secrets.NewOpaqueToken(secrets.RefreshTokenPrefix)
-	t := &store.Token{
-		Hash: s.cfg.Secrets.HashToken(raw), ID: secrets.NewID(), Kind: store.TokenRefresh, ClientID: a.ClientID,
-		SubjectKind: a.SubjectKind, Subject: a.Subject, Scope: a.Scope, Audience: a.Audience,
-		IssuedAt: a.IssuedAt, ExpiresAt: exp, GrantID: a.GrantID, SessionID: a.SessionID,
-	}
-	if a.Act != nil || a.Exchange != nil {
-		extra, err := json.Marshal(storedExtra{Act: a.Act, Exchange: a.Exchange})
-		if err != nil {
-			return "", nil, err
-		}
-		t.Claims = extra
-	}
-	return raw, t, nil
+	t, err := toStored(a, s.cfg.Secrets.HashToken(raw), secrets.NewID(), store.TokenRefresh, exp)
+	return raw, t, err
 }
 
 // ResolveRefresh returns a presented refresh token's record and content, or why it cannot be used:
@@ -360,9 +348,6 @@ func (s *Service) ResolveRefresh(ctx context.Context, raw string) (*store.Token,
 			return nil, nil, &Inactive{Code: "wrong_type", Detail: "an access token is not a refresh token"}, nil
 		}
 		return nil, nil, &Inactive{Code: "malformed", Detail: "not a Signet refresh token (sgn_rt_…)"}, nil
-	}
-	if s.dirty.CompareAndSwap(true, false) {
-		s.reloadRevocations(ctx)
 	}
 	t, err := s.cfg.Store.GetToken(ctx, s.cfg.Secrets.HashToken(raw))
 	if errors.Is(err, store.ErrNotFound) {
@@ -386,8 +371,8 @@ func (s *Service) ResolveRefresh(ctx context.Context, raw string) (*store.Token,
 	case now.After(t.ExpiresAt):
 		return t, a, &Inactive{Code: "expired", Detail: "refresh token expired at " + t.ExpiresAt.UTC().Format(time.RFC3339), Access: a}, nil
 	}
-	if rev, ok := s.revoked.match(a); ok {
-		return t, a, &Inactive{Code: "revoked", Detail: fmt.Sprintf("revoked by %s %s at %s", rev.Kind, rev.Value, rev.At.UTC().Format(time.RFC3339)), Access: a}, nil
+	if inactive := s.revokedNow(ctx, a); inactive != nil {
+		return t, a, inactive, nil
 	}
 	return t, a, nil, nil
 }

@@ -61,10 +61,27 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
+// Route is one route's request metrics, resolved once so that a request costs no label lookups.
+type Route struct {
+	latency prometheus.Observer
+	ok      prometheus.Counter // code 200, the usual answer
+	byCode  *prometheus.CounterVec
+}
+
+// Route returns the metrics of a named route.
+func (m *Metrics) Route(name string) *Route {
+	byCode := m.requests.MustCurryWith(prometheus.Labels{"route": name})
+	return &Route{latency: m.latency.WithLabelValues(name), ok: byCode.WithLabelValues("200"), byCode: byCode}
+}
+
 // Observe records one HTTP request.
-func (m *Metrics) Observe(route string, code int, d time.Duration) {
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
+func (r *Route) Observe(code int, d time.Duration) {
+	if code == http.StatusOK {
+		r.ok.Inc()
+	} else {
+		r.byCode.WithLabelValues(strconv.Itoa(code)).Inc()
+	}
+	r.latency.Observe(d.Seconds())
 }
 
 // Grant records a token endpoint outcome; err carries an OAuth code through Code() when refused.

@@ -25,11 +25,12 @@ func (w *statusWriter) WriteHeader(code int) {
 
 // instrument records request count and latency for a named route.
 func (s *Server) instrument(route string, h http.Handler) http.Handler {
+	m := s.Metrics.Route(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(sw, r)
-		s.Metrics.Observe(route, sw.code, time.Since(start))
+		m.Observe(sw.code, time.Since(start))
 	})
 }
 

@@ -100,7 +100,8 @@ func readBody(r *http.Request) (string, error) {
 // parseFormBody splits an application/x-www-form-urlencoded body (the WHATWG URL standard's
 // parsing, as net/url does it: '&' separates, '+' is a space, ';' is refused).
 func parseFormBody(s string) (Form, error) {
-	f := Form{params: make([]param, 0, 8)}
+	// Sized for the usual request; a body of many separators grows it as it parses instead.
+	f := Form{params: make([]param, 0, min(strings.Count(s, "&")+1, 16))}
 	for s != "" {
 		var pair string
 		pair, s, _ = strings.Cut(s, "&")

@@ -154,19 +154,11 @@ func (s *Service) load(ctx context.Context, raw string) (*Access, *Inactive, err
 }
 
 func (s *Service) verifyJWT(ctx context.Context, raw string) (*Access, *Inactive, error) {
-	tok, err := jwtverify.Verify(ctx, raw, s.cfg.Keys.Key, jwtverify.Options{
-		Issuer: s.cfg.Issuer, Type: AccessTokenType, Now: s.cfg.Now,
-		RequireExp: true, RequireIAT: true, RequireJTI: true,
-		Leeway: 100 * 365 * 24 * time.Hour, // time claims are checked by Resolve on every call, cached or not
-	})
-	if err != nil {
-		inactive, err := verifyFailure(err)
-		return nil, inactive, err
-	}
 	var c claims
-	b, _ := json.Marshal(tok.Raw)
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, &Inactive{Code: "malformed", Detail: "claims do not have access token types: " + err.Error()}, nil
+	// Time claims are checked by Resolve on every call, cached or not, hence the wide leeway here.
+	tok, inactive, err := s.verifyOwn(ctx, raw, AccessTokenType, "access token", 100*365*24*time.Hour, &c)
+	if tok == nil {
+		return nil, inactive, err
 	}
 	return &Access{
 		ID: c.ID, Issuer: c.Issuer, Subject: c.Subject, SubjectKind: store.PrincipalKind(c.SubjectKind),
@@ -191,6 +183,24 @@ func (s *Service) revokedNow(ctx context.Context, a *Access) *Inactive {
 		d += " (" + rev.Reason + ")"
 	}
 	return &Inactive{Code: "revoked", Detail: d, Access: a}
+}
+
+// verifyOwn checks a JWT this issuer signed (type, signature, iss, exp, iat, jti) and decodes its
+// claims into dst. A nil token comes with the Inactive reason or a server fault.
+func (s *Service) verifyOwn(ctx context.Context, raw, typ, what string, leeway time.Duration, dst any) (*jwtverify.Token, *Inactive, error) {
+	tok, err := jwtverify.Verify(ctx, raw, s.cfg.Keys.Key, jwtverify.Options{
+		Issuer: s.cfg.Issuer, Type: typ, Now: s.cfg.Now, Leeway: leeway,
+		RequireExp: true, RequireIAT: true, RequireJTI: true,
+	})
+	if err != nil {
+		inactive, err := verifyFailure(err)
+		return nil, inactive, err
+	}
+	b, _ := json.Marshal(tok.Raw)
+	if err := json.Unmarshal(b, dst); err != nil {
+		return nil, &Inactive{Code: "malformed", Detail: "claims do not have " + what + " types: " + err.Error()}, nil
+	}
+	return tok, nil, nil
 }
 
 // verifyFailure turns a signature-check failure into the Inactive reason operators see; anything
@@ -253,18 +263,10 @@ func (s *Service) ResolveIDToken(ctx context.Context, raw, client string) (*Acce
 	if strings.Count(raw, ".") != 2 {
 		return nil, &Inactive{Code: "malformed", Detail: "an ID token is a signed JWT"}, nil
 	}
-	tok, err := jwtverify.Verify(ctx, raw, s.cfg.Keys.Key, jwtverify.Options{
-		Issuer: s.cfg.Issuer, Type: IDTokenType, Now: s.cfg.Now, Leeway: s.cfg.Leeway,
-		RequireExp: true, RequireIAT: true, RequireJTI: true,
-	})
-	if err != nil {
-		inactive, err := verifyFailure(err)
-		return nil, inactive, err
-	}
 	var c idClaims
-	b, _ := json.Marshal(tok.Raw)
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, &Inactive{Code: "malformed", Detail: "claims do not have ID token types: " + err.Error()}, nil
+	tok, inactive, err := s.verifyOwn(ctx, raw, IDTokenType, "ID token", s.cfg.Leeway, &c)
+	if tok == nil {
+		return nil, inactive, err
 	}
 	a := &Access{
 		ID: c.ID, Issuer: c.Issuer, Subject: c.Subject, SubjectKind: store.KindUser, ClientID: client, Audience: tok.Claims.Audience,

@@ -106,7 +106,7 @@ func parseExchange(f Form) (*exchangeInput, error) {
 		subjectToken: f.Get("subject_token"), subjectType: f.Get("subject_token_type"),
 		actorToken: f.Get("actor_token"), actorType: f.Get("actor_token_type"),
 		requested: f.Get("requested_token_type"), reason: f.Get("reason"),
-		scope: listParam(f.Get("scope")), audiences: append(f.All("audience"), f.All("resource")...),
+		scope: listParam(f.Get("scope")), audiences: f.Targets(),
 	}
 	switch {
 	case in.subjectToken == "":

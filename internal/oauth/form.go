@@ -45,6 +45,10 @@ func (f Form) All(name string) []string {
 	return out
 }
 
+// Targets returns the requested audiences: every audience value, then every resource value
+// (RFC 8693 §2.1, RFC 8707 §2).
+func (f Form) Targets() []string { return append(f.All("audience"), f.All("resource")...) }
+
 // ParseForm reads a POST form body, refusing what RFC 6749 §3.1 forbids: other methods, other
 // content types, oversized bodies, malformed encoding and repeated parameters. Query parameters
 // are ignored: credentials never travel in URLs.

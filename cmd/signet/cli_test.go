@@ -214,8 +214,9 @@ func mustJSON(v any) []byte {
 // takes the whole grant, and explain then says so.
 func TestCLIExplainsAndRevokesRefreshTokens(t *testing.T) {
 	dir := t.TempDir()
-	var api map[string]any
+	var api, user map[string]any
 	cliJSON(t, dir, &api, "client", "create", "--name", "api")
+	cliJSON(t, dir, &user, "user", "create", "--username", "dana")
 	cfg, err := config.Defaults()
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +227,7 @@ func TestCLIExplainsAndRevokesRefreshTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().Truncate(time.Second)
-	raw, err := s.Tokens.IssueRefresh(context.Background(), &tokens.Access{Subject: "u-1", SubjectKind: store.KindUser, ClientID: api["client_id"].(string),
+	raw, err := s.Tokens.IssueRefresh(context.Background(), &tokens.Access{Subject: user["id"].(string), SubjectKind: store.KindUser, ClientID: api["client_id"].(string),
 		Scope: []string{"read"}, IssuedAt: now, GrantID: "gr-cli"}, now.Add(time.Hour))
 	s.Close()
 	if err != nil {

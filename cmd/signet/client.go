@@ -274,6 +274,12 @@ func clientUpdateCmd() *cobra.Command {
 			if err := s.Store.UpdateClient(cmd.Context(), c); err != nil {
 				return err
 			}
+			if disable {
+				// Enabling it later must not bring back what was issued before.
+				if err := s.Sessions.RetirePrincipal(cmd.Context(), store.KindClient, c.ID, operator(), "client "+c.ID+" disabled", s.Config.MaxAccessTTL); err != nil {
+					return err
+				}
+			}
 			return output(cmd, viewClient(c, ""), func(w io.Writer) { fmt.Fprintf(w, "Updated client %s\n", c.ID) })
 		}),
 	}
@@ -301,6 +307,9 @@ func clientDeleteCmd() *cobra.Command {
 			}
 			if err := s.Store.DeleteClient(cmd.Context(), args[0]); err != nil {
 				return explainStoreErr(err, "client "+args[0])
+			}
+			if err := s.Sessions.RetirePrincipal(cmd.Context(), store.KindClient, args[0], operator(), "client "+args[0]+" deleted", s.Config.MaxAccessTTL); err != nil {
+				return err
 			}
 			return output(cmd, map[string]any{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "Deleted client %s\n", args[0]) })
 		}),

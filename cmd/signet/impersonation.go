@@ -30,7 +30,7 @@ func impersonationCmd() *cobra.Command {
 			if xs == nil {
 				xs = []store.ExchangeSession{}
 			}
-			disabled, err := s.Sessions.Disabled(cmd.Context())
+			disabled, err := s.Sessions.ImpersonationDisabled(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -171,6 +171,7 @@ func policyCheckCmd() *cobra.Command {
 	var actor, subject, client, reason string
 	var audiences, scopes, actorScopes, subjectScopes []string
 	var ttl time.Duration
+	var byID bool
 	cmd := &cobra.Command{
 		Use:   "check --actor A --subject S --client C [--audience …] [--scope …]",
 		Short: "Would this exchange be allowed, by which rule, with what scope and lifetime? (issues nothing)",
@@ -197,7 +198,7 @@ func policyCheckCmd() *cobra.Command {
 			}
 			now := time.Now().Truncate(time.Second)
 			req := exchange.Check{Actor: a, Subject: sub, Client: c.ID, PublicClient: c.AuthMethod == store.AuthNone, Audiences: audiences,
-				Scope: scopes, ActorScope: actorScopes, SubjectScope: subjectScopes, Reason: reason, TTL: ttl}.Request(now)
+				Scope: scopes, ActorScope: actorScopes, SubjectScope: subjectScopes, Reason: reason, TTL: ttl, SubjectByUserID: byID}.Request(now)
 			mode := req.Mode
 			v := checkView{Mode: mode}
 			d, err := exchange.Decide(rules, req)
@@ -229,6 +230,7 @@ func policyCheckCmd() *cobra.Command {
 	f.StringSliceVar(&subjectScopes, "subject-scope", nil, "scope of the subject's token (delegation)")
 	f.StringVar(&reason, "reason", "", "reason, for rules that require one")
 	f.DurationVar(&ttl, "ttl", 0, "requested lifetime")
+	f.BoolVar(&byID, "subject-by-id", false, "the exchange names the subject by user ID (impersonation, whoever acts) instead of sending the subject's token")
 	return cmd
 }
 
@@ -236,10 +238,10 @@ func policyCheckCmd() *cobra.Command {
 func partyByRef(cmd *cobra.Command, s *server.Server, ref string) (exchange.Party, error) {
 	ctx := cmd.Context()
 	if u, err := findUser(ctx, s, ref); err == nil {
-		return exchange.Party{Kind: string(store.KindUser), ID: u.ID, Name: u.Username, Roles: u.Roles, Locked: u.Locked}, nil
+		return exchange.PartyByKind(ctx, s.Dir, store.KindUser, u.ID)
 	}
 	if sa, err := findServiceAccount(ctx, s, ref); err == nil {
-		return exchange.Party{Kind: string(store.KindServiceAccount), ID: sa.ID, Name: sa.Name, Roles: sa.Roles}, nil
+		return exchange.PartyByKind(ctx, s.Dir, store.KindServiceAccount, sa.ID)
 	}
 	return exchange.Party{}, fmt.Errorf("no user or service account %q", ref)
 }

@@ -257,7 +257,7 @@ func tokenRevokeCmd() *cobra.Command {
 					}
 					a = inactive.Access
 				}
-				rev.Kind, rev.Value, rev.ExpiresAt = store.RevokeTokenID, a.ID, a.ExpiresAt.Add(time.Hour)
+				rev.Kind, rev.Value, rev.ExpiresAt = store.RevokeTokenID, a.ID, tokens.KeepRevocationUntil(a.ExpiresAt)
 				set++
 			}
 			if set != 1 {

@@ -135,6 +135,12 @@ func userLockCmd(lock bool) *cobra.Command {
 			if err := s.Store.UpdateUser(cmd.Context(), u); err != nil {
 				return err
 			}
+			if lock {
+				// Unlocking later must not bring back what was issued before the lock.
+				if err := s.Sessions.RetirePrincipal(cmd.Context(), store.KindUser, u.ID, operator(), "user "+u.Username+" locked", s.Config.MaxAccessTTL); err != nil {
+					return err
+				}
+			}
 			return output(cmd, viewUser(u, ""), func(w io.Writer) { fmt.Fprintf(w, "User %s locked: %v\n", u.Username, u.Locked) })
 		}),
 	}

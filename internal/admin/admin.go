@@ -17,7 +17,6 @@ import (
 	"github.com/signet-id/signet/internal/directory"
 	"github.com/signet-id/signet/internal/exchange"
 	"github.com/signet-id/signet/internal/oauth"
-	"github.com/signet-id/signet/internal/sessions"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/tokens"
 )
@@ -27,11 +26,12 @@ const Prefix = "/admin/v1/"
 
 // API serves the admin endpoints.
 type API struct {
+	Issuer   string
 	Store    store.Store
 	Tokens   *tokens.Service
 	Dir      *directory.Directory
 	Policy   *exchange.Policy
-	Sessions *sessions.Manager
+	Sessions *exchange.Sessions
 	Audit    *audit.Log
 }
 
@@ -90,11 +90,14 @@ func (a *API) serve(h handler) http.Handler {
 	})
 }
 
-// authenticate accepts a Bearer access token whose subject has signet:admin.
+// authenticate accepts a Bearer access token issued for the admin API's audience (asked for
+// explicitly with audience or resource = <issuer>/admin/v1) whose subject holds signet:admin now and
+// that no one obtained by exchange. A token issued for any other API is refused, whoever its
+// subject: an API that receives an administrator's token cannot administer Signet with it.
 func (a *API) authenticate(r *http.Request) (principal, error) {
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || raw == "" {
-		return principal{}, oauth.InvalidToken("the admin API needs a Bearer access token of a user, service account or client with the signet:admin permission")
+		return principal{}, oauth.InvalidToken("the admin API needs a Bearer access token issued for audience %s to a user, service account or client with the signet:admin permission", a.audience())
 	}
 	at, inactive, err := a.Tokens.Resolve(r.Context(), strings.TrimSpace(raw))
 	if err != nil {
@@ -106,11 +109,14 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 	if at.Act != nil {
 		return principal{}, oauth.AccessDenied("tokens obtained by delegation or impersonation cannot use the admin API")
 	}
-	roles, err := a.roles(r.Context(), at)
-	if err != nil {
-		return principal{}, oauth.ServerError(err)
+	if !at.HasAudience(a.audience()) {
+		return principal{}, oauth.InvalidToken("the Bearer token was not issued for the admin API: request it with audience=%s (or resource=%s), see docs/operations.md", a.audience(), a.audience())
 	}
-	ok, err = a.Dir.HasPermission(r.Context(), roles, directory.PermAdmin)
+	p, err := exchange.PartyByKind(r.Context(), a.Dir, at.SubjectKind, at.Subject)
+	if err != nil {
+		return principal{}, oauth.InvalidToken("the Bearer token's subject no longer exists")
+	}
+	ok, err = a.Dir.HasPermission(r.Context(), p.Roles, directory.PermAdmin)
 	if err != nil {
 		return principal{}, oauth.ServerError(err)
 	}
@@ -120,29 +126,7 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 	return principal{kind: at.SubjectKind, id: at.Subject}, nil
 }
 
-func (a *API) roles(ctx context.Context, at *tokens.Access) ([]string, error) {
-	switch at.SubjectKind {
-	case store.KindUser:
-		u, err := a.Dir.User(ctx, at.Subject)
-		if err != nil || u.Locked {
-			return nil, err
-		}
-		return u.Roles, nil
-	case store.KindServiceAccount:
-		sa, err := a.Dir.ServiceAccount(ctx, at.Subject)
-		if err != nil {
-			return nil, err
-		}
-		return sa.Roles, nil
-	case store.KindClient:
-		c, err := a.Dir.Client(ctx, at.Subject)
-		if err != nil {
-			return nil, err
-		}
-		return c.Roles, nil
-	}
-	return nil, nil
-}
+func (a *API) audience() string { return oauth.AdminAudience(a.Issuer) }
 
 // decode reads a JSON body strictly.
 func decode(r *http.Request, v any) error {
@@ -200,6 +184,8 @@ type checkRequest struct {
 	ActorScope   []string `json:"actor_scope"`
 	SubjectScope []string `json:"subject_scope"`
 	Reason       string   `json:"reason"`
+	// SubjectByUserID asks about an exchange naming the subject by user ID (impersonation).
+	SubjectByUserID bool `json:"subject_by_user_id"`
 }
 
 func (a *API) checkPolicy(r *http.Request, _ principal) (any, error) {
@@ -228,7 +214,8 @@ func (a *API) checkPolicy(r *http.Request, _ principal) (any, error) {
 	}
 	now := time.Now().Truncate(time.Second)
 	req := exchange.Check{Actor: actor, Subject: subject, Client: c.ID, PublicClient: c.AuthMethod == store.AuthNone,
-		Audiences: in.Audiences, Scope: in.Scope, ActorScope: in.ActorScope, SubjectScope: in.SubjectScope, Reason: in.Reason}.Request(now)
+		Audiences: in.Audiences, Scope: in.Scope, ActorScope: in.ActorScope, SubjectScope: in.SubjectScope, Reason: in.Reason,
+		SubjectByUserID: in.SubjectByUserID}.Request(now)
 	mode := req.Mode
 	d, err := exchange.Decide(rules, req)
 	var ref *exchange.Refusal
@@ -242,13 +229,14 @@ func (a *API) checkPolicy(r *http.Request, _ principal) (any, error) {
 }
 
 func (a *API) party(ctx context.Context, id string) (exchange.Party, error) {
-	if u, err := a.Dir.User(ctx, id); err == nil {
-		return exchange.Party{Kind: string(store.KindUser), ID: u.ID, Name: u.Username, Roles: u.Roles, Locked: u.Locked}, nil
+	p, err := exchange.PartyByID(ctx, a.Dir, id)
+	if errors.Is(err, exchange.ErrNoSuchParty) || (err == nil && p.Kind == string(store.KindClient)) {
+		return exchange.Party{}, oauth.InvalidRequest("no user or service account with ID %q", id)
 	}
-	if sa, err := a.Dir.ServiceAccount(ctx, id); err == nil {
-		return exchange.Party{Kind: string(store.KindServiceAccount), ID: sa.ID, Name: sa.Name, Roles: sa.Roles}, nil
+	if err != nil {
+		return exchange.Party{}, oauth.ServerError(err)
 	}
-	return exchange.Party{}, oauth.InvalidRequest("no user or service account with ID %q", id)
+	return p, nil
 }
 
 func (a *API) listSessions(r *http.Request, _ principal) (any, error) {
@@ -263,7 +251,7 @@ func (a *API) listSessions(r *http.Request, _ principal) (any, error) {
 	if xs == nil {
 		xs = []store.ExchangeSession{}
 	}
-	disabled, err := a.Sessions.Disabled(r.Context())
+	disabled, err := a.Sessions.ImpersonationDisabled(r.Context())
 	return map[string]any{"impersonation_disabled": disabled, "sessions": xs}, err
 }
 

@@ -50,13 +50,13 @@ func TestAdminAPIManagesPoliciesSessionsAndAudit(t *testing.T) {
 	root := env.CreateUser("root", "admin")
 	sam := env.CreateUser("sam", "support")
 	dana := env.CreateUser("dana", "customer")
-	admin := call{env, env.Token(store.KindUser, root.ID, spa.Client)}
+	admin := call{env, env.AdminToken(store.KindUser, root.ID, spa.Client)}
 	plain := call{env, env.Token(store.KindUser, sam.ID, spa.Client, "read")}
 
 	if code, body := (call{env: env}).do(t, "GET", "/admin/v1/policies", nil); code != 401 || body["error"] != "invalid_token" {
 		t.Fatalf("no token: %d %v", code, body)
 	}
-	if code, body := plain.do(t, "GET", "/admin/v1/policies", nil); code != 403 || !strings.Contains(body["error_description"].(string), "signet:admin") {
+	if code, body := plain.do(t, "GET", "/admin/v1/policies", nil); code != 401 || !strings.Contains(body["error_description"].(string), "not issued for the admin API") {
 		t.Fatalf("non-admin: %d %v", code, body)
 	}
 	rule := map[string]any{"mode": "impersonation", "actors": map[string]any{"roles": []string{"support"}}, "subjects": map[string]any{"roles": []string{"customer"}},

@@ -5,6 +5,7 @@ package directory
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -156,4 +157,40 @@ func (d *Directory) Invalidate(c store.Change) {
 		}
 		d.roles = nil
 	}
+}
+
+// Standing says whether a principal may hold active tokens: "" when it may, or why not (locked,
+// disabled, deleted). The token service asks it on every use of a token, so locking a user or
+// disabling a client reaches its tokens on every replica within the change-feed bound.
+func (d *Directory) Standing(ctx context.Context, kind store.PrincipalKind, id string) (string, error) {
+	var disabled bool
+	var err error
+	switch kind {
+	case store.KindUser:
+		var u *store.User
+		if u, err = d.User(ctx, id); err == nil && u.Locked {
+			return "user " + u.Username + " is locked", nil
+		}
+	case store.KindServiceAccount:
+		var sa *store.ServiceAccount
+		if sa, err = d.ServiceAccount(ctx, id); err == nil {
+			disabled = sa.Disabled
+		}
+	case store.KindClient:
+		var c *store.Client
+		if c, err = d.Client(ctx, id); err == nil {
+			disabled = c.Disabled
+		}
+	default:
+		return "", nil
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return string(kind) + " " + id + " no longer exists", nil
+	case err != nil:
+		return "", err
+	case disabled:
+		return string(kind) + " " + id + " is disabled", nil
+	}
+	return "", nil
 }

@@ -13,6 +13,9 @@ type Check struct {
 	ActorScope, SubjectScope []string // nil: assume the requested scope
 	Reason                   string
 	TTL                      time.Duration
+	// SubjectByUserID asks about an exchange that names the subject by user ID (impersonation,
+	// whoever acts) rather than sending the subject's token.
+	SubjectByUserID bool
 }
 
 // Request turns the question into the request the token endpoint would build.
@@ -23,10 +26,9 @@ func (c Check) Request(now time.Time) Request {
 	if a.Scope == nil {
 		a.Scope = c.Scope
 	}
-	mode := ModeImpersonation
-	if a.Kind != "user" {
-		mode = ModeDelegation
-		s.HasToken, s.ExpiresAt, s.Scope = true, now.Add(time.Hour), c.SubjectScope
+	mode := ModeFor(a.Kind, c.SubjectByUserID)
+	if !c.SubjectByUserID {
+		s.HasToken, s.ExpiresAt, s.Scope, s.TokenClient = true, now.Add(time.Hour), c.SubjectScope, c.Client
 		if s.Scope == nil {
 			s.Scope = c.Scope
 		}

@@ -13,19 +13,23 @@ type Party struct {
 	ID          string
 	Name        string
 	Roles       []string
-	Locked      bool
+	Locked      bool     // a locked user, or a disabled client or service account
 	Unknown     bool     // a user ID that names nobody; treated exactly like a non-matching subject
 	HasToken    bool     // false for a subject given by user ID
-	IDToken     bool     // the token is an ID token: it bounds the lifetime, not the scope (it carries none)
-	Scope       []string // its token's scope
+	Scope       []string // its token's scope (an ID token's is the scope of the token it was minted from)
 	Audience    []string // its token's audience
 	ExpiresAt   time.Time
 	TokenClient string // the client its token was issued to
+	// Session is the exchange session its token belongs to, when the token was itself obtained by
+	// delegation or impersonation; SessionActor is that session's actor.
+	Session, SessionActor string
 }
 
+// label names the party in refusals. A subject named by user ID is named by the ID as sent, never
+// by a username looked up from it, so a refusal reads the same whether the ID exists or not.
 func (p Party) label() string {
 	name := p.Name
-	if name == "" {
+	if name == "" || !p.HasToken {
 		name = p.ID
 	}
 	return p.Kind + " " + name
@@ -48,6 +52,7 @@ type Request struct {
 // Decision is what may be issued.
 type Decision struct {
 	Rule      string // empty for down-scoping
+	Source    string // where the rule lives: "store" or the policy file
 	Scope     []string
 	Audience  []string
 	ExpiresAt time.Time
@@ -58,11 +63,13 @@ type Decision struct {
 }
 
 // Refusal is a denied exchange, with the OAuth error code and a description that says what would
-// be needed.
+// be needed. Detail, when set, is the full reason for operators (audit log, token explain): it may
+// say what the caller must not learn, such as a subject's roles.
 type Refusal struct {
 	Code        string
 	Description string
 	Rule        string // the rule that decided, when one did
+	Detail      string
 }
 
 func (r *Refusal) Error() string { return r.Code + ": " + r.Description }
@@ -82,6 +89,9 @@ const (
 )
 
 // Decide applies the rules to a request. It is pure: the same input always gives the same answer.
+// The order of its checks never depends on facts about the subject the caller may not learn: an
+// unknown user ID, a user no rule names, a user holding a role the actor lacks and a locked user
+// are refused alike until a rule has matched actor, client and subject.
 func Decide(rules []Rule, req Request) (*Decision, error) {
 	if req.Mode == ModeDownscope {
 		return downscope(req)
@@ -92,17 +102,20 @@ func Decide(rules []Rule, req Request) (*Decision, error) {
 	if req.Subject.Kind != "user" {
 		return nil, refuse(codeInvalidRequest, "the subject of a %s must be a user; the subject_token belongs to %s", req.Mode, req.Subject.label())
 	}
-	if req.Subject.Locked {
-		return nil, refuse(codeInvalidGrant, "user %s is locked; a locked user's tokens cannot be obtained by exchange", req.Subject.ID)
+	if req.Mode == ModeImpersonation && req.Subject.Session != "" {
+		// One actor, one session: impersonating from someone else's exchanged token would put this
+		// actor inside that actor's session (and drop them from act).
+		return nil, refuse(codeInvalidRequest, "the subject_token was itself obtained by token exchange (session %s); impersonation starts from the user: send the user ID as subject_token (type %s) with your own actor_token", req.Subject.Session, "urn:zitadel:params:oauth:token-type:user_id")
 	}
-	var consulted []string
+	var consulted, details []string
 	var matched []Rule
 	for _, r := range rules {
 		if r.Mode != req.Mode {
 			continue
 		}
-		if why := r.mismatch(req); why != "" {
+		if why, detail := r.mismatch(req); why != "" {
 			consulted = append(consulted, fmt.Sprintf("%q: %s", r.Name, why))
+			details = append(details, fmt.Sprintf("%q: %s", r.Name, detail))
 			continue
 		}
 		matched = append(matched, r)
@@ -113,8 +126,10 @@ func Decide(rules []Rule, req Request) (*Decision, error) {
 			return nil, refuse(codeUnauthorizedClient, "no %s rule exists, so %s may not %s %s; add one with `signet policy add --name <name> --mode %s --actor-role <role> --subject-role <role> --audience <api client ID>`",
 				req.Mode, req.Actor.label(), verb, req.Subject.label(), req.Mode)
 		}
-		return nil, refuse(codeUnauthorizedClient, "no %s rule lets %s %s %s through client %q; rules consulted: %s",
+		ref := refuse(codeUnauthorizedClient, "no %s rule lets %s %s %s through client %q; rules consulted: %s",
 			req.Mode, req.Actor.label(), verb, req.Subject.label(), req.Client, strings.Join(consulted, "; "))
+		ref.Detail = strings.Join(details, "; ")
+		return nil, ref
 	}
 	var first *Refusal
 	for _, r := range matched {
@@ -129,29 +144,37 @@ func Decide(rules []Rule, req Request) (*Decision, error) {
 	return nil, first
 }
 
-// mismatch says why a rule does not apply to the request's principals, or "" when it does.
-func (r *Rule) mismatch(req Request) string {
+// mismatch says why a rule does not apply to the request's principals, or "" when it does: first
+// what the caller may be told, then the full reason for operators. Every reason about the subject
+// reads the same to the caller.
+func (r *Rule) mismatch(req Request) (why, detail string) {
 	a, s := req.Actor, req.Subject
+	notSubject := s.label() + " is not among its subjects"
 	switch {
 	case r.Disabled:
-		return "disabled"
+		return "disabled", "disabled"
 	case !r.Actors.matches(a):
-		return a.label() + " is not among its actors"
+		why = a.label() + " is not among its actors"
+		return why, why
 	case len(r.Clients) > 0 && !slices.Contains(r.Clients, req.Client):
-		return fmt.Sprintf("client %q is not among its clients", req.Client)
+		why = fmt.Sprintf("client %q is not among its clients", req.Client)
+		return why, why
 	case len(r.Clients) == 0 && req.PublicClient:
-		return fmt.Sprintf("public client %q is not listed in its clients", req.Client)
+		why = fmt.Sprintf("public client %q is not listed in its clients", req.Client)
+		return why, why
+	case s.Unknown:
+		return notSubject, "no user has ID " + s.ID
 	case !r.Subjects.matches(s):
-		return s.label() + " is not among its subjects"
+		return notSubject, notSubject
 	}
 	if req.Mode == ModeImpersonation {
 		for _, role := range s.Roles {
 			if !slices.Contains(a.Roles, role) && !slices.Contains(r.Subjects.Roles, role) {
-				return fmt.Sprintf("the subject holds role %s, which the actor lacks and the rule does not name", role)
+				return notSubject, fmt.Sprintf("the subject holds role %s, which the actor lacks and the rule does not name", role)
 			}
 		}
 	}
-	return ""
+	return "", ""
 }
 
 func (sel Selector) matches(p Party) bool {
@@ -187,8 +210,12 @@ func (sub Subjects) matches(p Party) bool {
 
 // grant computes what a matching rule allows, or why the request asks for more.
 func (r *Rule) grant(req Request) (*Decision, *Refusal) {
-	if req.PublicClient && req.Actor.TokenClient != req.Client {
-		ref := refuse(codeUnauthorizedClient, "the actor_token was issued to client %q; public client %q may only send actor tokens issued to itself (proof that the person signed in through it)", req.Actor.TokenClient, req.Client)
+	if ref := r.binding(req); ref != nil {
+		ref.Rule = r.Name
+		return nil, ref
+	}
+	if req.Subject.Locked {
+		ref := refuse(codeInvalidGrant, "user %s is locked; a locked user's tokens cannot be obtained by exchange", req.Subject.ID)
 		ref.Rule = r.Name
 		return nil, ref
 	}
@@ -211,7 +238,7 @@ func (r *Rule) grant(req Request) (*Decision, *Refusal) {
 	// The scope is never broader than the rule's ceiling, the subject's token and, when
 	// impersonating, the actor's token.
 	bounds := [][]string{r.Scopes}
-	if req.Subject.HasToken && !req.Subject.IDToken {
+	if req.Subject.HasToken {
 		bounds = append(bounds, req.Subject.Scope)
 	}
 	if req.Mode == ModeImpersonation {
@@ -228,11 +255,27 @@ func (r *Rule) grant(req Request) (*Decision, *Refusal) {
 		ref.Rule = r.Name
 		return nil, ref
 	}
-	d := &Decision{Rule: r.Name, Scope: scope, Audience: audience, ExpiresAt: exp, Refresh: r.AllowRefresh, Notify: r.NotifySubject}
+	d := &Decision{Rule: r.Name, Source: r.Source, Scope: scope, Audience: audience, ExpiresAt: exp, Refresh: r.AllowRefresh, Notify: r.NotifySubject}
 	if r.AllowRefresh {
 		d.RefreshUntil = req.Now.Add(r.RefreshLifetime()).Truncate(time.Second)
 	}
 	return d, nil
+}
+
+// binding checks that the actor token proves the actor came through the requesting client: it was
+// issued to that client, or (confidential clients only) to a client the rule lists in
+// actor_token_clients.
+func (r *Rule) binding(req Request) *Refusal {
+	tc := req.Actor.TokenClient
+	switch {
+	case tc == req.Client:
+		return nil
+	case req.PublicClient:
+		return refuse(codeUnauthorizedClient, "the actor_token was issued to client %q; public client %q may only send actor tokens issued to itself (proof that the person signed in through it)", tc, req.Client)
+	case slices.Contains(r.ActorTokenClients, tc):
+		return nil
+	}
+	return refuse(codeUnauthorizedClient, "the actor_token was issued to client %q, not to %q; send an actor token issued to the requesting client, or list %q in actor_token_clients of rule %q", tc, req.Client, tc, r.Name)
 }
 
 // downscope narrows a token of the requesting client's own subject: no rule is needed, and
@@ -306,16 +349,117 @@ func intersect(lists ...[]string) []string {
 	return out
 }
 
-// Recheck says why a rule no longer allows a session's parties and client, or "" when it still
-// does: a refresh re-applies the rule as it stands now, with the parties' current roles.
-func (r *Rule) Recheck(mode string, actor, subject Party, client string, public bool) string {
+// RefreshRequest is what DecideRefresh needs: the session as stored, its rule and parties as they
+// stand now, and the refresh token's grant.
+type RefreshRequest struct {
+	Rule         *Rule // the rule in force with the session's name; nil when it no longer exists
+	Session      Session
+	Actor        Party // the session's actor, now
+	Subject      Party // the session's subject, now
+	Client       string
+	PublicClient bool
+	KillSwitch   bool     // impersonation is switched off
+	Scope        []string // what the refresh token carries
+	Audience     []string
+	Requested    []string      // scope asked for now; empty: as much as allowed
+	AccessTTL    time.Duration // the client's access-token lifetime
+	Now          time.Time
+}
+
+// Session is what a refresh decision needs of an exchange session.
+type Session struct {
+	ID, Kind, Rule       string
+	CreatedAt, ExpiresAt time.Time
+	EndedAt              time.Time // zero: not ended
+}
+
+// RefreshDecision is what a refresh may issue: never more than the refresh token carries, and never
+// more than the session's rule allows now.
+type RefreshDecision struct {
+	Scope     []string
+	Audience  []string
+	ExpiresAt time.Time // the new access token's
+}
+
+// DecideRefresh re-applies a session's rule, as it stands now, to a refresh: the session must be
+// open, its rule must exist, be enabled, allow refresh and still match the actor, subject and
+// client; the scope and audience shrink to what the rule allows now; the access token lives no
+// longer than the rule's max_ttl and the session, which itself ends no later than the rule's
+// refresh_ttl after it opened. It is pure.
+func DecideRefresh(req RefreshRequest) (*RefreshDecision, *Refusal) {
+	x, r := req.Session, req.Rule
 	switch {
-	case r.Mode != mode:
-		return fmt.Sprintf("it is now a %s rule", r.Mode)
-	case !r.AllowRefresh:
-		return "it no longer allows refresh (allow_refresh is off)"
-	case subject.Locked:
-		return fmt.Sprintf("user %s is locked", subject.ID)
+	case !x.EndedAt.IsZero():
+		return nil, refuse(codeInvalidGrant, "%s session %s was ended at %s; a new exchange is needed", x.Kind, x.ID, x.EndedAt.UTC().Format(time.RFC3339))
+	case x.Kind == ModeImpersonation && req.KillSwitch:
+		return nil, KillSwitchRefused()
+	case r == nil:
+		return nil, refuse(codeInvalidGrant, "rule %q, which allowed %s session %s, no longer exists; the session cannot be refreshed", x.Rule, x.Kind, x.ID)
 	}
-	return r.mismatch(Request{Mode: mode, Actor: actor, Subject: subject, Client: client, PublicClient: public})
+	ends := x.ExpiresAt
+	if r.AllowRefresh {
+		ends = minTime(ends, x.CreatedAt.Add(r.RefreshLifetime()))
+	}
+	if !req.Now.Before(ends) {
+		return nil, refuse(codeInvalidGrant, "%s session %s expired at %s; a new exchange is needed", x.Kind, x.ID, ends.UTC().Format(time.RFC3339))
+	}
+	why := ""
+	switch {
+	case r.Mode != x.Kind:
+		why = fmt.Sprintf("it is now a %s rule", r.Mode)
+	case !r.AllowRefresh:
+		why = "it no longer allows refresh (allow_refresh is off)"
+	case req.Actor.Locked:
+		why = req.Actor.label() + " is locked or disabled"
+	case req.Subject.Locked:
+		why = fmt.Sprintf("user %s is locked", req.Subject.ID)
+	default:
+		why, _ = r.mismatch(Request{Mode: x.Kind, Actor: req.Actor, Subject: req.Subject, Client: req.Client, PublicClient: req.PublicClient})
+	}
+	if why != "" {
+		return nil, refuse(codeInvalidGrant, "rule %q no longer allows %s session %s: %s", x.Rule, x.Kind, x.ID, why)
+	}
+	allowed := intersect(req.Scope, r.Scopes)
+	scope := allowed
+	for _, s := range req.Requested {
+		if !slices.Contains(allowed, s) {
+			return nil, refuse(codeInvalidScope, "scope %q was not granted with this refresh_token or is no longer allowed by rule %q; it can only keep or narrow: %s", s, r.Name, listOrNone(allowed))
+		}
+	}
+	if len(req.Requested) > 0 {
+		scope = slices.Clone(req.Requested)
+	}
+	audience := intersect(req.Audience, r.Audiences)
+	if len(audience) == 0 {
+		return nil, refuse(codeInvalidGrant, "rule %q no longer allows any audience of %s session %s (%s); a new exchange is needed", r.Name, x.Kind, x.ID, strings.Join(req.Audience, ", "))
+	}
+	ttl := r.TTL()
+	if req.AccessTTL > 0 {
+		ttl = min(ttl, req.AccessTTL)
+	}
+	exp := minTime(req.Now.Add(ttl), ends).Truncate(time.Second)
+	if !exp.After(req.Now) {
+		return nil, refuse(codeInvalidGrant, "%s session %s ends now; a new exchange is needed", x.Kind, x.ID)
+	}
+	return &RefreshDecision{Scope: scope, Audience: audience, ExpiresAt: exp}, nil
+}
+
+// KillSwitchRefused is the refusal of every impersonation and refresh of one while the kill switch
+// is on.
+func KillSwitchRefused() *Refusal {
+	return refuse("access_denied", "impersonation is disabled by the operator's kill switch (`signet impersonation enable` turns it back on)")
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func listOrNone(v []string) string {
+	if len(v) == 0 {
+		return "(none)"
+	}
+	return strings.Join(v, " ")
 }

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/signet-id/signet/internal/changefeed"
 	"github.com/signet-id/signet/internal/store"
 )
 
@@ -23,24 +24,17 @@ type RuleStore interface {
 	DeleteExchangeRule(ctx context.Context, name string) error
 }
 
-// Policy is the rule set in force: the store's rules plus an optional policy file's. It is reloaded
-// when the change feed reports a rule change, or (the file) on SIGHUP.
+// Policy is the rule set in force: the store's rules plus an optional policy file's. Rule names are
+// unique across both. The stored rules are cached and dropped when the change feed reports a rule
+// change (or at once when this process changes them); the file is reread on SIGHUP.
 type Policy struct {
 	st   RuleStore
 	file string
 
-	mu       sync.RWMutex
-	stored   []Rule
-	fromFile []Rule
-	merged   []Rule // stored + file, sorted by name; read-only once built
-	storeOK  bool
-}
+	stored changefeed.Cached[[]Rule]
 
-// merge rebuilds the sorted rule list; callers hold p.mu for writing.
-func (p *Policy) merge() {
-	all := append(slices.Clone(p.stored), p.fromFile...)
-	slices.SortStableFunc(all, func(a, b Rule) int { return strings.Compare(a.Name, b.Name) })
-	p.merged = all
+	mu       sync.RWMutex
+	fromFile []Rule
 }
 
 // NewPolicy returns the policy over st, with rules also read from file when it is not empty.
@@ -48,34 +42,33 @@ func NewPolicy(st RuleStore, file string) *Policy { return &Policy{st: st, file:
 
 // Load reads the store's rules and the policy file.
 func (p *Policy) Load(ctx context.Context) error {
-	if err := p.loadStore(ctx); err != nil {
+	p.stored.Invalidate()
+	if _, err := p.stored.Get(ctx, p.loadStore); err != nil {
 		return err
 	}
 	return p.LoadFile()
 }
 
-func (p *Policy) loadStore(ctx context.Context) error {
+func (p *Policy) loadStore(ctx context.Context) ([]Rule, error) {
 	list, err := p.st.ListExchangeRules(ctx)
 	if err != nil {
-		return fmt.Errorf("exchange rules: %w", err)
+		return nil, fmt.Errorf("exchange rules: %w", err)
 	}
 	rules := make([]Rule, 0, len(list))
 	for _, sr := range list {
 		var r Rule
 		if err := json.Unmarshal(sr.Body, &r); err != nil {
-			return fmt.Errorf("stored exchange rule %q: %w", sr.Name, err)
+			return nil, fmt.Errorf("stored exchange rule %q: %w", sr.Name, err)
 		}
 		r.Source = "store"
 		rules = append(rules, r)
 	}
-	p.mu.Lock()
-	p.stored, p.storeOK = rules, true
-	p.merge()
-	p.mu.Unlock()
-	return nil
+	return rules, nil
 }
 
-// LoadFile (re)reads the policy file; on error the previous file rules stay in force.
+// LoadFile (re)reads the policy file; on error the previous file rules stay in force. A file rule
+// may not share its name with a stored rule: a refresh re-checks its session's rule by name, and the
+// audit log names rules, so one name must mean one rule.
 func (p *Policy) LoadFile() error {
 	if p.file == "" {
 		return nil
@@ -88,9 +81,17 @@ func (p *Policy) LoadFile() error {
 	if err != nil {
 		return err
 	}
+	stored, err := p.stored.Get(context.Background(), p.loadStore)
+	if err != nil {
+		return err
+	}
+	for _, r := range rules {
+		if slices.ContainsFunc(stored, func(s Rule) bool { return s.Name == r.Name }) {
+			return fmt.Errorf("%s: rule %q is also stored (signet policy add); rule names must be unique: rename one, or remove the stored rule with `signet policy remove %s`", p.file, r.Name, r.Name)
+		}
+	}
 	p.mu.Lock()
 	p.fromFile = rules
-	p.merge()
 	p.mu.Unlock()
 	return nil
 }
@@ -98,40 +99,52 @@ func (p *Policy) LoadFile() error {
 // Invalidate reacts to the change feed.
 func (p *Policy) Invalidate(c store.Change) {
 	if c.Kind == store.ChangeExchangeRule {
-		p.mu.Lock()
-		p.storeOK = false
-		p.mu.Unlock()
+		p.stored.Invalidate()
 	}
 }
 
-// Rules returns every rule in force, sorted by name (file rules after stored ones of the same
-// name). The slice is shared: callers must not modify it.
+// Rules returns every rule in force, sorted by name. Should a stored rule share a name with a file
+// rule (stored by another replica that has no such file), the file rule is the one in force.
 func (p *Policy) Rules(ctx context.Context) ([]Rule, error) {
-	p.mu.RLock()
-	ok, rules := p.storeOK, p.merged
-	p.mu.RUnlock()
-	if ok {
-		return rules, nil
-	}
-	if err := p.loadStore(ctx); err != nil {
+	stored, err := p.stored.Get(ctx, p.loadStore)
+	if err != nil {
 		return nil, err
 	}
 	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.merged, nil
+	file := p.fromFile
+	p.mu.RUnlock()
+	all := make([]Rule, 0, len(stored)+len(file))
+	for _, r := range stored {
+		if !slices.ContainsFunc(file, func(f Rule) bool { return f.Name == r.Name }) {
+			all = append(all, r)
+		}
+	}
+	all = append(all, file...)
+	slices.SortStableFunc(all, func(a, b Rule) int { return strings.Compare(a.Name, b.Name) })
+	return all, nil
+}
+
+// Rule returns the rule in force with this name, or nil.
+func (p *Policy) Rule(ctx context.Context, name string) (*Rule, error) {
+	rules, err := p.Rules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if i := slices.IndexFunc(rules, func(r Rule) bool { return r.Name == name }); i >= 0 {
+		return &rules[i], nil
+	}
+	return nil, nil
 }
 
 // Fresh re-reads the stored rules and returns every rule in force. The token endpoint calls it
 // before refusing for want of a rule, so a rule added a moment ago by another process (the CLI)
 // applies at once rather than at the next change-feed poll.
 func (p *Policy) Fresh(ctx context.Context) ([]Rule, error) {
-	if err := p.loadStore(ctx); err != nil {
-		return nil, err
-	}
+	p.stored.Invalidate()
 	return p.Rules(ctx)
 }
 
-// Put validates and stores a rule.
+// Put validates and stores a rule; it is in force in this process at once.
 func (p *Policy) Put(ctx context.Context, r Rule) error {
 	if err := r.Validate(); err != nil {
 		return err
@@ -143,10 +156,8 @@ func (p *Policy) Put(ctx context.Context, r Rule) error {
 	if err != nil {
 		return err
 	}
-	if err := p.st.PutExchangeRule(ctx, &store.ExchangeRule{Name: r.Name, Body: body, UpdatedAt: time.Now()}); err != nil {
-		return err
-	}
-	return p.loadStore(ctx)
+	defer p.stored.Invalidate()
+	return p.st.PutExchangeRule(ctx, &store.ExchangeRule{Name: r.Name, Body: body, UpdatedAt: time.Now()})
 }
 
 // Remove deletes a stored rule.
@@ -154,10 +165,8 @@ func (p *Policy) Remove(ctx context.Context, name string) error {
 	if p.fileHas(name) {
 		return fmt.Errorf("rule %q is defined in the policy file %s; remove it there", name, p.file)
 	}
-	if err := p.st.DeleteExchangeRule(ctx, name); err != nil {
-		return err
-	}
-	return p.loadStore(ctx)
+	defer p.stored.Invalidate()
+	return p.st.DeleteExchangeRule(ctx, name)
 }
 
 func (p *Policy) fileHas(name string) bool {
@@ -205,7 +214,7 @@ func ParseFile(path string, b []byte) ([]Rule, error) {
 // strictKeys refuses unknown keys in a rule (a typo must not silently widen or narrow a rule).
 func strictKeys(n *yaml.Node) error {
 	known := map[string]bool{"name": true, "mode": true, "actors": true, "subjects": true, "clients": true, "audiences": true, "scopes": true,
-		"max_ttl": true, "require_reason": true, "allow_refresh": true, "notify_subject": true, "disabled": true}
+		"max_ttl": true, "refresh_ttl": true, "actor_token_clients": true, "require_reason": true, "allow_refresh": true, "notify_subject": true, "disabled": true}
 	sub := map[string]map[string]bool{
 		"actors":   {"users": true, "roles": true, "service_accounts": true, "clients": true},
 		"subjects": {"users": true, "roles": true, "exclude_users": true, "exclude_roles": true},

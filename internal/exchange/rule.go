@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/signet-id/signet/internal/tokens"
 )
 
 // Modes.
@@ -30,7 +32,7 @@ const (
 	// the rule's refresh_ttl: 1h for impersonation and 8h for delegation unless set, never above 24h.
 	DefaultImpersonationRefreshTTL = time.Hour
 	DefaultDelegationRefreshTTL    = 8 * time.Hour
-	MaxRefreshTTL                  = 24 * time.Hour
+	MaxRefreshTTL                  = tokens.MaxSessionLife
 )
 
 // Selector names principals by ID or name, and by role.
@@ -56,19 +58,23 @@ type Subjects struct {
 
 // Rule allows one kind of exchange.
 type Rule struct {
-	Name          string   `json:"name" yaml:"name"`
-	Mode          string   `json:"mode" yaml:"mode"`
-	Actors        Selector `json:"actors" yaml:"actors"`
-	Subjects      Subjects `json:"subjects" yaml:"subjects"`
-	Clients       []string `json:"clients,omitempty" yaml:"clients,omitempty"` // requesting clients; empty: any confidential client
-	Audiences     []string `json:"audiences" yaml:"audiences"`                 // audiences the new token may have
-	Scopes        []string `json:"scopes,omitempty" yaml:"scopes,omitempty"`   // scope ceiling; empty: no scope at all
-	MaxTTL        Duration `json:"max_ttl,omitempty" yaml:"max_ttl,omitempty"` // 0: 15m (impersonation) or 1h (delegation)
-	RequireReason bool     `json:"require_reason,omitempty" yaml:"require_reason,omitempty"`
-	AllowRefresh  bool     `json:"allow_refresh,omitempty" yaml:"allow_refresh,omitempty"`
-	RefreshTTL    Duration `json:"refresh_ttl,omitempty" yaml:"refresh_ttl,omitempty"` // session lifetime with refresh; 0: 1h (impersonation) or 8h (delegation)
-	NotifySubject bool     `json:"notify_subject,omitempty" yaml:"notify_subject,omitempty"`
-	Disabled      bool     `json:"disabled,omitempty" yaml:"disabled,omitempty"`
+	Name     string   `json:"name" yaml:"name"`
+	Mode     string   `json:"mode" yaml:"mode"`
+	Actors   Selector `json:"actors" yaml:"actors"`
+	Subjects Subjects `json:"subjects" yaml:"subjects"`
+	Clients  []string `json:"clients,omitempty" yaml:"clients,omitempty"` // requesting clients; empty: any confidential client
+	// ActorTokenClients lists clients whose actor tokens a confidential requester may present besides
+	// its own (e.g. a backend acting for staff who signed in at the admin SPA). Empty, the default:
+	// the actor token must have been issued to the requesting client.
+	ActorTokenClients []string `json:"actor_token_clients,omitempty" yaml:"actor_token_clients,omitempty"`
+	Audiences         []string `json:"audiences" yaml:"audiences"`                 // audiences the new token may have
+	Scopes            []string `json:"scopes,omitempty" yaml:"scopes,omitempty"`   // scope ceiling; empty: no scope at all
+	MaxTTL            Duration `json:"max_ttl,omitempty" yaml:"max_ttl,omitempty"` // 0: 15m (impersonation) or 1h (delegation)
+	RequireReason     bool     `json:"require_reason,omitempty" yaml:"require_reason,omitempty"`
+	AllowRefresh      bool     `json:"allow_refresh,omitempty" yaml:"allow_refresh,omitempty"`
+	RefreshTTL        Duration `json:"refresh_ttl,omitempty" yaml:"refresh_ttl,omitempty"` // session lifetime with refresh; 0: 1h (impersonation) or 8h (delegation)
+	NotifySubject     bool     `json:"notify_subject,omitempty" yaml:"notify_subject,omitempty"`
+	Disabled          bool     `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 	// Source says where the rule lives: "store" or the policy file's path (not persisted).
 	Source string `json:"-" yaml:"-"`
 }

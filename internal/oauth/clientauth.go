@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -62,6 +63,7 @@ type Authenticator struct {
 	MaxAssertion time.Duration // longest accepted assertion lifetime (exp - iat)
 	Leeway       time.Duration
 	Now          func() time.Time
+	Log          *slog.Logger // operators' reasons for refusals the caller sees only in general terms
 }
 
 // AuthOptions say which methods an endpoint accepts.
@@ -278,34 +280,40 @@ func (a *Authenticator) public(ctx context.Context, id string, opt AuthOptions) 
 	return c, nil
 }
 
+// byBearer authenticates a service account by its access token. Every token that cannot do so
+// (malformed, unknown, expired, revoked, a user's or a client's, a disabled or deleted account's)
+// gets one description: the answer must not tell an attacker holding a token what state it is in.
+// The operator's log says which.
 func (a *Authenticator) byBearer(ctx context.Context, raw string) (*Caller, error) {
+	refuse := func(why string) (*Caller, error) {
+		if a.Log != nil {
+			a.Log.Info("Bearer authentication refused", "reason", why)
+		}
+		return nil, InvalidToken("the Bearer token is not an active access token of a service account issued by %s; get a new access token for a service account with the signet:introspect permission", a.Issuer)
+	}
 	at, inactive, err := a.Tokens.Resolve(ctx, raw)
 	if err != nil {
 		return nil, ServerError(err)
 	}
 	if inactive != nil {
-		switch inactive.Code {
-		case "expired":
-			return nil, InvalidToken("the Bearer token has expired; get a new access token")
-		case "revoked":
-			return nil, InvalidToken("the Bearer token was revoked")
-		default:
-			return nil, InvalidToken("the Bearer token is not an active access token issued by %s", a.Issuer)
-		}
+		return refuse(inactive.String())
 	}
 	if at.SubjectKind != store.KindServiceAccount {
-		return nil, InvalidToken("the Bearer token belongs to %s %q, not a service account; only service accounts may authenticate with a Bearer token", kindName(at.SubjectKind), at.Subject)
+		return refuse("token " + at.ID + " belongs to " + kindName(at.SubjectKind) + " " + at.Subject)
+	}
+	if at.Act != nil {
+		return refuse("token " + at.ID + " was obtained by token exchange")
 	}
 	sa, err := a.Dir.ServiceAccount(ctx, at.Subject)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, InvalidToken("the Bearer token's service account no longer exists")
+		return refuse("service account " + at.Subject + " no longer exists")
 	}
 	if err != nil {
 		return nil, ServerError(err)
 	}
 	c := &Caller{Kind: store.KindServiceAccount, ID: sa.ID, Name: sa.Name, Account: sa, Roles: sa.Roles, Method: MethodBearer}
 	if err := a.usable(c); err != nil {
-		return nil, err
+		return refuse("service account " + sa.ID + " is disabled")
 	}
 	return c, nil
 }

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/signet-id/signet/internal/audit"
@@ -35,63 +34,30 @@ var (
 	RequestedTokenTypes = []string{TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDToken, TokenTypeRefreshToken}
 )
 
-// KillSwitchSetting is the setting that disables impersonation for everyone.
-const KillSwitchSetting = "impersonation_disabled"
-
 // Exchange is what the token-exchange grant needs besides the token service.
 type Exchange struct {
-	Policy *exchange.Policy
-	Store  interface {
-		GetSetting(ctx context.Context, name string) (string, error)
+	Policy   *exchange.Policy
+	Sessions *exchange.Sessions // the kill switch, and ending sessions
+	Store    interface {
 		OpenExchangeSession(ctx context.Context, s *store.ExchangeSession, event *store.AuditEvent) error
 		GetExchangeSession(ctx context.Context, id string) (*store.ExchangeSession, error)
 	}
 
 	// Notify, when set, is called after a session whose rule asks to notify the subject opened.
 	Notify func()
-
-	killSwitch atomic.Int32 // cached setting: 0 unknown, 1 off, 2 on
-}
-
-// Invalidate drops the cached kill switch when the change feed reports it changed.
-func (x *Exchange) Invalidate(c store.Change) {
-	if c.Kind == store.ChangeSetting && c.Key == KillSwitchSetting {
-		x.killSwitch.Store(0)
-	}
 }
 
 // impersonationAllowed refuses while the kill switch is on: new impersonations and refreshes of
 // existing ones alike.
 func (x *Exchange) impersonationAllowed(ctx context.Context) error {
-	disabled, err := x.impersonationDisabled(ctx)
+	disabled, err := x.Sessions.ImpersonationDisabled(ctx)
 	if err != nil {
 		return ServerError(err)
 	}
 	if disabled {
-		return AccessDenied("impersonation is disabled by the operator's kill switch (`signet impersonation enable` turns it back on)")
+		return refusalError(exchange.KillSwitchRefused())
 	}
 	return nil
-}
-
-// impersonationDisabled reads the kill switch, from the cache when it is current.
-func (x *Exchange) impersonationDisabled(ctx context.Context) (bool, error) {
-	switch x.killSwitch.Load() {
-	case 1:
-		return false, nil
-	case 2:
-		return true, nil
-	}
-	v, err := x.Store.GetSetting(ctx, KillSwitchSetting)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return false, err
-	}
-	on := v == "true"
-	state := int32(1)
-	if on {
-		state = 2
-	}
-	x.killSwitch.CompareAndSwap(0, state)
-	return on, nil
 }
 
 // exchangeInput is the parsed request.
@@ -164,6 +130,7 @@ type exchangeEvent struct {
 	decision *exchange.Decision
 	subject  *tokens.Access // the subject token, when one was sent
 	actor    *tokens.Access
+	lineage  []tokens.Link // of the token to issue
 }
 
 func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchangeInput) (*exchangeEvent, error) {
@@ -173,7 +140,10 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 	var err error
 	switch {
 	case isUserID(in.subjectType):
-		req.Subject, err = h.userParty(ctx, in.subjectToken)
+		req.Subject, err = exchange.SubjectByUserID(ctx, h.Dir, in.subjectToken)
+		if err != nil {
+			return ev, ServerError(err)
+		}
 	case in.subjectType == TokenTypeIDToken:
 		if in.actorToken == "" {
 			return ev, InvalidRequest("an ID token cannot be exchanged on its own: it proves who signed in but grants nothing; send it with an actor_token (delegation or impersonation)")
@@ -196,10 +166,7 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 		if ev.actor.Act != nil {
 			return ev, InvalidGrant("the actor_token was itself obtained by token exchange; send the acting party's own access token")
 		}
-		req.Mode = exchange.ModeDelegation
-		if req.Actor.Kind == string(store.KindUser) || isUserID(in.subjectType) {
-			req.Mode = exchange.ModeImpersonation
-		}
+		req.Mode = exchange.ModeFor(req.Actor.Kind, isUserID(in.subjectType))
 	}
 	ev.req = req
 	if req.Mode == exchange.ModeImpersonation {
@@ -213,7 +180,7 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 	}
 	ev.decision, err = exchange.Decide(rules, req)
 	var noRule *exchange.Refusal
-	if errors.As(err, &noRule) && noRule.Code == "unauthorized_client" {
+	if errors.As(err, &noRule) && noRule.Code == "unauthorized_client" && noRule.Rule == "" {
 		// Before refusing for want of a rule, make sure no rule was added since the last poll.
 		if rules, err = h.Exchange.Policy.Fresh(ctx); err != nil {
 			return ev, ServerError(err)
@@ -221,11 +188,15 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 		ev.decision, err = exchange.Decide(rules, req)
 	}
 	if err != nil {
-		var ref *exchange.Refusal
-		if errors.As(err, &ref) {
-			return ev, &Error{Code: ref.Code, Status: http.StatusBadRequest, Description: ref.Description}
+		return ev, refusalError(err)
+	}
+	if ev.lineage, err = tokens.Derive(ev.subject, ev.actor); err != nil {
+		return ev, InvalidGrant("the subject_token comes from a chain of more than %d exchanges; start again from the user's own token", tokens.MaxLineage)
+	}
+	if req.Mode != exchange.ModeDownscope && req.Subject.Session != "" {
+		if err := h.boundByParentSession(ctx, req.Subject.Session, ev.decision); err != nil {
+			return ev, err
 		}
-		return ev, ServerError(err)
 	}
 	switch in.requested {
 	case TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDToken:
@@ -244,17 +215,40 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 	return ev, nil
 }
 
-// userParty looks up an impersonation target by user ID. An unknown ID is not revealed: it is
-// decided like a user no rule names.
-func (h *Handler) userParty(ctx context.Context, id string) (exchange.Party, error) {
-	u, err := h.Dir.User(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return exchange.Party{Kind: string(store.KindUser), ID: id, Unknown: true}, nil
+// boundByParentSession keeps a delegation made from a token of another exchange session inside that
+// session: the parent must still be open, and nothing issued now outlives it. (Each actor gets a
+// session of their own; ending the parent ends the child through lineage.)
+func (h *Handler) boundByParentSession(ctx context.Context, id string, d *exchange.Decision) error {
+	parent, err := h.Exchange.Store.GetExchangeSession(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return InvalidGrant("the subject_token's exchange session %s no longer exists", id)
+	case err != nil:
+		return ServerError(err)
+	case !parent.EndedAt.IsZero() || !h.Now().Before(parent.ExpiresAt):
+		return InvalidGrant("the subject_token's exchange session %s has ended; nothing can be derived from it", id)
 	}
-	if err != nil {
-		return exchange.Party{}, ServerError(err)
+	if d.ExpiresAt.After(parent.ExpiresAt) {
+		d.ExpiresAt = parent.ExpiresAt
 	}
-	return exchange.Party{Kind: string(store.KindUser), ID: u.ID, Name: u.Username, Roles: u.Roles, Locked: u.Locked}, nil
+	if d.RefreshUntil.After(parent.ExpiresAt) {
+		d.RefreshUntil = parent.ExpiresAt
+	}
+	return nil
+}
+
+// refusalError is the one conversion of an exchange refusal into the OAuth error the caller sees;
+// its Detail (for operators) stays in the Cause, which the audit log and server log record.
+func refusalError(err error) error {
+	var ref *exchange.Refusal
+	if !errors.As(err, &ref) {
+		return ServerError(err)
+	}
+	status := http.StatusBadRequest
+	if ref.Code == CodeAccessDenied {
+		status = http.StatusForbidden
+	}
+	return &Error{Code: ref.Code, Status: status, Description: ref.Description, Cause: ref}
 }
 
 // tokenParty verifies a subject or actor token issued here and describes its subject.
@@ -291,9 +285,7 @@ func (h *Handler) idTokenParty(ctx context.Context, client, raw string) (*tokens
 		}
 		return nil, exchange.Party{}, h.inactiveInput("subject_token", inactive)
 	}
-	a, p, err := h.party(ctx, "subject_token", a)
-	p.IDToken = true
-	return a, p, err
+	return h.party(ctx, "subject_token", a)
 }
 
 // inactiveInput is the refusal for a subject or actor token that is not active.
@@ -310,31 +302,14 @@ func (h *Handler) inactiveInput(param string, inactive *tokens.Inactive) error {
 	}
 }
 
-// party describes the subject of a verified input token.
+// party describes the principal of a verified input token.
 func (h *Handler) party(ctx context.Context, param string, a *tokens.Access) (*tokens.Access, exchange.Party, error) {
-	p := exchange.Party{Kind: string(a.SubjectKind), ID: a.Subject, HasToken: true, Scope: a.Scope, Audience: a.Audience, ExpiresAt: a.ExpiresAt, TokenClient: a.ClientID}
-	switch a.SubjectKind {
-	case store.KindUser:
-		u, err := h.Dir.User(ctx, a.Subject)
-		if err != nil {
-			return nil, p, InvalidGrant("the user of the %s no longer exists", param)
-		}
-		p.Name, p.Roles, p.Locked = u.Username, u.Roles, u.Locked
-		if u.Locked && param == "actor_token" {
-			return nil, p, InvalidGrant("the actor_token's user %s is locked", u.Username)
-		}
-	case store.KindServiceAccount:
-		sa, err := h.Dir.ServiceAccount(ctx, a.Subject)
-		if err != nil {
-			return nil, p, InvalidGrant("the service account of the %s no longer exists", param)
-		}
-		p.Name, p.Roles = sa.Name, sa.Roles
-	case store.KindClient:
-		c, err := h.Dir.Client(ctx, a.Subject)
-		if err != nil {
-			return nil, p, InvalidGrant("the client of the %s no longer exists", param)
-		}
-		p.Name, p.Roles = c.ID, c.Roles
+	p, err := exchange.PartyOfToken(ctx, h.Dir, a)
+	switch {
+	case errors.Is(err, exchange.ErrNoSuchParty):
+		return nil, p, InvalidGrant("the %s of the %s no longer exists", kindName(a.SubjectKind), param)
+	case err != nil:
+		return nil, p, ServerError(err)
 	}
 	return a, p, nil
 }
@@ -346,28 +321,26 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 	refresh := in.requested == TokenTypeRefreshToken
 	a := &tokens.Access{
 		ID: secrets.NewID(), Subject: req.Subject.ID, SubjectKind: store.PrincipalKind(req.Subject.Kind), ClientID: caller.ID,
-		Audience: d.Audience, Scope: d.Scope, IssuedAt: now, ExpiresAt: d.ExpiresAt,
+		Audience: d.Audience, Scope: d.Scope, IssuedAt: now, ExpiresAt: d.ExpiresAt, Lineage: ev.lineage,
 	}
 	var newSession *store.ExchangeSession
 	switch req.Mode {
 	case exchange.ModeDownscope:
+		// The narrowed token stays in its subject's session (same actor), if it has one.
 		a.Act, a.Exchange, a.SessionID = ev.subject.Act, ev.subject.Exchange, ev.subject.SessionID
 	default:
 		a.Act = &tokens.Actor{Subject: req.Actor.ID, ClientID: req.Actor.TokenClient}
 		if req.Mode == exchange.ModeDelegation && ev.subject != nil {
 			a.Act.Act = ev.subject.Act
 		}
-		if ev.subject != nil && ev.subject.Exchange != nil {
-			// A token exchanged again stays in its session, so ending the session ends it too.
-			a.Exchange = ev.subject.Exchange
-		} else {
-			newSession = &store.ExchangeSession{ID: "xs-" + secrets.NewSortableID(now), Kind: req.Mode, Actor: req.Actor.ID, Subject: req.Subject.ID,
-				Client: caller.ID, Rule: d.Rule, Reason: req.Reason, CreatedAt: now, ExpiresAt: d.ExpiresAt}
-			if refresh {
-				newSession.ExpiresAt = d.RefreshUntil
-			}
-			a.Exchange = &tokens.Exchange{Kind: req.Mode, Session: newSession.ID}
+		// Every delegation and impersonation opens a session owned by its actor alone; one made
+		// from another session's token is that session's child through lineage.
+		newSession = &store.ExchangeSession{ID: "xs-" + secrets.NewSortableID(now), Kind: req.Mode, Actor: req.Actor.ID, Subject: req.Subject.ID,
+			Client: caller.ID, Rule: d.Rule, Reason: req.Reason, CreatedAt: now, ExpiresAt: d.ExpiresAt}
+		if refresh {
+			newSession.ExpiresAt = d.RefreshUntil
 		}
+		a.Exchange = &tokens.Exchange{Kind: req.Mode, Session: newSession.ID}
 	}
 	details := allowedDetails{
 		Mode: req.Mode, Rule: d.Rule, Audience: d.Audience, Scope: strings.Join(d.Scope, " "),
@@ -376,6 +349,10 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 	}
 	if a.Exchange != nil {
 		details.Session = a.Exchange.Session
+	}
+	details.RuleSource = d.Source
+	if req.Subject.Session != "" && newSession != nil {
+		details.ParentSession = req.Subject.Session
 	}
 	// The subject is told when a session opens; the audit event is the notification's outbox.
 	details.NotifySubject = newSession != nil && d.Notify
@@ -450,6 +427,8 @@ type allowedDetails struct {
 	JTI                string   `json:"jti"`
 	RequestedTokenType string   `json:"requested_token_type"`
 	Session            string   `json:"session,omitempty"`
+	ParentSession      string   `json:"parent_session,omitempty"`
+	RuleSource         string   `json:"rule_source,omitempty"`
 	NotifySubject      bool     `json:"notify_subject,omitempty"`
 	RefreshUntil       string   `json:"refresh_until,omitempty"`
 	SourceIP           string   `json:"source_ip"`
@@ -461,6 +440,10 @@ type allowedDetails struct {
 func (h *Handler) auditDenied(ctx context.Context, caller *Caller, in *exchangeInput, ev *exchangeEvent, err error, src map[string]any) {
 	oe := AsError(err)
 	details := map[string]any{"error": oe.Code, "description": oe.Description}
+	var ref *exchange.Refusal
+	if errors.As(oe.Cause, &ref) && ref.Detail != "" && ref.Detail != ref.Description {
+		details["operator_detail"] = ref.Detail // what the caller was not told
+	}
 	var actor, subject string
 	if ev != nil {
 		actor, subject = ev.req.Actor.ID, ev.req.Subject.ID

@@ -16,11 +16,12 @@ import (
 
 const typeID = "urn:ietf:params:oauth:token-type:id_token"
 
-// idToken signs an ID token about user for client, as sign-in at that client would.
+// idToken signs an ID token about user for client, as sign-in at that client would, with the scope
+// that sign-in granted (read write).
 func (x *xenv) idToken(t *testing.T, user, client string, ttl time.Duration) string {
 	t.Helper()
 	now := time.Now().Truncate(time.Second)
-	raw, err := x.Server.Tokens.IssueIDToken(&tokens.Access{Subject: user, ClientID: client, IssuedAt: now, ExpiresAt: now.Add(ttl)}, "ES256")
+	raw, err := x.Server.Tokens.IssueIDToken(&tokens.Access{Subject: user, ClientID: client, Scope: []string{"read", "write"}, IssuedAt: now, ExpiresAt: now.Add(ttl)}, "ES256")
 	if err != nil {
 		t.Fatal(err)
 	}

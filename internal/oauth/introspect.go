@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/directory"
@@ -215,11 +214,11 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) error {
 		// RFC 7009 §2.2: an invalid, expired or already revoked token is answered with 200.
 		return nil
 	}
-	if err := h.mayRevoke(ctx, caller, a.ClientID); err != nil {
+	if ok, err := h.mayRevoke(ctx, caller, a.ClientID); !ok || err != nil {
 		return err
 	}
 	return h.revokeAudited(ctx, caller, a.Subject, store.Revocation{
-		Kind: store.RevokeTokenID, Value: a.ID, At: h.Now(), ExpiresAt: a.ExpiresAt.Add(time.Hour),
+		Kind: store.RevokeTokenID, Value: a.ID, At: h.Now(), ExpiresAt: tokens.KeepRevocationUntil(a.ExpiresAt),
 		Reason: "revoked through " + RevokePath + " by " + caller.describe(),
 	})
 }
@@ -250,25 +249,26 @@ func (h *Handler) revokeRefresh(ctx context.Context, caller *Caller, raw string)
 	if t == nil || (inactive != nil && inactive.Code != "reused") {
 		return nil // unknown, expired or already revoked: 200 (RFC 7009 §2.2)
 	}
-	if err := h.mayRevoke(ctx, caller, t.ClientID); err != nil {
+	if ok, err := h.mayRevoke(ctx, caller, t.ClientID); !ok || err != nil {
 		return err
 	}
-	rev := store.Revocation{At: h.Now(), ExpiresAt: t.ExpiresAt.Add(time.Hour),
+	rev := store.Revocation{At: h.Now(), ExpiresAt: tokens.KeepRevocationUntil(t.ExpiresAt),
 		Reason: "refresh token " + t.ID + " revoked through " + RevokePath + " by " + caller.describe()}
 	rev.Kind, rev.Value = tokens.Family(t)
 	return h.revokeAudited(ctx, caller, t.Subject, rev)
 }
 
-// mayRevoke allows the client a token was issued to, or an admin.
-func (h *Handler) mayRevoke(ctx context.Context, caller *Caller, owner string) error {
-	if owner != caller.ID {
-		ok, err := h.permitted(ctx, caller, directory.PermAdmin)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return UnauthorizedClient("this token was issued to another client; only the client it was issued to (or an admin) may revoke it")
-		}
+// mayRevoke allows the client a token was issued to, or an admin. Anyone else is answered 200 and
+// nothing is revoked (RFC 7009 §2.2: the answer must not tell an active token someone else holds
+// from garbage); the operator's log says why.
+func (h *Handler) mayRevoke(ctx context.Context, caller *Caller, owner string) (bool, error) {
+	if owner == caller.ID {
+		return true, nil
 	}
-	return nil
+	ok, err := h.permitted(ctx, caller, directory.PermAdmin)
+	if err != nil || ok {
+		return ok, err
+	}
+	h.Log.Info("revocation ignored: the token was issued to another client", "caller", caller.ID, "owner", owner)
+	return false, nil
 }

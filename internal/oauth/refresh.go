@@ -46,48 +46,50 @@ func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (resp *T
 	if inactive != nil {
 		switch inactive.Code {
 		case "reused":
+			if h.Now().Sub(old.UsedAt) < RefreshRaceWindow {
+				return nil, raceLost()
+			}
 			return nil, h.refuseReuse(ctx, r, caller, old)
 		case "expired":
 			return nil, InvalidGrant("the refresh_token has expired; obtain new tokens the way the first ones were obtained")
 		case "revoked":
 			return nil, InvalidGrant("the refresh_token was revoked")
+		case "principal":
+			return nil, InvalidGrant("the refresh_token can no longer be used: a principal it was issued for or derived from is locked, disabled or deleted")
 		case "wrong_type":
 			return nil, InvalidGrant("the refresh_token is an access token; send the refresh_token value of the token response")
 		default:
 			return nil, InvalidGrant("the refresh_token is not a refresh token issued by %s", h.Issuer)
 		}
 	}
-	scope := prev.Scope
-	if requested := listParam(f.Get("scope")); len(requested) > 0 {
+	now := h.Now().Truncate(time.Second)
+	requested := listParam(f.Get("scope"))
+	scope, audience := prev.Scope, prev.Audience
+	exp := minTime(now.Add(h.accessTTL(caller.Client)), old.ExpiresAt)
+	var session *store.ExchangeSession
+	if prev.Exchange != nil {
+		var d *exchange.RefreshDecision
+		if session, d, err = h.decideRefresh(ctx, caller, prev, requested, now); err != nil {
+			return nil, err
+		}
+		scope, audience, exp = d.Scope, d.Audience, minTime(d.ExpiresAt, old.ExpiresAt)
+	} else {
 		for _, s := range requested {
 			if !slices.Contains(prev.Scope, s) {
 				return nil, InvalidScope("scope %q was not granted with this refresh_token; it can only keep or narrow: %s", s, listOrNone(prev.Scope))
 			}
 		}
-		scope = requested
-	}
-	now := h.Now().Truncate(time.Second)
-	ttl := h.accessTTL(caller.Client)
-	until := old.ExpiresAt
-	var session *store.ExchangeSession
-	if prev.Exchange != nil {
-		var ruleTTL time.Duration
-		session, ruleTTL, err = h.refreshableSession(ctx, caller, prev)
-		if err != nil {
-			return nil, err
+		if len(requested) > 0 {
+			scope = requested
 		}
-		ttl, until = min(ttl, ruleTTL), minTime(until, session.ExpiresAt)
-	} else if err := h.subjectStillValid(ctx, prev); err != nil {
-		return nil, err
 	}
-	exp := minTime(now.Add(ttl), until)
 	if !exp.After(now) {
 		return nil, InvalidGrant("the refresh_token's session ends now; obtain new tokens the way the first ones were obtained")
 	}
 	a := &tokens.Access{
 		ID: secrets.NewID(), Subject: prev.Subject, SubjectKind: prev.SubjectKind, ClientID: caller.ID,
-		Audience: prev.Audience, Scope: scope, IssuedAt: now, ExpiresAt: exp,
-		GrantID: prev.GrantID, SessionID: prev.SessionID, Act: prev.Act, Exchange: prev.Exchange,
+		Audience: audience, Scope: scope, IssuedAt: now, ExpiresAt: exp,
+		GrantID: prev.GrantID, SessionID: prev.SessionID, Act: prev.Act, Exchange: prev.Exchange, Lineage: prev.Lineage,
 	}
 	details := refreshDetails{Grant: GrantRefreshToken, JTI: a.ID, Previous: old.ID, Scope: strings.Join(scope, " "), Audience: a.Audience,
 		ExpiresAt: exp.UTC().Format(time.RFC3339), SourceIP: r.RemoteAddr, UserAgent: r.UserAgent()}
@@ -102,8 +104,9 @@ func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (resp *T
 	}
 	next, err := h.Tokens.RotateRefresh(ctx, old, a, rec)
 	if errors.Is(err, store.ErrConflict) {
-		// Used (or revoked) between the read and the rotation: a concurrent reuse.
-		return nil, h.refuseReuse(ctx, r, caller, old)
+		// Used (or revoked) between the read and the rotation: this request lost a race with another
+		// use of the same token (a client retrying, or two replicas). The winner's tokens stay valid.
+		return nil, raceLost()
 	}
 	if err != nil {
 		return nil, ServerError(err)
@@ -131,95 +134,67 @@ type refreshDetails struct {
 	UserAgent string   `json:"user_agent"`
 }
 
-// refreshableSession checks that an exchange session may still be refreshed: not ended, not
-// expired, impersonation not switched off, and its rule, as it stands now, still allows its actor,
-// subject and client. It returns the session and the rule's token lifetime cap.
-func (h *Handler) refreshableSession(ctx context.Context, caller *Caller, prev *tokens.Access) (*store.ExchangeSession, time.Duration, error) {
+// decideRefresh re-applies an exchange session's rule, as it stands now, to a refresh of one of its
+// refresh tokens (exchange.DecideRefresh): it gathers the session, the rule, the parties and the
+// kill switch, and returns what may be issued.
+func (h *Handler) decideRefresh(ctx context.Context, caller *Caller, prev *tokens.Access, requested []string, now time.Time) (*store.ExchangeSession, *exchange.RefreshDecision, error) {
 	if h.Exchange == nil {
-		return nil, 0, InvalidGrant("token exchange is not enabled here, so this refresh_token cannot be used")
+		return nil, nil, InvalidGrant("token exchange is not enabled here, so this refresh_token cannot be used")
 	}
 	x, err := h.Exchange.Store.GetExchangeSession(ctx, prev.Exchange.Session)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, 0, InvalidGrant("the exchange session of this refresh_token no longer exists")
+		return nil, nil, InvalidGrant("the exchange session of this refresh_token no longer exists")
 	case err != nil:
-		return nil, 0, ServerError(err)
-	case !x.EndedAt.IsZero():
-		return nil, 0, InvalidGrant("%s session %s was ended at %s; a new exchange is needed", x.Kind, x.ID, x.EndedAt.UTC().Format(time.RFC3339))
-	case !h.Now().Before(x.ExpiresAt):
-		return nil, 0, InvalidGrant("%s session %s expired at %s; a new exchange is needed", x.Kind, x.ID, x.ExpiresAt.UTC().Format(time.RFC3339))
+		return nil, nil, ServerError(err)
+	}
+	req := exchange.RefreshRequest{
+		Session: exchange.Session{ID: x.ID, Kind: x.Kind, Rule: x.Rule, CreatedAt: x.CreatedAt, ExpiresAt: x.ExpiresAt, EndedAt: x.EndedAt},
+		Client:  caller.ID, PublicClient: caller.Method == MethodNone, Scope: prev.Scope, Audience: prev.Audience,
+		Requested: requested, AccessTTL: h.accessTTL(caller.Client), Now: now,
 	}
 	if x.Kind == exchange.ModeImpersonation {
-		if err := h.Exchange.impersonationAllowed(ctx); err != nil {
-			return nil, 0, err
+		if req.KillSwitch, err = h.Exchange.Sessions.ImpersonationDisabled(ctx); err != nil {
+			return nil, nil, ServerError(err)
 		}
 	}
-	rules, err := h.Exchange.Policy.Rules(ctx)
-	if err != nil {
-		return nil, 0, ServerError(err)
+	if req.Rule, err = h.Exchange.Policy.Rule(ctx, x.Rule); err != nil {
+		return nil, nil, ServerError(err)
 	}
-	i := slices.IndexFunc(rules, func(r exchange.Rule) bool { return r.Name == x.Rule })
-	if i < 0 {
-		return nil, 0, InvalidGrant("rule %q, which allowed %s session %s, no longer exists; the session cannot be refreshed", x.Rule, x.Kind, x.ID)
+	if req.Subject, err = exchange.SubjectByUserID(ctx, h.Dir, x.Subject); err != nil {
+		return nil, nil, ServerError(err)
 	}
-	subject, err := h.userParty(ctx, x.Subject)
-	if err != nil {
-		return nil, 0, err
+	if req.Subject.Unknown {
+		return nil, nil, InvalidGrant("the user of %s session %s no longer exists; the session cannot be refreshed", x.Kind, x.ID)
 	}
-	actor, err := h.partyByID(ctx, x.Actor)
-	if err != nil {
-		return nil, 0, err
-	}
-	if actor.Locked {
-		return nil, 0, InvalidGrant("the acting user of %s session %s is locked; the session cannot be refreshed", x.Kind, x.ID)
-	}
-	if why := rules[i].Recheck(x.Kind, actor, subject, caller.ID, caller.Method == MethodNone); why != "" {
-		return nil, 0, InvalidGrant("rule %q no longer allows %s session %s: %s", x.Rule, x.Kind, x.ID, why)
-	}
-	return x, rules[i].TTL(), nil
-}
-
-// partyByID describes a session's actor, whichever kind of principal it is.
-func (h *Handler) partyByID(ctx context.Context, id string) (exchange.Party, error) {
-	if u, err := h.Dir.User(ctx, id); err == nil {
-		return exchange.Party{Kind: string(store.KindUser), ID: u.ID, Name: u.Username, Roles: u.Roles, Locked: u.Locked}, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return exchange.Party{}, ServerError(err)
-	}
-	if sa, err := h.Dir.ServiceAccount(ctx, id); err == nil {
-		return exchange.Party{Kind: string(store.KindServiceAccount), ID: sa.ID, Name: sa.Name, Roles: sa.Roles, Locked: sa.Disabled}, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return exchange.Party{}, ServerError(err)
-	}
-	if c, err := h.Dir.Client(ctx, id); err == nil {
-		return exchange.Party{Kind: string(store.KindClient), ID: c.ID, Name: c.ID, Roles: c.Roles, Locked: c.Disabled}, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return exchange.Party{}, ServerError(err)
-	}
-	return exchange.Party{}, InvalidGrant("the acting party of this session no longer exists; the session cannot be refreshed")
-}
-
-// subjectStillValid refuses a refresh for a user who is gone or locked.
-func (h *Handler) subjectStillValid(ctx context.Context, a *tokens.Access) error {
-	if a.SubjectKind != store.KindUser {
-		return nil
-	}
-	u, err := h.Dir.User(ctx, a.Subject)
+	req.Actor, err = exchange.PartyByID(ctx, h.Dir, x.Actor)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return InvalidGrant("the user of this refresh_token no longer exists")
+	case errors.Is(err, exchange.ErrNoSuchParty):
+		return nil, nil, InvalidGrant("the acting party of this session no longer exists; the session cannot be refreshed")
 	case err != nil:
-		return ServerError(err)
-	case u.Locked:
-		return InvalidGrant("user %s is locked; their refresh tokens cannot be used", u.ID)
+		return nil, nil, ServerError(err)
 	}
-	return nil
+	d, ref := exchange.DecideRefresh(req)
+	if ref != nil {
+		return nil, nil, refusalError(ref)
+	}
+	return x, d, nil
+}
+
+// RefreshRaceWindow is how soon after a refresh token's use a second use by the same client counts
+// as a lost race (a retry, two replicas answering at once) rather than a replay: the loser is refused
+// and audited, but the grant is not revoked, so the winner's new tokens stay valid. Later reuse
+// revokes the whole grant.
+const RefreshRaceWindow = 2 * time.Second
+
+func raceLost() error {
+	return InvalidGrant("the refresh_token was used by a concurrent request a moment ago; use the tokens that request received (refresh tokens rotate on every use)")
 }
 
 // refuseReuse revokes every token of a reused refresh token's grant, audits it and returns the
 // refusal. Failures to revoke or record are logged: the request is refused either way.
 func (h *Handler) refuseReuse(ctx context.Context, r *http.Request, caller *Caller, old *store.Token) error {
-	rev := store.Revocation{At: h.Now(), ExpiresAt: old.ExpiresAt.Add(time.Hour), Reason: "refresh token " + old.ID + " was used twice"}
+	rev := store.Revocation{At: h.Now(), ExpiresAt: tokens.KeepRevocationUntil(old.ExpiresAt), Reason: "refresh token " + old.ID + " was used twice"}
 	rev.Kind, rev.Value = tokens.Family(old)
 	if err := h.Tokens.Revoke(ctx, rev); err != nil {
 		h.Log.Error("could not revoke the grant of a reused refresh token", "err", err, "grant", old.GrantID)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/signet-id/signet/internal/exchange"
+	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/testenv"
 )
@@ -147,8 +148,17 @@ func TestRefreshTokenReuseRevokesTheGrant(t *testing.T) {
 	if re != nil {
 		t.Fatal(re)
 	}
+	// A second use within RefreshRaceWindow is a lost race (a retry): refused, nothing revoked.
+	_, re = x.refresh(t, x.offline, rt)
+	wantRefused(t, re, "invalid_grant", "used by a concurrent request")
+	if got := x.introspect(t, tok.AccessToken); got["active"] != true {
+		t.Fatalf("a lost race revoked the winner's token: %v", got)
+	}
+	// Past the window it is a replay: the whole grant is revoked.
+	x.Server.OAuth.Now = func() time.Time { return time.Now().Add(oauth.RefreshRaceWindow + time.Second) }
 	_, re = x.refresh(t, x.offline, rt)
 	wantRefused(t, re, "invalid_grant", "already used")
+	x.Server.OAuth.Now = time.Now
 	for name, raw := range map[string]string{"first access token": body["access_token"].(string), "refreshed access token": tok.AccessToken} {
 		if got := x.introspect(t, raw); got["active"] != false {
 			t.Errorf("%s is still active after refresh token reuse: %v", name, got)
@@ -167,34 +177,46 @@ func TestRefreshTokenReuseRevokesTheGrant(t *testing.T) {
 	}
 }
 
-// TestConcurrentRefreshHasOneWinner: racing uses of one refresh token yield one new token pair at
-// most, and the race itself counts as reuse.
+// TestConcurrentRefreshHasOneWinner: racing uses of one refresh token yield exactly one new token
+// pair; the losers are refused as a lost race and revoke nothing (RefreshRaceWindow).
 func TestConcurrentRefreshHasOneWinner(t *testing.T) {
 	x := newREnv(t)
 	rt := x.delegateOffline(t)["refresh_token"].(string)
 	const n = 6
 	var wg sync.WaitGroup
-	codes := make(chan int, n)
+	type answer struct {
+		code int
+		body map[string]any
+	}
+	answers := make(chan answer, n)
 	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			code, _ := x.PostForm("/oauth/v2/token", map[string]string{"grant_type": "refresh_token", "refresh_token": rt}, x.offline.ID, x.offline.Secret)
-			codes <- code
+			code, body := x.PostForm("/oauth/v2/token", map[string]string{"grant_type": "refresh_token", "refresh_token": rt}, x.offline.ID, x.offline.Secret)
+			answers <- answer{code, body}
 		}()
 	}
 	wg.Wait()
-	close(codes)
-	ok := 0
-	for c := range codes {
-		if c == 200 {
-			ok++
-		} else if c != 400 {
-			t.Fatalf("status %d", c)
+	close(answers)
+	var winners []map[string]any
+	for a := range answers {
+		switch {
+		case a.code == 200:
+			winners = append(winners, a.body)
+		case a.code != 400 || a.body["error"] != "invalid_grant" || !strings.Contains(a.body["error_description"].(string), "concurrent request"):
+			t.Fatalf("a loser must be refused as a lost race: %d %v", a.code, a.body)
 		}
 	}
-	if ok > 1 {
-		t.Fatalf("%d concurrent refreshes of one token succeeded; at most one may", ok)
+	if len(winners) != 1 {
+		t.Fatalf("%d concurrent refreshes of one token succeeded; exactly one must", len(winners))
+	}
+	// The losers revoked nothing: the winner's new tokens work.
+	if got := x.introspect(t, winners[0]["access_token"].(string)); got["active"] != true {
+		t.Fatalf("the winner's access token is dead on arrival: %v", got)
+	}
+	if _, re := x.refresh(t, x.offline, winners[0]["refresh_token"].(string)); re != nil {
+		t.Fatalf("the winner's refresh token must work: %v", re)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/directory"
+	"github.com/signet-id/signet/internal/exchange"
 	"github.com/signet-id/signet/internal/keys"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/tokens"
@@ -25,6 +26,14 @@ const (
 	RevokePath     = "/oauth/v2/revoke"
 	KeysPath       = "/oauth/v2/keys"
 )
+
+// AdminPath is where the admin API lives; issuer + AdminPath is its audience. A token reaches the
+// admin API only when it was issued for that audience, asked for explicitly (audience or resource),
+// to a subject holding signet:admin.
+const AdminPath = "/admin/v1"
+
+// AdminAudience is the admin API's audience at this issuer.
+func AdminAudience(issuer string) string { return issuer + AdminPath }
 
 // Grant types.
 const (
@@ -200,7 +209,7 @@ type Issue struct {
 // IssueAccessToken checks scope and audience against the client's settings and mints the token.
 // The token endpoint and `signet token issue` both use it, so both follow the same rules.
 func (h *Handler) IssueAccessToken(ctx context.Context, in Issue) (*TokenResponse, *tokens.Access, error) {
-	audience, err := h.allowedAudience(ctx, in.Client, in.ClientID, in.Audience)
+	audience, err := h.allowedAudience(ctx, in, in.Audience)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -244,28 +253,57 @@ func (h *Handler) accessTTL(c *store.Client) time.Duration {
 }
 
 // allowedAudience checks requested audiences (audience, resource, ZITADEL audience scopes). The
-// token's audience always contains self (the subject, or the client for a user's token) so it can
-// introspect and revoke what it was given. A client may ask for its configured audiences; a service
-// account acting alone, for any registered client.
-func (h *Handler) allowedAudience(ctx context.Context, client *store.Client, self string, requested []string) ([]string, error) {
+// token's audience always contains its client (self) so it can introspect and revoke what it was
+// given. A client may ask for its configured audiences; a service account acting alone, for any
+// registered client. The admin API's audience is for subjects holding signet:admin only, whatever
+// the client's list says.
+func (h *Handler) allowedAudience(ctx context.Context, in Issue, requested []string) ([]string, error) {
+	client, self := in.Client, in.ClientID
 	aud := []string{self}
 	for _, r := range requested {
 		if r == "" || slices.Contains(aud, r) {
 			continue
 		}
-		if client != nil {
+		switch {
+		case r == AdminAudience(h.Issuer):
+			ok, err := h.subjectPermitted(ctx, in.SubjectKind, in.Subject, directory.PermAdmin)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, InvalidTarget("audience %q is the admin API; only a user, service account or client holding the signet:admin permission may get a token for it", r)
+			}
+		case client != nil:
 			if !slices.Contains(client.Audiences, r) {
 				return nil, InvalidTarget("audience %q is not allowed for client %q; allowed: %s (add it with `signet client update --audience`)", r, client.ID, listOrNone(client.Audiences))
 			}
-		} else if _, err := h.Dir.Client(ctx, r); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return nil, InvalidTarget("audience %q is not a client registered at this issuer", r)
+		default:
+			if _, err := h.Dir.Client(ctx, r); err != nil {
+				if errors.Is(err, store.ErrNotFound) {
+					return nil, InvalidTarget("audience %q is not a client registered at this issuer", r)
+				}
+				return nil, ServerError(err)
 			}
-			return nil, ServerError(err)
 		}
 		aud = append(aud, r)
 	}
 	return aud, nil
+}
+
+// subjectPermitted reports whether a token's subject holds perm through its roles now.
+func (h *Handler) subjectPermitted(ctx context.Context, kind store.PrincipalKind, id, perm string) (bool, error) {
+	p, err := exchange.PartyByKind(ctx, h.Dir, kind, id)
+	if errors.Is(err, exchange.ErrNoSuchParty) {
+		return false, nil
+	}
+	if err != nil {
+		return false, ServerError(err)
+	}
+	ok, err := h.Dir.HasPermission(ctx, p.Roles, perm)
+	if err != nil {
+		return false, ServerError(err)
+	}
+	return ok && !p.Locked, nil
 }
 
 // logRefusal writes the operator's log line for a refused request.

@@ -28,7 +28,6 @@ import (
 	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/oidc"
 	"github.com/signet-id/signet/internal/secrets"
-	"github.com/signet-id/signet/internal/sessions"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/store/backends"
 	"github.com/signet-id/signet/internal/tokens"
@@ -48,7 +47,7 @@ type Server struct {
 	Metrics  *metrics.Metrics
 	Audit    *audit.Log
 	Policy   *exchange.Policy
-	Sessions *sessions.Manager
+	Sessions *exchange.Sessions
 	Webhook  *notify.Webhook // nil without --webhook-url
 
 	// MasterKeyCreated reports that this start generated the development master key.
@@ -97,7 +96,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 	s.Dir = directory.New(st)
 	s.Tokens = tokens.New(tokens.Config{
 		Issuer: cfg.Issuer, Store: st, Keys: s.Keys, Secrets: sk, Leeway: cfg.Leeway,
-		CacheSize: cfg.CacheSize, Log: log,
+		CacheSize: cfg.CacheSize, Log: log, Principals: s.Dir,
 	})
 	s.Watcher = changefeed.New(st, cfg.PollInterval, log)
 	s.Watcher.Subscribe(s.Dir.Invalidate)
@@ -123,6 +122,8 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 		return nil, err
 	}
 	s.Audit = audit.New(st)
+	s.Sessions = &exchange.Sessions{Store: st, Tokens: s.Tokens, Audit: s.Audit}
+	s.Watcher.Subscribe(s.Sessions.Invalidate)
 	s.Policy = exchange.NewPolicy(st, cfg.PolicyFile)
 	s.Watcher.Subscribe(s.Policy.Invalidate)
 	if err := s.Policy.Load(ctx); err != nil {
@@ -139,13 +140,12 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 		Issuer: cfg.Issuer, Tokens: s.Tokens, Keys: s.Keys, Dir: s.Dir, Log: log, Now: time.Now,
 		DefaultAccessTTL: cfg.AccessTTL, MaxAccessTTL: cfg.MaxAccessTTL, DefaultAlg: cfg.SigningAlg,
 		AccountTokenFormat: cfg.AccountFormat, Observe: s.Metrics.Grant,
-		Audit: s.Audit, Exchange: &oauth.Exchange{Policy: s.Policy, Store: st},
+		Audit: s.Audit, Exchange: &oauth.Exchange{Policy: s.Policy, Sessions: s.Sessions, Store: st},
 		Auth: &oauth.Authenticator{
 			Issuer: cfg.Issuer, Dir: s.Dir, Secrets: sk, Replay: st, Tokens: s.Tokens,
-			MaxAssertion: cfg.AssertionTTL, Leeway: cfg.Leeway, Now: time.Now,
+			MaxAssertion: cfg.AssertionTTL, Leeway: cfg.Leeway, Now: time.Now, Log: log,
 		},
 	}
-	s.Watcher.Subscribe(s.OAuth.Exchange.Invalidate)
 	if rules, err := s.Policy.Rules(ctx); err == nil && cfg.WebhookURL == "" {
 		for _, r := range rules {
 			if r.NotifySubject {
@@ -157,8 +157,6 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 		s.Webhook = &notify.Webhook{URL: cfg.WebhookURL, Issuer: cfg.Issuer, Alg: cfg.SigningAlg, Store: st, Keys: s.Keys, Log: log, Delivered: s.Metrics.Notified}
 		s.OAuth.Exchange.Notify = s.Webhook.Wake
 	}
-	s.Sessions = &sessions.Manager{Store: st, Tokens: s.Tokens, Audit: s.Audit,
-		Applied: func() { s.Watcher.Poll(context.Background()) }}
 	return s, nil
 }
 
@@ -195,7 +193,7 @@ func (s *Server) Handler() http.Handler {
 	route(oauth.RevokePath, "revoke", limited.wrap(http.HandlerFunc(s.OAuth.Revoke)))
 	route("GET "+oidc.UserinfoPath, "userinfo", &oidc.Userinfo{Tokens: s.Tokens, Dir: s.Dir})
 	route("POST "+oidc.UserinfoPath, "userinfo", &oidc.Userinfo{Tokens: s.Tokens, Dir: s.Dir})
-	(&admin.API{Store: s.Store, Tokens: s.Tokens, Dir: s.Dir, Policy: s.Policy, Sessions: s.Sessions, Audit: s.Audit}).Routes(mux, s.instrument)
+	(&admin.API{Issuer: s.Config.Issuer, Store: s.Store, Tokens: s.Tokens, Dir: s.Dir, Policy: s.Policy, Sessions: s.Sessions, Audit: s.Audit}).Routes(mux, s.instrument)
 	route("GET /healthz", "healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	}))

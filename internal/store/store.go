@@ -163,6 +163,11 @@ const (
 	// RevokeExchangeKind ends every token of an exchange kind ("impersonation") issued at or before
 	// At: the kill switch.
 	RevokeExchangeKind = "exchange_kind"
+	// Ending every exchange session of an actor, a subject or a requesting client (by ID) reaches
+	// every token of the sessions opened at or before At, and everything derived from them.
+	RevokeSessionsOfActor   = "sessions_of_actor"
+	RevokeSessionsOfSubject = "sessions_of_subject"
+	RevokeSessionsOfClient  = "sessions_of_client"
 )
 
 // Revocation makes matching tokens inactive. Entries are kept until ExpiresAt, when no token they
@@ -248,6 +253,12 @@ type ExchangeSession struct {
 	EndedBy   string
 }
 
+// SessionSelector names the exchange sessions of one actor, subject or requesting client (exactly
+// one field set).
+type SessionSelector struct {
+	Actor, Subject, Client string
+}
+
 // Store is Signet's persistence. Every method is safe for concurrent use. Methods that change a
 // record a cache may hold also append a Change in the same transaction.
 type Store interface {
@@ -330,6 +341,9 @@ type Store interface {
 	GetExchangeSession(ctx context.Context, id string) (*ExchangeSession, error)
 	ListExchangeSessions(ctx context.Context, activeAt time.Time) ([]ExchangeSession, error) // all when activeAt is zero; else not ended and not expired at activeAt
 	EndExchangeSession(ctx context.Context, id, by string, at time.Time) error
+	// EndExchangeSessions ends, in one statement, every session of the selector's actor, subject or
+	// client that is neither ended nor expired at `at`, and returns how many it ended.
+	EndExchangeSessions(ctx context.Context, sel SessionSelector, by string, at time.Time) (int, error)
 
 	// Change feed.
 	Changes(ctx context.Context, afterSeq int64, limit int) ([]Change, error)

@@ -303,3 +303,15 @@ func (e *Env) Token(kind store.PrincipalKind, subject string, c *store.Client, s
 	}
 	return resp.AccessToken
 }
+
+// AdminToken mints an access token for the admin API's audience, as an operator's script would
+// request it (audience=<issuer>/admin/v1); the subject must hold signet:admin.
+func (e *Env) AdminToken(kind store.PrincipalKind, subject string, c *store.Client) string {
+	e.T.Helper()
+	resp, _, err := e.Server.OAuth.IssueAccessToken(context.Background(), oauth.Issue{SubjectKind: kind, Subject: subject, ClientID: c.ID, Client: c,
+		Audience: []string{oauth.AdminAudience(e.Server.Config.Issuer)}})
+	if err != nil {
+		e.T.Fatalf("issue admin token: %v", err)
+	}
+	return resp.AccessToken
+}

@@ -42,6 +42,7 @@ type Access struct {
 	SessionID   string
 	Act         *Actor
 	Exchange    *Exchange
+	Lineage     []Link // the tokens it was derived from, nearest first (see Derive)
 	Format      string // store.FormatJWT or store.FormatOpaque
 
 	// Rendered lets the introspection endpoint keep its encoded answer with a cached token: the
@@ -65,6 +66,7 @@ type claims struct {
 	GrantID     string    `json:"signet_grant,omitempty"`
 	Act         *Actor    `json:"act,omitempty"`
 	Exchange    *Exchange `json:"signet_exchange,omitempty"`
+	Lineage     []Link    `json:"signet_lineage,omitempty"`
 }
 
 func (a *Access) claims() claims {
@@ -73,7 +75,7 @@ func (a *Access) claims() claims {
 		ExpiresAt: a.ExpiresAt.Unix(), IssuedAt: a.IssuedAt.Unix(), NotBefore: a.NotBefore.Unix(),
 		ID: a.ID, ClientID: a.ClientID, Scope: strings.Join(a.Scope, " "),
 		SubjectKind: string(a.SubjectKind), SessionID: a.SessionID, GrantID: a.GrantID,
-		Act: a.Act, Exchange: a.Exchange,
+		Act: a.Act, Exchange: a.Exchange, Lineage: a.Lineage,
 	}
 }
 
@@ -81,6 +83,7 @@ func (a *Access) claims() claims {
 type storedExtra struct {
 	Act      *Actor    `json:"act,omitempty"`
 	Exchange *Exchange `json:"signet_exchange,omitempty"`
+	Lineage  []Link    `json:"signet_lineage,omitempty"`
 }
 
 // toStored is what the store keeps of an opaque token of the given kind with a's content: its
@@ -91,8 +94,8 @@ func toStored(a *Access, hash []byte, id, kind string, exp time.Time) (*store.To
 		SubjectKind: a.SubjectKind, Subject: a.Subject, Scope: a.Scope, Audience: a.Audience,
 		IssuedAt: a.IssuedAt, ExpiresAt: exp, GrantID: a.GrantID, SessionID: a.SessionID,
 	}
-	if a.Act != nil || a.Exchange != nil {
-		extra, err := json.Marshal(storedExtra{Act: a.Act, Exchange: a.Exchange})
+	if a.Act != nil || a.Exchange != nil || len(a.Lineage) > 0 {
+		extra, err := json.Marshal(storedExtra{Act: a.Act, Exchange: a.Exchange, Lineage: a.Lineage})
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +115,7 @@ func fromStored(t *store.Token, issuer string) (*Access, error) {
 		if err := json.Unmarshal(t.Claims, &x); err != nil {
 			return nil, err
 		}
-		a.Act, a.Exchange = x.Act, x.Exchange
+		a.Act, a.Exchange, a.Lineage = x.Act, x.Exchange, x.Lineage
 	}
 	return a, nil
 }

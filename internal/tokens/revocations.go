@@ -2,6 +2,8 @@ package tokens
 
 import (
 	"context"
+	"encoding/hex"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,47 +47,91 @@ func addTo(m map[string]map[string]store.Revocation, rev store.Revocation) {
 	byValue[rev.Value] = rev
 }
 
-// match returns the revocation that makes a inactive, if any. Token, grant and session entries
-// revoke every matching token; subject and client entries revoke tokens issued at or before At.
+// match returns the revocation that makes a inactive, if any: one that reaches a itself or any of
+// its ancestors (revocation follows lineage).
 func (r *revocations) match(a *Access) (store.Revocation, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if len(r.byKind) == 0 {
 		return store.Revocation{}, false
 	}
-	check := func(kind, value string, cutoff bool) (store.Revocation, bool) {
+	if rev, ok := r.matchLink(a.self()); ok {
+		return rev, true
+	}
+	for i := range a.Lineage {
+		if rev, ok := r.matchLink(a.Lineage[i]); ok {
+			return rev, true
+		}
+	}
+	return store.Revocation{}, false
+}
+
+// matchLink checks one token of a lineage. Token, grant and session entries revoke every matching
+// token; subject, client and exchange-kind entries those issued at or before At; the entries that
+// end every session of an actor, a subject or a client reach the tokens of sessions opened at or
+// before At, whenever the token itself was minted (a refresh after the cut-off included).
+func (r *revocations) matchLink(l Link) (store.Revocation, bool) {
+	check := func(kind, value string, cutoff time.Time) (store.Revocation, bool) {
 		if value == "" {
 			return store.Revocation{}, false
 		}
 		rev, ok := r.byKind[kind][value]
-		if !ok || (cutoff && a.IssuedAt.After(rev.At)) {
+		if !ok || (!cutoff.IsZero() && cutoff.After(rev.At)) {
 			return store.Revocation{}, false
 		}
 		return rev, true
 	}
-	for _, c := range []struct {
+	issued := l.issued()
+	for _, c := range [...]struct {
 		kind, value string
-		cutoff      bool
+		cutoff      time.Time
 	}{
-		{store.RevokeTokenID, a.ID, false},
-		{store.RevokeGrant, a.GrantID, false},
-		{store.RevokeSession, a.SessionID, false},
-		{store.RevokeSubject, a.Subject, true},
-		{store.RevokeClient, a.ClientID, true},
+		{store.RevokeTokenID, l.ID, time.Time{}},
+		{store.RevokeGrant, l.Grant, time.Time{}},
+		{store.RevokeSession, l.Session, time.Time{}},
+		{store.RevokeSubject, l.Subject, issued},
+		{store.RevokeClient, l.Client, issued},
 	} {
 		if rev, ok := check(c.kind, c.value, c.cutoff); ok {
 			return rev, true
 		}
 	}
-	if a.Exchange != nil {
-		if rev, ok := check(store.RevokeSession, a.Exchange.Session, false); ok {
+	if x := l.Exchange; x != nil {
+		if rev, ok := check(store.RevokeSession, x.Session, time.Time{}); ok {
 			return rev, true
 		}
-		if rev, ok := check(store.RevokeExchangeKind, a.Exchange.Kind, true); ok {
+		if rev, ok := check(store.RevokeExchangeKind, x.Kind, issued); ok {
 			return rev, true
+		}
+		opened := SessionOpened(x.Session)
+		for _, c := range [...]struct{ kind, value string }{
+			{store.RevokeSessionsOfActor, l.Actor}, {store.RevokeSessionsOfSubject, l.Subject}, {store.RevokeSessionsOfClient, l.Client},
+		} {
+			if rev, ok := check(c.kind, c.value, opened); ok {
+				return rev, true
+			}
 		}
 	}
 	return store.Revocation{}, false
+}
+
+// SessionOpened is when an exchange session was opened, read from its time-ordered ID (the first
+// 48 bits are milliseconds since the epoch). IDs that do not carry a time (sessions from before
+// time-ordered IDs) give the zero time: they were opened before any cut-off.
+func SessionOpened(id string) time.Time {
+	_, hexID, ok := strings.Cut(id, "-")
+	if !ok || len(hexID) < 12 {
+		return time.Time{}
+	}
+	b, err := hex.DecodeString(hexID[:12])
+	if err != nil {
+		return time.Time{}
+	}
+	var ms uint64
+	for _, x := range b {
+		ms = ms<<8 | uint64(x)
+	}
+	return time.UnixMilli(int64(ms))
 }
 
 // reload replaces the set with the store's current entries.

@@ -26,10 +26,21 @@ type Config struct {
 	Store     store.Store
 	Keys      *keys.Manager
 	Secrets   *secrets.Keys
-	Leeway    time.Duration // clock skew tolerated on our own tokens (replicas' clocks)
+	Leeway    time.Duration // clock skew tolerated on our own tokens' nbf (replicas' clocks); never on exp
 	CacheSize int           // resolved tokens kept in memory
+	// Principals says whether a token's principals may still hold active tokens (locked users,
+	// disabled or deleted clients and service accounts may not). Nil: not checked (tests of this
+	// package only; the server always sets it).
+	Principals Principals
 	Now       func() time.Time
 	Log       *slog.Logger
+}
+
+// Principals reports the standing of the principals a token names.
+type Principals interface {
+	// Standing returns "" when the principal may hold active tokens, or why not ("user dana is
+	// locked", "client api was deleted"). The error is for server faults only.
+	Standing(ctx context.Context, kind store.PrincipalKind, id string) (string, error)
 }
 
 // Service issues and resolves access tokens.
@@ -112,7 +123,14 @@ func (s *Service) Resolve(ctx context.Context, raw string) (*Access, *Inactive, 
 		}
 		s.cache.put(k, a)
 	}
-	if now.After(a.ExpiresAt.Add(s.cfg.Leeway)) {
+	return s.active(ctx, a, now)
+}
+
+// active is every check a resolved token goes through on every use, cached or not: its lifetime
+// (no leeway on our own exp), revocation of it or any ancestor, and the standing of the
+// principals it and its ancestors name.
+func (s *Service) active(ctx context.Context, a *Access, now time.Time) (*Access, *Inactive, error) {
+	if !now.Before(a.ExpiresAt) {
 		return nil, &Inactive{Code: "expired", Detail: "token expired at " + a.ExpiresAt.UTC().Format(time.RFC3339), Access: a}, nil
 	}
 	if now.Add(s.cfg.Leeway).Before(a.NotBefore) {
@@ -121,7 +139,53 @@ func (s *Service) Resolve(ctx context.Context, raw string) (*Access, *Inactive, 
 	if inactive := s.revokedNow(ctx, a); inactive != nil {
 		return nil, inactive, nil
 	}
+	if inactive, err := s.standing(ctx, a); inactive != nil || err != nil {
+		return nil, inactive, err
+	}
 	return a, nil, nil
+}
+
+// standing checks the principals of a token and of each of its ancestors: the subject and the
+// client it was issued to.
+func (s *Service) standing(ctx context.Context, a *Access) (*Inactive, error) {
+	if s.cfg.Principals == nil {
+		return nil, nil
+	}
+	check := func(l Link) (*Inactive, error) {
+		if l.Kind != "" {
+			why, err := s.cfg.Principals.Standing(ctx, l.Kind, l.Subject)
+			if why != "" || err != nil {
+				return principalInactive(a, l, why), err
+			}
+		}
+		// A service account acting alone is its own client.
+		if l.Client != "" && !(l.Client == l.Subject && l.Kind != store.KindClient) {
+			why, err := s.cfg.Principals.Standing(ctx, store.KindClient, l.Client)
+			if why != "" || err != nil {
+				return principalInactive(a, l, why), err
+			}
+		}
+		return nil, nil
+	}
+	if inactive, err := check(a.self()); inactive != nil || err != nil {
+		return inactive, err
+	}
+	for _, l := range a.Lineage {
+		if inactive, err := check(l); inactive != nil || err != nil {
+			return inactive, err
+		}
+	}
+	return nil, nil
+}
+
+func principalInactive(a *Access, l Link, why string) *Inactive {
+	if why == "" {
+		return nil
+	}
+	if l.ID != a.ID {
+		why += " (token " + l.ID + ", which this token was derived from)"
+	}
+	return &Inactive{Code: "principal", Detail: why, Access: a}
 }
 
 // load reads a token from its source of truth: the store for opaque tokens, the signature for JWTs.
@@ -164,7 +228,7 @@ func (s *Service) verifyJWT(ctx context.Context, raw string) (*Access, *Inactive
 		ID: c.ID, Issuer: c.Issuer, Subject: c.Subject, SubjectKind: store.PrincipalKind(c.SubjectKind),
 		ClientID: c.ClientID, Audience: tok.Claims.Audience, Scope: strings.Fields(c.Scope),
 		IssuedAt: tok.Claims.IssuedAt, NotBefore: tok.Claims.NotBefore, ExpiresAt: tok.Claims.ExpiresAt,
-		GrantID: c.GrantID, SessionID: c.SessionID, Act: c.Act, Exchange: c.Exchange, Format: store.FormatJWT,
+		GrantID: c.GrantID, SessionID: c.SessionID, Act: c.Act, Exchange: c.Exchange, Lineage: c.Lineage, Format: store.FormatJWT,
 	}, nil, nil
 }
 
@@ -255,34 +319,34 @@ func (s *Service) CacheStats() (hits, misses uint64, size int) {
 // IDTokenType is the JOSE "typ" of Signet's ID tokens; it keeps them apart from access tokens.
 const IDTokenType = "JWT"
 
-// ResolveIDToken verifies an ID token issued here (signature, issuer, type, expiry, revocation) and
-// returns what it says when client is in its audience: an ID token proves who signed in at that
-// client, so only that client may present it (RFC 8693 subject_token_type id_token). The result
-// has no scope: an ID token grants nothing by itself.
+// ResolveIDToken verifies an ID token issued here (signature, issuer, type, expiry, revocation of it
+// and its ancestors, its principals' standing) and returns what it says when client is in its
+// audience: an ID token proves who signed in at that client, so only that client may present it
+// (RFC 8693 subject_token_type id_token). Its scope is the scope of the token it was minted from
+// (empty when it carries none): an ID token never grants more than its origin did.
 func (s *Service) ResolveIDToken(ctx context.Context, raw, client string) (*Access, *Inactive, error) {
 	if strings.Count(raw, ".") != 2 {
 		return nil, &Inactive{Code: "malformed", Detail: "an ID token is a signed JWT"}, nil
 	}
 	var c idClaims
-	tok, inactive, err := s.verifyOwn(ctx, raw, IDTokenType, "ID token", s.cfg.Leeway, &c)
+	// exp is checked below without leeway, like every token this issuer signs.
+	tok, inactive, err := s.verifyOwn(ctx, raw, IDTokenType, "ID token", 100*365*24*time.Hour, &c)
 	if tok == nil {
 		return nil, inactive, err
 	}
 	a := &Access{
 		ID: c.ID, Issuer: c.Issuer, Subject: c.Subject, SubjectKind: store.KindUser, ClientID: client, Audience: tok.Claims.Audience,
-		IssuedAt: tok.Claims.IssuedAt, NotBefore: tok.Claims.IssuedAt, ExpiresAt: tok.Claims.ExpiresAt,
-		SessionID: c.SessionID, Act: c.Act, Exchange: c.Exchange, Format: store.FormatJWT,
+		Scope: strings.Fields(c.Scope), IssuedAt: tok.Claims.IssuedAt, NotBefore: tok.Claims.IssuedAt, ExpiresAt: tok.Claims.ExpiresAt,
+		SessionID: c.SessionID, Act: c.Act, Exchange: c.Exchange, Lineage: c.Lineage, Format: store.FormatJWT,
 	}
 	if !slices.Contains(tok.Claims.Audience, client) {
 		return nil, &Inactive{Code: "audience", Detail: "ID token issued to " + strings.Join(tok.Claims.Audience, ", "), Access: a}, nil
 	}
-	if inactive := s.revokedNow(ctx, a); inactive != nil {
-		return nil, inactive, nil
-	}
-	return a, nil, nil
+	return s.active(ctx, a, s.cfg.Now())
 }
 
-// idClaims is an ID token's content (OIDC Core §2) with the actor chain.
+// idClaims is an ID token's content (OIDC Core §2) with the actor chain, the scope of the token
+// it was minted from and its lineage.
 type idClaims struct {
 	Issuer    string    `json:"iss"`
 	Subject   string    `json:"sub"`
@@ -292,19 +356,24 @@ type idClaims struct {
 	AuthTime  int64     `json:"auth_time,omitempty"`
 	ID        string    `json:"jti"`
 	SessionID string    `json:"sid,omitempty"`
+	Scope     string    `json:"scope,omitempty"`
 	Act       *Actor    `json:"act,omitempty"`
 	Exchange  *Exchange `json:"signet_exchange,omitempty"`
+	Lineage   []Link    `json:"signet_lineage,omitempty"`
 }
 
 // IssueIDToken signs an ID token about a's subject for a's client (token exchange with
 // requested_token_type id_token). ID tokens are not access tokens: introspection refuses them.
+// The token keeps a's scope and lineage, so exchanging it later can never widen what a allowed,
+// and revoking what a came from ends it too.
 func (s *Service) IssueIDToken(a *Access, alg string) (string, error) {
 	if a.ID == "" {
 		a.ID = secrets.NewID()
 	}
 	return s.cfg.Keys.Sign(alg, IDTokenType, idClaims{
 		Issuer: s.cfg.Issuer, Subject: a.Subject, Audience: []string{a.ClientID}, ExpiresAt: a.ExpiresAt.Unix(),
-		IssuedAt: a.IssuedAt.Unix(), ID: a.ID, SessionID: a.SessionID, Act: a.Act, Exchange: a.Exchange,
+		IssuedAt: a.IssuedAt.Unix(), ID: a.ID, SessionID: a.SessionID, Scope: strings.Join(a.Scope, " "),
+		Act: a.Act, Exchange: a.Exchange, Lineage: a.Lineage,
 	})
 }
 
@@ -365,16 +434,16 @@ func (s *Service) ResolveRefresh(ctx context.Context, raw string) (*store.Token,
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("refresh token %s: stored claims: %w", t.ID, err)
 	}
-	switch now := s.cfg.Now(); {
+	now := s.cfg.Now()
+	switch {
 	case !t.RevokedAt.IsZero():
 		return t, a, &Inactive{Code: "revoked", Detail: "refresh token " + t.ID + " was revoked at " + t.RevokedAt.UTC().Format(time.RFC3339), Access: a}, nil
 	case !t.UsedAt.IsZero():
 		return t, a, &Inactive{Code: "reused", Detail: "refresh token " + t.ID + " was already used at " + t.UsedAt.UTC().Format(time.RFC3339), Access: a}, nil
-	case now.After(t.ExpiresAt):
-		return t, a, &Inactive{Code: "expired", Detail: "refresh token expired at " + t.ExpiresAt.UTC().Format(time.RFC3339), Access: a}, nil
 	}
-	if inactive := s.revokedNow(ctx, a); inactive != nil {
-		return t, a, inactive, nil
+	// The stored record's expiry is the refresh token's; a's is the same.
+	if _, inactive, err := s.active(ctx, a, now); inactive != nil || err != nil {
+		return t, a, inactive, err
 	}
 	return t, a, nil, nil
 }

@@ -178,7 +178,7 @@ func testRoles(t *testing.T, s store.Store) {
 	for _, r := range roles {
 		byName[r.Name] = r
 	}
-	if !slices.Contains(byName["admin"].Permissions, "introspect:any") || !slices.Equal(byName["introspector"].Permissions, []string{"signet:introspect"}) || !byName["support"].BuiltIn {
+	if !slices.Contains(byName["admin"].Permissions, "introspect:any") || !slices.Equal(byName["introspector"].Permissions, []string{"signet:introspect"}) || !byName["support"].BuiltIn || !slices.Equal(byName["introspect-any"].Permissions, []string{"signet:introspect", "introspect:any"}) || !byName["introspect-any"].BuiltIn {
 		t.Fatalf("built-in roles: %+v", roles)
 	}
 	ok(t, s.PutRole(ctx, &store.Role{Name: "auditor", Description: "reads audit", Permissions: []string{"signet:audit"}}), "put")
@@ -645,6 +645,42 @@ func testExchange(t *testing.T, s store.Store) {
 	}
 	if err := s.OpenExchangeSession(ctx, &store.ExchangeSession{ID: "x3", CreatedAt: at, ExpiresAt: at}, &store.AuditEvent{At: at, Type: "x"}); err == nil {
 		t.Fatal("a duplicate session must fail")
+	}
+	// Ending every open session of an actor, a subject or a client is one statement; ended and
+	// expired sessions, and other principals' sessions, are left alone.
+	for i, x := range []store.ExchangeSession{
+		{ID: "b1", Actor: "bob", Subject: "u7", Client: "spa"}, {ID: "b2", Actor: "bob", Subject: "u8", Client: "api"},
+		{ID: "b3", Actor: "bob", Subject: "u7", Client: "spa", ExpiresAt: at.Add(time.Second)}, {ID: "c1", Actor: "carol", Subject: "u7", Client: "spa"},
+	} {
+		x.Kind, x.CreatedAt = "impersonation", at
+		if x.ExpiresAt.IsZero() {
+			x.ExpiresAt = at.Add(time.Hour)
+		}
+		ok(t, s.OpenExchangeSession(ctx, &x, &store.AuditEvent{At: at, Type: "exchange.allowed", Actor: fmt.Sprint(i)}), "open "+x.ID)
+	}
+	_, err = s.EndExchangeSessions(ctx, store.SessionSelector{Actor: "bob", Subject: "u7"}, "op", at)
+	if err == nil {
+		t.Fatal("a selector naming two things must be refused")
+	}
+	n, err := s.EndExchangeSessions(ctx, store.SessionSelector{Actor: "bob"}, "op", at.Add(time.Minute))
+	ok(t, err, "end by actor")
+	if n != 2 {
+		t.Fatalf("sessions of bob ended: %d, want 2 (b3 had expired)", n)
+	}
+	if b3, _ := s.GetExchangeSession(ctx, "b3"); !b3.EndedAt.IsZero() {
+		t.Fatal("an expired session was marked ended")
+	}
+	if c1, _ := s.GetExchangeSession(ctx, "c1"); !c1.EndedAt.IsZero() {
+		t.Fatal("another actor's session was ended")
+	}
+	if b2, _ := s.GetExchangeSession(ctx, "b2"); b2.EndedBy != "op" || !b2.EndedAt.Equal(at.Add(time.Minute)) {
+		t.Fatalf("ended session: %+v", b2)
+	}
+	if n, _ := s.EndExchangeSessions(ctx, store.SessionSelector{Subject: "u7"}, "op", at.Add(2*time.Minute)); n != 1 {
+		t.Fatalf("sessions about u7 still open: %d, want 1 (c1)", n)
+	}
+	if n, _ := s.EndExchangeSessions(ctx, store.SessionSelector{Client: "spa"}, "op", at.Add(2*time.Minute)); n != 0 {
+		t.Fatalf("sessions of spa still open: %d, want 0", n)
 	}
 	// The failed item left no audit event behind, and the chain continues without a gap.
 	ok(t, s.AppendAudit(ctx, &store.AuditEvent{At: at, Type: "after"}), "append after a failed item")

@@ -32,8 +32,8 @@ type Config struct {
 	// disabled or deleted clients and service accounts may not). Nil: not checked (tests of this
 	// package only; the server always sets it).
 	Principals Principals
-	Now       func() time.Time
-	Log       *slog.Logger
+	Now        func() time.Time
+	Log        *slog.Logger
 }
 
 // Principals reports the standing of the principals a token names.

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-id/signet/internal/keys"
+	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/server"
 	"github.com/signet-id/signet/internal/store"
@@ -52,7 +53,7 @@ func saCreateCmd() *cobra.Command {
 				return errors.New("--name is required")
 			}
 			now := time.Now()
-			a := &store.ServiceAccount{ID: "sa-" + secrets.NewID()[:16], Name: name, Description: description, Roles: roles, CreatedAt: now, UpdatedAt: now}
+			a := &store.ServiceAccount{ID: "sa-" + secrets.NewID()[:16], Name: name, Description: description, Roles: roles, GrantTypes: oauth.DefaultAccountGrants(), CreatedAt: now, UpdatedAt: now}
 			var secret string
 			if withSecret {
 				secret, a.SecretSalt, a.SecretHash = s.Secrets.NewSecret()

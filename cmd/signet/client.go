@@ -53,8 +53,30 @@ func viewClient(c *store.Client, secret string) clientView {
 	}
 }
 
-// supportedGrants are the grant types clients may be configured with today.
+// supportedGrants are the grant types clients and service accounts may be configured with today.
 var supportedGrants = []string{oauth.GrantClientCredentials, oauth.GrantJWTBearer, oauth.GrantTokenExchange, oauth.GrantRefreshToken}
+
+// grantURNPrefix may be left out of a --grant value: jwt-bearer, token-exchange.
+const grantURNPrefix = "urn:ietf:params:oauth:grant-type:"
+
+// parseGrants reads grant flags of clients and service accounts alike: each value is a supported
+// grant type or its short name without grantURNPrefix. It returns full names, each once, in order.
+func parseGrants(flag string, values []string) ([]string, error) {
+	var out []string
+	for _, v := range values {
+		g := v
+		if !slices.Contains(supportedGrants, g) {
+			g = grantURNPrefix + v
+		}
+		if !slices.Contains(supportedGrants, g) {
+			return nil, fmt.Errorf("%s %q: supported grants are %s (the %s prefix may be left out)", flag, v, strings.Join(supportedGrants, ", "), grantURNPrefix)
+		}
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
 
 func clientCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients (applications)"}
@@ -144,7 +166,7 @@ func clientCreateCmd() *cobra.Command {
 	f.StringVar(&name, "name", "", "display name (required)")
 	f.StringVar(&typ, "type", store.ClientAPI, "api, web, spa or native")
 	f.StringVar(&auth, "auth", "", "client_secret_basic, client_secret_post, private_key_jwt or none (default: none for spa/native, else client_secret_basic)")
-	f.StringSliceVar(&grants, "grant", nil, "allowed grant type (repeatable; default client_credentials for api clients)")
+	f.StringSliceVar(&grants, "grant", nil, "allowed grant type (repeatable; short names such as jwt-bearer work; default client_credentials for api clients)")
 	f.StringVar(&format, "token-format", store.FormatJWT, "access token format: jwt or opaque")
 	f.StringVar(&alg, "alg", "", "JWT access token algorithm: ES256, EdDSA or RS256 (default: the server's --signing-alg)")
 	f.DurationVar(&ttl, "ttl", 0, "access token lifetime (default: the server's --access-token-ttl)")
@@ -163,13 +185,13 @@ func validateClient(cmd *cobra.Command, s *server.Server, c *store.Client) error
 	default:
 		return fmt.Errorf("--auth %q: use client_secret_basic, client_secret_post, private_key_jwt or none", c.AuthMethod)
 	}
+	grants, err := parseGrants("--grant", c.GrantTypes)
+	if err != nil {
+		return err
+	}
+	c.GrantTypes = grants
 	if c.AuthMethod == store.AuthNone && slices.Contains(c.GrantTypes, "client_credentials") {
 		return errors.New("a public client (--auth none) cannot use client_credentials")
-	}
-	for _, g := range c.GrantTypes {
-		if !slices.Contains(supportedGrants, g) {
-			return fmt.Errorf("--grant %q: supported grants are %s", g, strings.Join(supportedGrants, ", "))
-		}
 	}
 	if c.AccessTokenFormat != store.FormatJWT && c.AccessTokenFormat != store.FormatOpaque {
 		return fmt.Errorf("--token-format %q: use jwt or opaque", c.AccessTokenFormat)
@@ -195,7 +217,7 @@ func validateClient(cmd *cobra.Command, s *server.Server, c *store.Client) error
 			return fmt.Errorf("--role %q: no such role (see `signet role list`)", r)
 		}
 	}
-	_, err := s.Keys.Ensure(ctx, c.AccessTokenAlg)
+	_, err = s.Keys.Ensure(ctx, c.AccessTokenAlg)
 	return err
 }
 

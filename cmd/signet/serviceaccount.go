@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"github.com/signet-id/signet/internal/audit"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/signet-id/signet/internal/keys"
+	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/server"
 	"github.com/signet-id/signet/internal/store"
@@ -21,28 +23,34 @@ type accountView struct {
 	Name         string   `json:"name"`
 	Description  string   `json:"description,omitempty"`
 	Roles        []string `json:"roles"`
+	GrantTypes   []string `json:"grant_types"`
 	ClientSecret string   `json:"client_secret,omitempty"`
 	HasSecret    bool     `json:"has_secret"`
 	Disabled     bool     `json:"disabled"`
 }
 
 func viewAccount(a *store.ServiceAccount, secret string) accountView {
-	roles := a.Roles
-	if roles == nil {
-		roles = []string{}
+	return accountView{ID: a.ID, Name: a.Name, Description: a.Description, Roles: orEmpty(a.Roles), GrantTypes: orEmpty(a.GrantTypes),
+		ClientSecret: secret, HasSecret: len(a.SecretHash) > 0, Disabled: a.Disabled}
+}
+
+// orEmpty makes JSON show an empty list as [] rather than null.
+func orEmpty(v []string) []string {
+	if v == nil {
+		return []string{}
 	}
-	return accountView{ID: a.ID, Name: a.Name, Description: a.Description, Roles: roles, ClientSecret: secret, HasSecret: len(a.SecretHash) > 0, Disabled: a.Disabled}
+	return v
 }
 
 func serviceAccountCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "serviceaccount", Aliases: []string{"sa"}, Short: "Manage service accounts (machine users) and their key files"}
-	cmd.AddCommand(saCreateCmd(), saListCmd(), saKeyCmd())
+	cmd.AddCommand(saCreateCmd(), saListCmd(), saShowCmd(), saUpdateCmd(), saKeyCmd())
 	return cmd
 }
 
 func saCreateCmd() *cobra.Command {
 	var name, description string
-	var roles []string
+	var roles, grants []string
 	var withSecret bool
 	cmd := &cobra.Command{
 		Use:   "create --name NAME",
@@ -51,13 +59,20 @@ func saCreateCmd() *cobra.Command {
 			if name == "" {
 				return errors.New("--name is required")
 			}
+			grantTypes := oauth.DefaultAccountGrants()
+			if cmd.Flags().Changed("grant") {
+				var err error
+				if grantTypes, err = parseGrants("--grant", grants); err != nil {
+					return err
+				}
+			}
 			now := time.Now()
-			a := &store.ServiceAccount{ID: "sa-" + secrets.NewID()[:16], Name: name, Description: description, Roles: roles, CreatedAt: now, UpdatedAt: now}
+			a := &store.ServiceAccount{ID: "sa-" + secrets.NewID()[:16], Name: name, Description: description, Roles: roles, GrantTypes: grantTypes, CreatedAt: now, UpdatedAt: now}
 			var secret string
 			if withSecret {
 				secret, a.SecretSalt, a.SecretHash = s.Secrets.NewSecret()
 			}
-			if err := recordChange(cmd.Context(), s, audit.TypeServiceAccountChanged, a.ID, map[string]any{"action": "created", "name": a.Name, "roles": a.Roles, "secret": withSecret}); err != nil {
+			if err := recordChange(cmd.Context(), s, audit.TypeServiceAccountChanged, a.ID, map[string]any{"action": "created", "name": a.Name, "roles": a.Roles, "grant_types": orEmpty(a.GrantTypes), "secret": withSecret}); err != nil {
 				return err
 			}
 			if err := s.Store.CreateServiceAccount(cmd.Context(), a); err != nil {
@@ -67,7 +82,7 @@ func saCreateCmd() *cobra.Command {
 				return explainStoreErr(err, "service account "+name)
 			}
 			return output(cmd, viewAccount(a, secret), func(w io.Writer) {
-				fmt.Fprintf(w, "Created service account %q\n  id:    %s\n  roles: %s\n", a.Name, a.ID, strings.Join(a.Roles, ", "))
+				fmt.Fprintf(w, "Created service account %q\n  id:     %s\n  roles:  %s\n  grants: %s\n", a.Name, a.ID, strings.Join(a.Roles, ", "), listOrNone(a.GrantTypes))
 				if secret != "" {
 					fmt.Fprintf(w, "  client_id: %s\n  client_secret: %s\n  (shown once; store it now)\n", a.ID, secret)
 				}
@@ -80,6 +95,7 @@ func saCreateCmd() *cobra.Command {
 	f.StringVar(&description, "description", "", "what the account is for")
 	f.StringSliceVar(&roles, "role", nil, "role to grant (repeatable), e.g. introspector")
 	f.BoolVar(&withSecret, "secret", false, "also create a secret for client_credentials (client_id = the account ID)")
+	f.StringSliceVar(&grants, "grant", nil, "grant type the account may use at the token endpoint (repeatable; short names such as jwt-bearer and token-exchange work; default client_credentials and jwt-bearer)")
 	return cmd
 }
 
@@ -96,11 +112,122 @@ func saListCmd() *cobra.Command {
 			var rows [][]string
 			for i := range list {
 				views = append(views, viewAccount(&list[i], ""))
-				rows = append(rows, []string{list[i].ID, list[i].Name, strings.Join(list[i].Roles, ","), fmt.Sprint(len(list[i].SecretHash) > 0)})
+				rows = append(rows, []string{list[i].ID, list[i].Name, strings.Join(list[i].Roles, ","), strings.Join(list[i].GrantTypes, ","), fmt.Sprint(len(list[i].SecretHash) > 0)})
 			}
-			return output(cmd, views, func(w io.Writer) { table(w, "ID\tNAME\tROLES\tSECRET", rows) })
+			return output(cmd, views, func(w io.Writer) { table(w, "ID\tNAME\tROLES\tGRANTS\tSECRET", rows) })
 		}),
 	}
+}
+
+func saShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID|NAME",
+		Short: "Show a service account: roles, allowed grants, secret, state",
+		Args:  cobra.ExactArgs(1),
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			a, err := findServiceAccount(cmd.Context(), s, args[0])
+			if err != nil {
+				return err
+			}
+			return output(cmd, viewAccount(a, ""), func(w io.Writer) {
+				fmt.Fprintf(w, "Service account %q\n  id:       %s\n  roles:    %s\n  grants:   %s\n  secret:   %t\n  disabled: %t\n",
+					a.Name, a.ID, strings.Join(a.Roles, ", "), listOrNone(a.GrantTypes), len(a.SecretHash) > 0, a.Disabled)
+			})
+		}),
+	}
+}
+
+func saUpdateCmd() *cobra.Command {
+	var grants, add, remove []string
+	cmd := &cobra.Command{
+		Use:   "update ID|NAME --add-grant GRANT | --remove-grant GRANT | --grant GRANT…",
+		Short: "Change the grant types a service account may use at the token endpoint",
+		Long: "Change the grant types a service account may use at the token endpoint (audited).\n" +
+			"--add-grant and --remove-grant change the list and keep the rest; --grant replaces the whole list.",
+		Args: cobra.ExactArgs(1),
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			f := cmd.Flags()
+			replace, edit := f.Changed("grant"), f.Changed("add-grant") || f.Changed("remove-grant")
+			switch {
+			case replace && edit:
+				return errors.New("--grant replaces the whole list: use it alone, or change the list with --add-grant and --remove-grant")
+			case !replace && !edit:
+				return errors.New("nothing to change: use --add-grant or --remove-grant (or --grant to replace the whole list)")
+			}
+			a, err := findServiceAccount(cmd.Context(), s, args[0])
+			if err != nil {
+				return err
+			}
+			before := a.GrantTypes
+			after, err := changeGrants(a, replace, grants, add, remove)
+			if err != nil {
+				return err
+			}
+			changed := !slices.Equal(before, after)
+			if changed {
+				a.GrantTypes, a.UpdatedAt = after, time.Now()
+				if err := recordChange(cmd.Context(), s, audit.TypeServiceAccountChanged, a.ID, map[string]any{"action": "updated", "name": a.Name,
+					"grant_types": orEmpty(after), "previous_grant_types": orEmpty(before)}); err != nil {
+					return err
+				}
+				if err := s.Store.UpdateServiceAccount(cmd.Context(), a); err != nil {
+					return explainStoreErr(err, "service account "+a.Name)
+				}
+			}
+			return output(cmd, viewAccount(a, ""), func(w io.Writer) {
+				verb := "Updated"
+				if !changed {
+					verb = "Unchanged:"
+				}
+				fmt.Fprintf(w, "%s service account %q\n  grants: %s\n", verb, a.Name, listOrNone(a.GrantTypes))
+			})
+		}),
+	}
+	f := cmd.Flags()
+	f.StringSliceVar(&add, "add-grant", nil, "allow this grant type, keeping the others (repeatable; short names such as token-exchange work)")
+	f.StringSliceVar(&remove, "remove-grant", nil, "stop allowing this grant type (repeatable)")
+	f.StringSliceVar(&grants, "grant", nil, "REPLACE the whole list with these grant types (repeatable); to keep the others use --add-grant")
+	return cmd
+}
+
+// changeGrants is a service account's list after an update: replaced by grants, or with add
+// appended and remove taken out. Removing a grant the account lacks is refused (likely a typo).
+func changeGrants(a *store.ServiceAccount, replace bool, grants, add, remove []string) ([]string, error) {
+	if replace {
+		return parseGrants("--grant", grants)
+	}
+	add, err := parseGrants("--add-grant", add)
+	if err != nil {
+		return nil, err
+	}
+	remove, err = parseGrants("--remove-grant", remove)
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Clone(a.GrantTypes)
+	for _, g := range remove {
+		if slices.Contains(add, g) {
+			return nil, fmt.Errorf("--add-grant and --remove-grant both name %s", g)
+		}
+		if !slices.Contains(out, g) {
+			return nil, fmt.Errorf("--remove-grant %s: service account %q does not have it; its grants are: %s", g, a.Name, listOrNone(out))
+		}
+		out = slices.DeleteFunc(out, func(have string) bool { return have == g })
+	}
+	for _, g := range add {
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// listOrNone joins a list for people, saying so when it is empty.
+func listOrNone(v []string) string {
+	if len(v) == 0 {
+		return "(none)"
+	}
+	return strings.Join(v, ", ")
 }
 
 type keyView struct {

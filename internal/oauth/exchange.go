@@ -206,8 +206,10 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 			return ev, InvalidRequest("requested_token_type refresh_token: down-scoping never yields a refresh token; refresh tokens come from delegation or impersonation rules with allow_refresh")
 		case !ev.decision.Refresh:
 			return ev, InvalidRequest("requested_token_type refresh_token: rule %q does not allow refresh tokens (set allow_refresh: true on it)", ev.decision.Rule)
-		case caller.Client != nil && !slices.Contains(caller.Client.GrantTypes, GrantRefreshToken):
-			return ev, UnauthorizedClient("client %q may not use grant_type refresh_token, so a refresh token would be useless to it; allow it with `signet client update %s --grant %s`", caller.ID, caller.ID, strings.Join(append(slices.Clone(caller.Client.GrantTypes), GrantRefreshToken), ","))
+		}
+		// A refresh token would be useless to a caller whose allow-list lacks the refresh grant.
+		if err := grantAllowed(caller, GrantRefreshToken); err != nil {
+			return ev, err
 		}
 	default:
 		return ev, InvalidRequest("requested_token_type %q is not supported; supported: %s", in.requested, strings.Join(RequestedTokenTypes, ", "))

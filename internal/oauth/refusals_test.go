@@ -123,7 +123,7 @@ func TestRefusalsSayWhatToFix(t *testing.T) {
 		{"bad signature", "/oauth/v2/introspect", introspect(sign(t, &keys.KeyFile{KeyID: saKey.KeyID, Key: expiredKey.Key}, claims(sa.ID, nil))), "", "", 401, "invalid_client", []string{"signature does not verify", saKey.KeyID}},
 		{"alg none", "/oauth/v2/introspect", introspect(unsigned(map[string]any{"alg": "none", "kid": saKey.KeyID}, claims(sa.ID, nil), nil)), "", "", 401, "invalid_client", []string{`alg "none"`}},
 		{"HMAC with the public key", "/oauth/v2/introspect", introspect(unsigned(map[string]any{"alg": "HS256", "kid": saKey.KeyID}, claims(sa.ID, nil), pubPEM)), "", "", 401, "invalid_client", []string{`alg "HS256"`}},
-		{"grant not allowed", "/oauth/v2/token", map[string]string{"grant_type": "client_credentials"}, ccOnly.ID, ccOnly.Secret, 400, "unauthorized_client", []string{"may not use grant_type client_credentials"}},
+		{"grant not allowed", "/oauth/v2/token", map[string]string{"grant_type": "client_credentials"}, ccOnly.ID, ccOnly.Secret, 400, "unauthorized_client", []string{"may not use grant_type client_credentials", "signet client update " + ccOnly.ID + " --grant client_credentials"}},
 		{"unsupported grant", "/oauth/v2/token", map[string]string{"grant_type": "password"}, api.ID, api.Secret, 400, "unsupported_grant_type", []string{`"password"`, "client_credentials"}},
 		{"missing grant_type", "/oauth/v2/token", map[string]string{}, api.ID, api.Secret, 400, "invalid_request", []string{"grant_type is missing"}},
 		{"audience not allowed", "/oauth/v2/token", map[string]string{"grant_type": "client_credentials", "audience": "other-api"}, api.ID, api.Secret, 400, "invalid_target", []string{`"other-api"`, "signet client update"}},

@@ -41,6 +41,11 @@ const (
 	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 )
 
+// DefaultAccountGrants is a new service account's grant allow-list unless the operator chooses
+// another: the grants service accounts are for. The upgrade that introduced the lists gave existing
+// accounts the same (migration serviceaccount_grants).
+func DefaultAccountGrants() []string { return []string{GrantClientCredentials, GrantJWTBearer} }
+
 // Handler serves the token, introspection and revocation endpoints.
 type Handler struct {
 	Issuer string
@@ -132,11 +137,35 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) (*TokenResponse,
 	if err != nil {
 		return nil, gt, err
 	}
-	if caller != nil && caller.Client != nil && !slices.Contains(caller.Client.GrantTypes, gt) {
-		return nil, gt, UnauthorizedClient("client %q may not use grant_type %s; its allowed grants are: %s", caller.ID, gt, listOrNone(caller.Client.GrantTypes))
+	if err := grantAllowed(caller, gt); err != nil {
+		return nil, gt, err
 	}
 	resp, err := g(r, caller, f)
 	return resp, gt, err
+}
+
+// grantAllowed enforces the grant allow-list that every client and service account has: the one
+// place that refuses a grant and says how to allow it. A nil caller (the JWT bearer grant without
+// client authentication) brings no list; that grant checks the assertion's owner.
+func grantAllowed(c *Caller, gt string) error {
+	switch {
+	case c == nil:
+		return nil
+	case c.Client != nil:
+		if slices.Contains(c.Client.GrantTypes, gt) {
+			return nil
+		}
+		// `client update --grant` replaces the list, so the command shown keeps the grants it has.
+		return UnauthorizedClient("client %q may not use grant_type %s; its allowed grants are: %s; allow it with `signet client update %s --grant %s`",
+			c.ID, gt, listOrNone(c.Client.GrantTypes), c.ID, strings.Join(append(slices.Clone(c.Client.GrantTypes), gt), ","))
+	case c.Account != nil:
+		if slices.Contains(c.Account.GrantTypes, gt) {
+			return nil
+		}
+		return UnauthorizedClient("service account %q may not use grant_type %s; its allowed grants are: %s; allow it with `signet serviceaccount update %s --add-grant %s`",
+			c.Name, gt, listOrNone(c.Account.GrantTypes), c.ID, gt)
+	}
+	return ServerError(fmt.Errorf("caller %q is neither a client nor a service account", c.ID))
 }
 
 func listOrNone(v []string) string {
@@ -167,6 +196,10 @@ func (h *Handler) jwtBearer(r *http.Request, caller *Caller, f Form) (*TokenResp
 	}
 	if owner.Account == nil {
 		return nil, UnauthorizedClient("key of client %q authenticates the client itself (client_assertion); the JWT bearer grant needs a service account key file", owner.ID)
+	}
+	// The token is about the assertion's owner, so its list decides, whoever authenticated.
+	if err := grantAllowed(owner, GrantJWTBearer); err != nil {
+		return nil, err
 	}
 	clientID := owner.ID
 	if caller != nil {

@@ -46,6 +46,7 @@ type ServiceAccount struct {
 	Name        string // unique login name
 	Description string
 	Roles       []string // filled from role grants
+	GrantTypes  []string // grant_type values it may use at the token endpoint, like a client's
 	SecretSalt  []byte   // empty when the account has no secret
 	SecretHash  []byte
 	Disabled    bool

@@ -207,10 +207,18 @@ func (e *Env) CreateClient(c store.Client) Client {
 	return Client{Client: &c, Secret: secret}
 }
 
-// CreateServiceAccount stores a service account with roles.
+// CreateServiceAccount stores a service account with roles and the CLI's default grants
+// (client_credentials and the JWT bearer grant).
 func (e *Env) CreateServiceAccount(name string, roles ...string) *store.ServiceAccount {
 	e.T.Helper()
-	sa := &store.ServiceAccount{ID: "sa-" + secrets.NewID()[:12], Name: name, Roles: roles, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	return e.CreateServiceAccountWithGrants(name, oauth.DefaultAccountGrants(), roles...)
+}
+
+// CreateServiceAccountWithGrants stores a service account that may use exactly these grant types
+// (none when empty).
+func (e *Env) CreateServiceAccountWithGrants(name string, grants []string, roles ...string) *store.ServiceAccount {
+	e.T.Helper()
+	sa := &store.ServiceAccount{ID: "sa-" + secrets.NewID()[:12], Name: name, Roles: roles, GrantTypes: grants, CreatedAt: time.Now(), UpdatedAt: time.Now()}
 	if err := e.Server.Store.CreateServiceAccount(context.Background(), sa); err != nil {
 		e.T.Fatalf("create service account: %v", err)
 	}

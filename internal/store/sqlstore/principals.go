@@ -261,22 +261,25 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 
 // --- service accounts ---------------------------------------------------------------------------
 
-const accountCols = `id, name, description, secret_salt, secret_hash, disabled, created_at, updated_at`
+const accountCols = `id, name, description, grant_types, secret_salt, secret_hash, disabled, created_at, updated_at`
 
 func scanAccount(sc scanner) (*store.ServiceAccount, error) {
 	var a store.ServiceAccount
+	var grants string
 	var created, updated int64
-	if err := sc.Scan(&a.ID, &a.Name, &a.Description, &a.SecretSalt, &a.SecretHash, &a.Disabled, &created, &updated); err != nil {
+	if err := sc.Scan(&a.ID, &a.Name, &a.Description, &grants, &a.SecretSalt, &a.SecretHash, &a.Disabled, &created, &updated); err != nil {
 		return nil, err
 	}
 	a.CreatedAt, a.UpdatedAt = fromTS(created), fromTS(updated)
-	return &a, nil
+	var err error
+	a.GrantTypes, err = fromList(grants)
+	return &a, err
 }
 
 func (s *Store) CreateServiceAccount(ctx context.Context, a *store.ServiceAccount) error {
 	return s.mapErr(s.tx(ctx, func(t *txn) error {
-		if _, err := t.exec(`INSERT INTO service_accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			a.ID, a.Name, a.Description, bytesOrNil(a.SecretSalt), bytesOrNil(a.SecretHash), a.Disabled, ts(a.CreatedAt), ts(a.UpdatedAt)); err != nil {
+		if _, err := t.exec(`INSERT INTO service_accounts (`+accountCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, a.Name, a.Description, list(a.GrantTypes), bytesOrNil(a.SecretSalt), bytesOrNil(a.SecretHash), a.Disabled, ts(a.CreatedAt), ts(a.UpdatedAt)); err != nil {
 			return err
 		}
 		if err := t.insertGrants(store.KindServiceAccount, a.ID, a.Roles); err != nil {
@@ -330,8 +333,8 @@ func (s *Store) ListServiceAccounts(ctx context.Context) ([]store.ServiceAccount
 
 func (s *Store) UpdateServiceAccount(ctx context.Context, a *store.ServiceAccount) error {
 	return s.mapErr(s.tx(ctx, func(t *txn) error {
-		res, err := t.exec(`UPDATE service_accounts SET name = ?, description = ?, secret_salt = ?, secret_hash = ?, disabled = ?, updated_at = ? WHERE id = ?`,
-			a.Name, a.Description, bytesOrNil(a.SecretSalt), bytesOrNil(a.SecretHash), a.Disabled, ts(a.UpdatedAt), a.ID)
+		res, err := t.exec(`UPDATE service_accounts SET name = ?, description = ?, grant_types = ?, secret_salt = ?, secret_hash = ?, disabled = ?, updated_at = ? WHERE id = ?`,
+			a.Name, a.Description, list(a.GrantTypes), bytesOrNil(a.SecretSalt), bytesOrNil(a.SecretHash), a.Disabled, ts(a.UpdatedAt), a.ID)
 		if err := mustAffect(res, err, "service account "+a.ID); err != nil {
 			return err
 		}

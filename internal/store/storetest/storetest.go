@@ -101,34 +101,51 @@ func testUsers(t *testing.T, s store.Store) {
 }
 
 func testServiceAccounts(t *testing.T, s store.Store) {
-	sa := &store.ServiceAccount{ID: "sa1", Name: "ci-bot", Description: "CI", SecretSalt: []byte("salt"), SecretHash: []byte("hash"), Roles: []string{"introspector"}, CreatedAt: at, UpdatedAt: at}
+	grants := []string{"client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"}
+	sa := &store.ServiceAccount{ID: "sa1", Name: "ci-bot", Description: "CI", GrantTypes: grants, SecretSalt: []byte("salt"), SecretHash: []byte("hash"), Roles: []string{"introspector"}, CreatedAt: at, UpdatedAt: at}
 	ok(t, s.CreateServiceAccount(ctx, sa), "create")
 	got, err := s.GetServiceAccount(ctx, "sa1")
 	ok(t, err, "get")
-	if got.Name != "ci-bot" || string(got.SecretSalt) != "salt" || string(got.SecretHash) != "hash" || !slices.Equal(got.Roles, []string{"introspector"}) {
+	if got.Name != "ci-bot" || string(got.SecretSalt) != "salt" || string(got.SecretHash) != "hash" || !slices.Equal(got.Roles, []string{"introspector"}) ||
+		!slices.Equal(got.GrantTypes, grants) {
 		t.Fatalf("round trip: %+v", got)
 	}
-	if byName, err := s.GetServiceAccountByName(ctx, "ci-bot"); err != nil || byName.ID != "sa1" {
-		t.Fatalf("by name: %v", err)
+	if byName, err := s.GetServiceAccountByName(ctx, "ci-bot"); err != nil || byName.ID != "sa1" || !slices.Equal(byName.GrantTypes, grants) {
+		t.Fatalf("by name: %+v %v", byName, err)
 	}
 	is(t, s.CreateServiceAccount(ctx, &store.ServiceAccount{ID: "sa2", Name: "ci-bot", CreatedAt: at, UpdatedAt: at}), store.ErrConflict, "duplicate name")
 	ok(t, s.CreateServiceAccount(ctx, &store.ServiceAccount{ID: "sa3", Name: "plain", CreatedAt: at, UpdatedAt: at}), "without secret")
 	plain, _ := s.GetServiceAccount(ctx, "sa3")
-	if len(plain.SecretHash) != 0 || plain.Roles != nil {
-		t.Fatalf("empty secret and roles must come back empty: %+v", plain)
+	if len(plain.SecretHash) != 0 || plain.Roles != nil || plain.GrantTypes != nil {
+		t.Fatalf("empty secret, roles and grants must come back empty: %+v", plain)
+	}
+	list, err := s.ListServiceAccounts(ctx)
+	ok(t, err, "list")
+	if len(list) != 2 || list[0].ID != "sa1" || !slices.Equal(list[0].GrantTypes, grants) || list[1].GrantTypes != nil {
+		t.Fatalf("list: %+v", list)
 	}
 	got.Disabled = true
+	got.GrantTypes = []string{"urn:ietf:params:oauth:grant-type:token-exchange"}
 	ok(t, s.UpdateServiceAccount(ctx, got), "update")
 	got, _ = s.GetServiceAccount(ctx, "sa1")
-	if !got.Disabled {
-		t.Fatal("update lost")
+	if !got.Disabled || !slices.Equal(got.GrantTypes, []string{"urn:ietf:params:oauth:grant-type:token-exchange"}) {
+		t.Fatalf("update lost: %+v", got)
+	}
+	list, _ = s.ListServiceAccounts(ctx)
+	if !slices.Equal(list[0].GrantTypes, got.GrantTypes) {
+		t.Fatalf("list after update: %+v", list)
+	}
+	got.GrantTypes = []string{}
+	ok(t, s.UpdateServiceAccount(ctx, got), "update to no grants")
+	if got, _ = s.GetServiceAccount(ctx, "sa1"); got.GrantTypes != nil {
+		t.Fatalf("an emptied list must come back empty: %+v", got)
 	}
 	ok(t, s.CreatePublicKey(ctx, &store.PublicKey{ID: "k1", OwnerKind: store.KindServiceAccount, OwnerID: "sa1", Algorithm: "RS256", PublicKeyPEM: []byte("pem"), CreatedAt: at}), "key")
 	ok(t, s.DeleteServiceAccount(ctx, "sa1"), "delete")
 	_, err = s.GetPublicKey(ctx, "k1")
 	is(t, err, store.ErrNotFound, "keys go with their account")
 	is(t, s.DeleteServiceAccount(ctx, "sa1"), store.ErrNotFound, "delete twice")
-	list, _ := s.ListServiceAccounts(ctx)
+	list, _ = s.ListServiceAccounts(ctx)
 	if len(list) != 1 || list[0].ID != "sa3" {
 		t.Fatalf("list after delete: %+v", list)
 	}

@@ -158,7 +158,8 @@ func TestExchangeRefreshTokenNeedsTheAccountsRefreshGrant(t *testing.T) {
 	caller := x.CreateServiceAccountWithGrants("offline-bot", []string{grantTE})
 	secret := giveSecret(t, x.Env, caller)
 	rule := exchange.Rule{Name: "bot-acts-offline", Mode: exchange.ModeDelegation, Actors: exchange.Selector{ServiceAccounts: []string{"agent"}},
-		Subjects: exchange.Subjects{Users: []string{"*"}}, Clients: []string{caller.ID}, Audiences: []string{x.api.ID}, Scopes: []string{"read"}, AllowRefresh: true}
+		Subjects: exchange.Subjects{Users: []string{"*"}}, Clients: []string{caller.ID}, Audiences: []string{x.api.ID}, Scopes: []string{"read"}, AllowRefresh: true,
+		ActorTokenClients: []string{x.agentApp.ID}} // the agent's token was issued to agent-app
 	if err := x.Server.Policy.Put(context.Background(), rule); err != nil {
 		t.Fatal(err)
 	}

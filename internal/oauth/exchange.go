@@ -337,7 +337,8 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 		}
 		// Every delegation and impersonation opens a session owned by its actor alone; one made
 		// from another session's token is that session's child through lineage.
-		newSession = &store.ExchangeSession{ID: "xs-" + secrets.NewSortableID(now), Kind: req.Mode, Actor: req.Actor.ID, Subject: req.Subject.ID,
+		// The ID keeps the opening time to the ms: revocations of "sessions opened until" compare it.
+		newSession = &store.ExchangeSession{ID: "xs-" + secrets.NewSortableID(req.Now), Kind: req.Mode, Actor: req.Actor.ID, Subject: req.Subject.ID,
 			Client: caller.ID, Rule: d.Rule, Reason: req.Reason, CreatedAt: now, ExpiresAt: d.ExpiresAt}
 		if refresh {
 			newSession.ExpiresAt = d.RefreshUntil

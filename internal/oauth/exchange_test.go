@@ -36,6 +36,7 @@ const (
 type xenv struct {
 	*testenv.Env
 	api, spa, spa2, backend, agentApp, web testenv.Client
+	gateway                                testenv.Client // holds introspect-any: sees every token
 	sam, dana, olga, locked                *store.User
 	agent, agent2, stranger                *store.ServiceAccount
 	samToken, danaToken, agentToken        string
@@ -52,6 +53,7 @@ func newXEnv(t testing.TB) *xenv {
 	x.backend = env.CreateClient(store.Client{Name: "admin-backend", GrantTypes: []string{grantTE}, AccessTokenFormat: store.FormatOpaque})
 	x.agentApp = env.CreateClient(store.Client{Name: "agent-app", GrantTypes: []string{grantTE, "client_credentials"}})
 	x.web = env.CreateClient(store.Client{Name: "web", GrantTypes: []string{grantTE}})
+	x.gateway = env.CreateClient(store.Client{Name: "gateway", Roles: []string{"introspect-any"}})
 	x.sam = env.CreateUser("sam", "support")
 	x.dana = env.CreateUser("dana", "customer")
 	x.olga = env.CreateUser("olga", "customer", "admin")

@@ -68,11 +68,15 @@ type exchangeInput struct {
 }
 
 func parseExchange(f Form) (*exchangeInput, error) {
+	audiences, err := f.Targets()
+	if err != nil {
+		return nil, err
+	}
 	in := &exchangeInput{
 		subjectToken: f.Get("subject_token"), subjectType: f.Get("subject_token_type"),
 		actorToken: f.Get("actor_token"), actorType: f.Get("actor_token_type"),
 		requested: f.Get("requested_token_type"), reason: f.Get("reason"),
-		scope: listParam(f.Get("scope")), audiences: f.Targets(),
+		scope: listParam(f.Get("scope")), audiences: audiences,
 	}
 	switch {
 	case in.subjectToken == "":

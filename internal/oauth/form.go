@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -45,9 +46,44 @@ func (f Form) All(name string) []string {
 	return out
 }
 
-// Targets returns the requested audiences: every audience value, then every resource value
-// (RFC 8693 §2.1, RFC 8707 §2).
-func (f Form) Targets() []string { return append(f.All("audience"), f.All("resource")...) }
+// A token names each requested audience once, and a request may name at most maxTargets of them,
+// each at most maxTargetBytes long: more is a mistake or an attempt to mint a token too large to
+// use (1,900 copies of one value made a 56 KB token). docs/errors.md states both limits.
+const (
+	maxTargets     = 10
+	maxTargetBytes = 512
+)
+
+// Targets returns the requested audiences: the audience values, then the resource values
+// (RFC 8693 §2.1, RFC 8707 §2), each once, in the order first sent. More than 10 distinct values,
+// or a value longer than 512 bytes, is refused with invalid_target.
+func (f Form) Targets() ([]string, error) {
+	var out []string
+	var sent map[string]bool // past the limit: only counts the distinct values, for the description
+	for _, name := range [...]string{"audience", "resource"} {
+		for _, p := range f.params {
+			switch {
+			case p.name != name:
+			case len(p.value) > maxTargetBytes:
+				return nil, InvalidTarget("audience and resource values may be at most %d bytes long; this request sent one of %d bytes", maxTargetBytes, len(p.value))
+			case sent != nil:
+				sent[p.value] = true
+			case !slices.Contains(out, p.value): // at most maxTargets comparisons
+				out = append(out, p.value)
+				if len(out) > maxTargets {
+					sent = make(map[string]bool, 2*len(out))
+					for _, v := range out {
+						sent[v] = true
+					}
+				}
+			}
+		}
+	}
+	if sent != nil {
+		return nil, InvalidTarget("send at most %d distinct audience and resource values; this request sent %d", maxTargets, len(sent))
+	}
+	return out, nil
+}
 
 // ParseForm reads a POST form body, refusing what RFC 6749 §3.1 forbids: other methods, other
 // content types, oversized bodies, malformed encoding and repeated parameters. Query parameters

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -95,6 +96,62 @@ func TestParseForm(t *testing.T) {
 			t.Fatalf("got %v, Allow %q", err, w.Header().Get("Allow"))
 		}
 	})
+}
+
+// TestTargets: audience then resource values, each once in the order first sent; more than 10
+// distinct values or a value over 512 bytes is refused with invalid_target.
+func TestTargets(t *testing.T) {
+	values := func(name string, n int, value func(i int) string) string {
+		var b strings.Builder
+		for i := range n {
+			b.WriteString("&" + name + "=" + url.QueryEscape(value(i)))
+		}
+		return b.String()
+	}
+	nth := func(i int) string { return fmt.Sprintf("https://api%d.example", i) }
+	accepted := []struct {
+		name, body string
+		want       []string
+	}{
+		{"none", "grant_type=client_credentials", nil},
+		{"audiences before resources", "resource=r1&audience=a1&resource=r2&audience=a2", []string{"a1", "a2", "r1", "r2"}},
+		{"repeats kept once, first order", "audience=b&resource=a&audience=a&resource=b&audience=b&resource=c", []string{"b", "a", "c"}},
+		{"1,900 copies of one value", "grant_type=x" + values("audience", 1900, func(int) string { return "api" }), []string{"api"}},
+		{"10 distinct, each twice", "grant_type=x" + values("audience", 10, nth) + values("resource", 10, nth), []string{nth(0), nth(1), nth(2), nth(3), nth(4), nth(5), nth(6), nth(7), nth(8), nth(9)}},
+		{"a 512-byte value", "audience=" + strings.Repeat("a", 512), []string{strings.Repeat("a", 512)}},
+	}
+	for _, c := range accepted {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := parseFormBody(c.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := f.Targets()
+			if err != nil || !slices.Equal(got, c.want) {
+				t.Fatalf("Targets() = %q, %v; want %q", got, err, c.want)
+			}
+		})
+	}
+	refused := []struct{ name, body, want string }{
+		{"11 distinct", "grant_type=x" + values("audience", 11, nth), "send at most 10 distinct audience and resource values; this request sent 11"},
+		{"11 distinct across audience and resource", values("audience", 6, nth) + values("resource", 11, nth), "send at most 10 distinct audience and resource values; this request sent 11"},
+		{"the count is of distinct values", values("audience", 40, nth) + values("resource", 40, nth) + values("audience", 500, func(int) string { return "x" }), "send at most 10 distinct audience and resource values; this request sent 41"},
+		{"a 513-byte audience", "audience=" + strings.Repeat("a", 513), "audience and resource values may be at most 512 bytes long; this request sent one of 513 bytes"},
+		{"a 600-byte resource after good values", "audience=a&resource=b&resource=" + strings.Repeat("b", 600), "audience and resource values may be at most 512 bytes long; this request sent one of 600 bytes"},
+	}
+	for _, c := range refused {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := parseFormBody(c.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := f.Targets()
+			var e *Error
+			if !errors.As(err, &e) || e.Code != CodeInvalidTarget || e.Status != http.StatusBadRequest || e.Description != c.want {
+				t.Fatalf("Targets() = %q, %v; want invalid_target %q", got, err, c.want)
+			}
+		})
+	}
 }
 
 // FuzzParseForm checks the parser against net/url's, which it replaces on the hot path: the same

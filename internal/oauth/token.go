@@ -215,7 +215,10 @@ var zitadelAudienceScope = regexp.MustCompile(`^urn:zitadel:iam:org:project:id:(
 // account, after checking the requested scope and audience.
 func (h *Handler) issueForCaller(ctx context.Context, subject *Caller, clientID string, f Form) (*TokenResponse, error) {
 	scope := listParam(f.Get("scope"))
-	requested := f.Targets()
+	requested, err := f.Targets()
+	if err != nil {
+		return nil, err
+	}
 	for _, s := range scope {
 		if m := zitadelAudienceScope.FindStringSubmatch(s); m != nil {
 			requested = append(requested, m[1])

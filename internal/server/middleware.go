@@ -1,8 +1,10 @@
 package server
 
 import (
+	"container/list"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -50,16 +52,39 @@ func (s *Server) recoverer(h http.Handler) http.Handler {
 	})
 }
 
-// rateLimiter limits requests per client IP with a token bucket each (0 disables it).
+// rateLimiter limits requests per client with a token bucket each (0 disables it). A client is an
+// IPv4 address or an IPv6 /64: a subscriber is given a whole /64, so per-address buckets would
+// hand an attacker 2^64 of them. The table is bounded; when it is full the client seen least
+// recently is forgotten, so churning addresses cannot reset the bucket of a client that is still
+// sending.
 type rateLimiter struct {
 	limit rate.Limit
 	burst int
+	size  int // most clients remembered
+
 	mu    sync.Mutex
-	byIP  map[string]*rate.Limiter
+	byKey map[clientKey]*list.Element // of *bucket
+	order *list.List                  // most recently seen first
 }
 
+// clientKey names a bucket: a normalised address, or the raw RemoteAddr when it is not an IP
+// (a Unix socket's "@", an empty value).
+type clientKey struct {
+	ip  netip.Addr
+	raw string
+}
+
+type bucket struct {
+	key clientKey
+	lim *rate.Limiter
+}
+
+// rateTableSize bounds the limiter's memory: about 250 bytes a client, 25 MB when full.
+const rateTableSize = 100_000
+
 func newRateLimiter(perSecond float64, burst int) *rateLimiter {
-	return &rateLimiter{limit: rate.Limit(perSecond), burst: burst, byIP: map[string]*rate.Limiter{}}
+	return &rateLimiter{limit: rate.Limit(perSecond), burst: burst, size: rateTableSize,
+		byKey: map[clientKey]*list.Element{}, order: list.New()}
 }
 
 func (l *rateLimiter) wrap(h http.Handler) http.Handler {
@@ -67,28 +92,52 @@ func (l *rateLimiter) wrap(h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			ip = r.RemoteAddr
-		}
-		if !l.get(ip).Allow() {
-			oauth.WriteError(w, oauth.RateLimited(1, "too many requests from %s; slow down and retry after the Retry-After delay", ip))
+		host, key := clientOf(r.RemoteAddr)
+		if !l.get(key).Allow() {
+			oauth.WriteError(w, oauth.RateLimited(1, "too many requests from %s; slow down and retry after the Retry-After delay", host))
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-func (l *rateLimiter) get(ip string) *rate.Limiter {
+// clientOf returns the host part of a RemoteAddr, as shown to the client, and its bucket's key:
+// IPv4 (IPv4-mapped IPv6 included) per address, IPv6 per /64 without its zone.
+func clientOf(remoteAddr string) (host string, key clientKey) {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host, clientKey{raw: host}
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		p, _ := ip.Prefix(64) // cannot fail: 64 bits of an IPv6 address
+		ip = p.Addr()
+	}
+	return host, clientKey{ip: ip}
+}
+
+// get returns the client's bucket, marking it most recently seen; a new client past the table's
+// size takes the place of the least recently seen one.
+func (l *rateLimiter) get(key clientKey) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lim, ok := l.byIP[ip]
-	if !ok {
-		if len(l.byIP) > 100_000 {
-			clear(l.byIP) // bound memory under address churn
-		}
-		lim = rate.NewLimiter(l.limit, l.burst)
-		l.byIP[ip] = lim
+	if e, ok := l.byKey[key]; ok {
+		l.order.MoveToFront(e)
+		return e.Value.(*bucket).lim
 	}
-	return lim
+	b := &bucket{key: key, lim: rate.NewLimiter(l.limit, l.burst)}
+	if l.order.Len() >= max(l.size, 1) {
+		oldest := l.order.Back()
+		delete(l.byKey, oldest.Value.(*bucket).key)
+		oldest.Value = b
+		l.order.MoveToFront(oldest)
+		l.byKey[key] = oldest
+		return b.lim
+	}
+	l.byKey[key] = l.order.PushFront(b)
+	return b.lim
 }

@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
+	"os"
 	"runtime"
 	"time"
 
@@ -26,6 +28,9 @@ var migrations embed.FS
 
 // Open opens (creating if needed) and migrates the database file at path.
 func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
+	if err := makePrivate(path); err != nil {
+		return nil, err
+	}
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_txlock=immediate" +
 		"&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
 	// synchronous(FULL): every commit fsyncs the WAL, so a write acknowledged (an audit event, a
@@ -58,6 +63,43 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 		return nil, fmt.Errorf("checkpointer: %w", err)
 	}
 	return st, nil
+}
+
+// makePrivate creates the database file readable and writable by its owner only (0600, whatever the
+// umask), and takes group and other permissions away from the database and from -wal and -shm files
+// an earlier run left: they hold password hashes and the audit log. SQLite gives the -wal and -shm
+// files it creates later the database file's permissions, whatever the umask, so they are private too.
+func makePrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		err = f.Chmod(0o600) // the umask may have removed the owner's bits
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("creating the database file: %w", err)
+		}
+	case !errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("creating the database file: %w", err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if perm := fi.Mode().Perm(); perm&^0o600 != 0 {
+			if err := os.Chmod(p, perm&0o600); err != nil {
+				return fmt.Errorf("making %s private: %w", p, err)
+			}
+			slog.Warn("restricted a database file to read and write by its owner only", "file", p,
+				"was", fmt.Sprintf("%#o", perm), "now", fmt.Sprintf("%#o", perm&0o600))
+		}
+	}
+	return nil
 }
 
 // checkpointEvery is how often the WAL is copied into the database file: often enough that each

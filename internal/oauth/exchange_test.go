@@ -8,6 +8,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -314,66 +317,168 @@ func TestEscalationCorpus(t *testing.T) {
 	forgedAct := forged(t, map[string]any{"iss": x.URL, "sub": x.dana.ID, "aud": []string{x.api.ID}, "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(), "jti": "f", "client_id": x.agentApp.ID, "act": map[string]any{"sub": x.agent.ID}})
 	foreign := forged(t, map[string]any{"iss": "https://evil.example", "sub": x.dana.ID, "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(), "jti": "g"})
 
+	beaToken := x.Token(store.KindUser, x.CreateUser("bea", "support").ID, x.spa.Client, "read")
+	agentAtWeb := x.Token(store.KindServiceAccount, x.agent.ID, x.web.Client, "read")
+	danaAtApp := x.Token(store.KindUser, x.dana.ID, x.agentApp.Client, "read")
+	idForWeb := mustIDToken(t, x, x.dana.ID, x.web.ID)
+	idForApp := mustIDToken(t, x, x.dana.ID, x.agentApp.ID)
+	lockedToken := x.Token(store.KindUser, x.CreateUser("lou", "customer").ID, x.agentApp.Client, "read")
+	lockUser(t, x, "lou")
+	off := x.CreateServiceAccount("retired-agent")
+	offToken := x.Token(store.KindServiceAccount, off.ID, x.agentApp.Client, "read")
+	off.Disabled = true
+	x.Server.Store.UpdateServiceAccount(ctx, off)
+	x.Server.Dir.Invalidate(store.Change{Kind: store.ChangeServiceAccount, Key: off.ID})
+	saSubject := x.Token(store.KindServiceAccount, x.agent2.ID, x.agentApp.Client, "read")
+	var eleven []string
+	for i := range 11 {
+		eleven = append(eleven, fmt.Sprintf("aud-%d", i))
+	}
+
 	corpus := []struct {
 		name   string
 		client testenv.Client
 		form   map[string]string
 		code   string
+		frag   string // in the description: the row is refused for its own reason
 	}{
-		{"scope widening", x.spa, imp(func(f map[string]string) { f["scope"] = "read admin" }), "invalid_scope"},
-		{"audience swap", x.spa, imp(func(f map[string]string) { f["audience"] = x.backend.ID }), "invalid_target"},
-		{"resource swap", x.spa, imp(func(f map[string]string) { delete(f, "audience"); f["resource"] = "https://hr.example" }), "invalid_target"},
-		{"actor and subject swapped", x.spa, imp(func(f map[string]string) { f["subject_token"] = x.sam.ID; f["actor_token"] = danaAsActor }), "unauthorized_client"},
-		{"self-impersonation", x.spa, imp(func(f map[string]string) { f["subject_token"] = x.sam.ID }), "invalid_request"},
-		{"revoked actor token", x.spa, imp(func(f map[string]string) { f["actor_token"] = revoked }), "invalid_grant"},
-		{"expired actor token", x.spa, imp(func(f map[string]string) { f["actor_token"] = expired }), "invalid_grant"},
-		{"forged act in a subject token", x.agentApp, del(func(f map[string]string) { f["subject_token"] = forgedAct }), "invalid_grant"},
-		{"foreign issuer subject token", x.agentApp, del(func(f map[string]string) { f["subject_token"] = foreign }), "invalid_grant"},
-		{"malformed subject token", x.agentApp, del(func(f map[string]string) { f["subject_token"] = "not-a-token" }), "invalid_grant"},
-		{"user-id enumeration", x.spa, imp(func(f map[string]string) { f["subject_token"] = "u-does-not-exist" }), "unauthorized_client"},
-		{"impersonating an admin", x.spa, imp(func(f map[string]string) { f["subject_token"] = x.olga.ID }), "unauthorized_client"},
-		{"impersonating a locked user", x.spa, imp(func(f map[string]string) { f["subject_token"] = x.locked.ID }), "invalid_grant"},
-		{"no reason", x.spa, imp(func(f map[string]string) { delete(f, "reason") }), "invalid_request"},
-		{"impersonation token as actor (chaining)", x.spa, imp(func(f map[string]string) { f["actor_token"] = impToken; f["subject_token"] = x.olga.ID }), "invalid_grant"},
+		{"scope widening", x.spa, imp(func(f map[string]string) { f["scope"] = "read admin" }), "invalid_scope", `scope "admin" exceeds`},
+		{"audience swap", x.spa, imp(func(f map[string]string) { f["audience"] = x.backend.ID }), "invalid_target", "is not allowed by rule"},
+		{"resource swap", x.spa, imp(func(f map[string]string) { delete(f, "audience"); f["resource"] = "https://hr.example" }), "invalid_target", `"https://hr.example" is not allowed by rule`},
+		{"admin API as audience", x.spa, imp(func(f map[string]string) { f["audience"] = oauth.AdminAudience(x.URL) }), "invalid_target", "is not allowed by rule"},
+		{"eleven audiences", x.spa, imp(func(f map[string]string) { f["audience"] = strings.Join(eleven, "\x00") }), "invalid_target", "send at most 10 distinct audience"},
+		{"actor and subject swapped", x.spa, imp(func(f map[string]string) { f["subject_token"] = x.sam.ID; f["actor_token"] = danaAsActor }), "unauthorized_client", "is not among its actors"},
+		{"self-impersonation", x.spa, imp(func(f map[string]string) { f["subject_token"] = x.sam.ID }), "invalid_request", "the actor and the subject are the same"},
+		{"revoked actor token", x.spa, imp(func(f map[string]string) { f["actor_token"] = revoked }), "invalid_grant", "actor_token was revoked"},
+		{"expired actor token", x.spa, imp(func(f map[string]string) { f["actor_token"] = expired }), "invalid_grant", "actor_token has expired"},
+		{"disabled service account's token as actor", x.agentApp, del(func(f map[string]string) { f["actor_token"] = offToken; f["subject_token"] = danaAtApp }), "invalid_grant", "actor_token is not an active access token"},
+		{"forged act in a subject token", x.agentApp, del(func(f map[string]string) { f["subject_token"] = forgedAct }), "invalid_grant", "subject_token is not an active access token"},
+		{"foreign issuer subject token", x.agentApp, del(func(f map[string]string) { f["subject_token"] = foreign }), "invalid_grant", "subject_token is not an active access token"},
+		{"malformed subject token", x.agentApp, del(func(f map[string]string) { f["subject_token"] = "not-a-token" }), "invalid_grant", "subject_token is not an active access token"},
+		{"locked user's token as subject", x.agentApp, del(func(f map[string]string) { f["subject_token"] = lockedToken }), "invalid_grant", "subject_token is not an active access token"},
+		{"refresh token as subject_token", x.agentApp, del(func(f map[string]string) { f["subject_token"] = "sgn_rt_" + strings.Repeat("A", 43) }), "invalid_grant", "subject_token is not an active access token"},
+		{"ID token sent as an access token", x.agentApp, del(func(f map[string]string) { f["subject_token"] = idForApp }), "invalid_grant", "subject_token is not an active access token"},
+		{"access token sent as an ID token", x.agentApp, del(func(f map[string]string) { f["subject_token"] = danaAtApp; f["subject_token_type"] = typeID }), "invalid_request", "is not an ID token (typ JWT)"},
+		{"another client's ID token as subject", x.agentApp, del(func(f map[string]string) { f["subject_token"] = idForWeb; f["subject_token_type"] = typeID }), "invalid_grant", "an ID token for another client"},
+		{"ID token asking beyond its origin's scope", x.agentApp, del(func(f map[string]string) {
+			f["subject_token"], f["subject_token_type"], f["scope"] = idForApp, typeID, "read write"
+		}), "invalid_scope", `scope "write" exceeds`},
+		{"a service account as the subject of a delegation", x.agentApp, del(func(f map[string]string) { f["subject_token"] = saSubject }), "invalid_request", "must be a user"},
+		{"user-id enumeration", x.spa, imp(func(f map[string]string) { f["subject_token"] = "u-does-not-exist" }), "unauthorized_client", "user u-does-not-exist is not among its subjects"},
+		{"impersonating an admin", x.spa, imp(func(f map[string]string) { f["subject_token"] = x.olga.ID }), "unauthorized_client", "is not among its subjects"},
+		{"impersonating a locked user", x.spa, imp(func(f map[string]string) { f["subject_token"] = x.locked.ID }), "invalid_grant", "is locked"},
+		{"no reason", x.spa, imp(func(f map[string]string) { delete(f, "reason") }), "invalid_request", "requires a reason"},
+		{"reason too long", x.spa, imp(func(f map[string]string) { f["reason"] = strings.Repeat("r", 501) }), "invalid_request", "reason is longer than 500"},
+		{"expires_in not a number", x.spa, imp(func(f map[string]string) { f["expires_in"] = "soon" }), "invalid_request", "expires_in must be a positive number"},
+		{"impersonation token as actor (chaining)", x.spa, imp(func(f map[string]string) { f["actor_token"] = impToken; f["subject_token"] = x.olga.ID }), "invalid_grant", "actor_token was itself obtained by token exchange"},
+		{"joining another staff member's session", x.spa, imp(func(f map[string]string) {
+			f["subject_token"], f["subject_token_type"], f["actor_token"] = impToken, typeAT, beaToken
+		}), "invalid_request", "impersonation starts from the user"},
 		{"refresh token where the rule allows none", x.spa, imp(func(f map[string]string) {
 			f["requested_token_type"] = "urn:ietf:params:oauth:token-type:refresh_token"
-		}), "invalid_request"},
-		{"unknown requested type", x.spa, imp(func(f map[string]string) { f["requested_token_type"] = "urn:x:saml2" }), "invalid_request"},
+		}), "invalid_request", "does not allow refresh tokens"},
+		{"unknown requested type", x.spa, imp(func(f map[string]string) { f["requested_token_type"] = "urn:x:saml2" }), "invalid_request", `requested_token_type "urn:x:saml2" is not supported`},
 		{"token-type confusion: opaque as jwt", x.backend, imp(func(f map[string]string) {
 			f["subject_token"] = opaqueDana
 			f["subject_token_type"] = typeJWT
 			f["actor_token"] = samForBackend
-		}), "invalid_request"},
-		{"token-type confusion: id_token subject", x.spa, imp(func(f map[string]string) { f["subject_token_type"] = "urn:ietf:params:oauth:token-type:id_token" }), "invalid_request"},
-		{"user id without actor", x.spa, imp(func(f map[string]string) { delete(f, "actor_token"); delete(f, "actor_token_type") }), "invalid_request"},
-		{"actor token without type", x.spa, imp(func(f map[string]string) { delete(f, "actor_token_type") }), "invalid_request"},
-		{"public client with another client's actor token", x.spa, imp(func(f map[string]string) { f["actor_token"] = samForBackend }), "unauthorized_client"},
-		{"public client not in the rule", x.spa2, imp(func(f map[string]string) {}), "unauthorized_client"},
-		{"delegation by an actor no rule names", x.agentApp, del(func(f map[string]string) { f["actor_token"] = strangerToken }), "unauthorized_client"},
-		{"delegation scope widening", x.agentApp, del(func(f map[string]string) { f["scope"] = "write" }), "invalid_scope"},
-		{"down-scoping another client's token (the ZITADEL trap)", x.agentApp, map[string]string{"subject_token": x.danaToken, "subject_token_type": typeAT}, "unauthorized_client"},
-		{"down-scoping that widens scope", x.web, map[string]string{"subject_token": x.danaToken, "subject_token_type": typeAT, "scope": "admin"}, "invalid_scope"},
-		{"down-scoping that adds an audience", x.web, map[string]string{"subject_token": x.danaToken, "subject_token_type": typeAT, "audience": x.api.ID}, "invalid_target"},
-		{"delegation through a client no rule lists", x.web, del(func(f map[string]string) {}), "unauthorized_client"},
+		}), "invalid_request", "is an opaque token but its type says jwt"},
+		{"token-type confusion: id_token subject", x.spa, imp(func(f map[string]string) { f["subject_token_type"] = typeID }), "invalid_request", "is not a JWT but its type says id_token"},
+		{"unknown subject token type", x.spa, imp(func(f map[string]string) { f["subject_token_type"] = "urn:x:saml2" }), "invalid_request", `subject_token_type "urn:x:saml2" is not supported`},
+		{"user id without actor", x.spa, imp(func(f map[string]string) { delete(f, "actor_token"); delete(f, "actor_token_type") }), "invalid_request", "a user ID subject needs an actor_token"},
+		{"actor token without type", x.spa, imp(func(f map[string]string) { delete(f, "actor_token_type") }), "invalid_request", "must be sent together"},
+		{"public client with another client's actor token", x.spa, imp(func(f map[string]string) { f["actor_token"] = samForBackend }), "unauthorized_client", "may only send actor tokens issued to itself"},
+		{"confidential client with another client's actor token", x.agentApp, del(func(f map[string]string) { f["actor_token"] = agentAtWeb; f["subject_token"] = danaAtApp }), "unauthorized_client", "actor_token_clients"},
+		{"public client not in the rule", x.spa2, imp(func(f map[string]string) {}), "unauthorized_client", "is not among its clients"},
+		{"delegation by an actor no rule names", x.agentApp, del(func(f map[string]string) { f["actor_token"] = strangerToken }), "unauthorized_client", "is not among its actors"},
+		{"delegation scope widening", x.agentApp, del(func(f map[string]string) { f["scope"] = "write" }), "invalid_scope", `scope "write" exceeds`},
+		{"down-scoping another client's token (the ZITADEL trap)", x.agentApp, map[string]string{"subject_token": x.danaToken, "subject_token_type": typeAT}, "unauthorized_client", "a client may narrow only its own tokens"},
+		{"down-scoping that widens scope", x.web, map[string]string{"subject_token": x.danaToken, "subject_token_type": typeAT, "scope": "admin"}, "invalid_scope", `scope "admin" exceeds what the subject_token allow`},
+		{"down-scoping that adds an audience", x.web, map[string]string{"subject_token": x.danaToken, "subject_token_type": typeAT, "audience": x.api.ID}, "invalid_target", "down-scoping can only narrow it"},
+		{"delegation through a client no rule lists", x.web, del(func(f map[string]string) {}), "unauthorized_client", "is not among its clients"},
 	}
-	before := len(x.audits(t, audit.TypeExchangeDenied))
 	for _, a := range corpus {
 		t.Run(a.name, func(t *testing.T) {
+			if aud, ok := a.form["audience"]; ok && strings.Contains(aud, "\x00") {
+				code, body := x.exchangeAsMulti(a.client, a.form, "audience", strings.Split(aud, "\x00"))
+				checkRefusal(t, x, code, body, a.code, a.frag)
+				return
+			}
 			code, body := x.exchangeAs(a.client, a.form)
-			if code/100 != 4 || body["error"] != a.code || body["access_token"] != nil {
-				t.Fatalf("want refusal %s, got %d %v", a.code, code, body)
-			}
-			if d, _ := body["error_description"].(string); d == "" {
-				t.Fatal("refusal without a description")
-			}
+			checkRefusal(t, x, code, body, a.code, a.frag)
 		})
 	}
-	if got := len(x.audits(t, audit.TypeExchangeDenied)) - before; got != len(corpus) {
-		t.Fatalf("%d refusals audited, want %d", got, len(corpus))
+	if len(corpus) < 40 {
+		t.Fatalf("the corpus has %d attacks; keep at least 40", len(corpus))
 	}
-	if len(corpus) < 25 {
-		t.Fatalf("the corpus has %d attacks; keep at least 25", len(corpus))
+}
+
+// checkRefusal asserts a corpus row's refusal: its code, its own description fragment, no token,
+// and its own exchange.denied event carrying the same description.
+func checkRefusal(t *testing.T, x *xenv, code int, body map[string]any, errCode, frag string) {
+	t.Helper()
+	desc, _ := body["error_description"].(string)
+	if code/100 != 4 || body["error"] != errCode || body["access_token"] != nil || !strings.Contains(desc, frag) {
+		t.Fatalf("want refusal %s containing %q, got %d %v", errCode, frag, code, body)
 	}
+	denied := x.audits(t, audit.TypeExchangeDenied)
+	if len(denied) == 0 {
+		t.Fatal("the refusal was not audited")
+	}
+	var d struct {
+		Description string `json:"description"`
+	}
+	json.Unmarshal(denied[len(denied)-1].Details, &d)
+	if d.Description != desc {
+		t.Fatalf("the last exchange.denied event is not this refusal's: %q", d.Description)
+	}
+}
+
+// exchangeAsMulti posts an exchange as client c with one parameter repeated.
+func (x *xenv) exchangeAsMulti(c testenv.Client, form map[string]string, name string, values []string) (int, map[string]any) {
+	v := url.Values{"grant_type": {grantTE}}
+	for k, val := range form {
+		v.Set(k, val)
+	}
+	v[name] = values
+	if c.AuthMethod == store.AuthNone {
+		v.Set("client_id", c.ID)
+	}
+	req, _ := http.NewRequest("POST", x.URL+"/oauth/v2/token", strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.AuthMethod != store.AuthNone {
+		req.SetBasicAuth(c.ID, c.Secret)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		x.T.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+// mustIDToken signs an ID token about user for client with the scope a sign-in granted (read).
+func mustIDToken(t *testing.T, x *xenv, user, client string) string {
+	t.Helper()
+	now := time.Now().Truncate(time.Second)
+	raw, err := x.Server.Tokens.IssueIDToken(&tokens.Access{Subject: user, ClientID: client, Scope: []string{"read"}, IssuedAt: now, ExpiresAt: now.Add(10 * time.Minute)}, "ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func lockUser(t *testing.T, x *xenv, username string) {
+	t.Helper()
+	u, err := x.Server.Store.GetUserByUsername(context.Background(), username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Locked = true
+	x.Server.Store.UpdateUser(context.Background(), u)
+	x.Server.Dir.Invalidate(store.Change{Kind: store.ChangeUser, Key: u.ID})
 }
 
 func mustJTI(t *testing.T, x *xenv, raw string) string {

@@ -67,7 +67,7 @@ func auditCmd() *cobra.Command {
 		Use:   "verify",
 		Short: "Walk the hash chain; name the first broken link (edited, deleted or reordered event)",
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
-			res, err := audit.Verify(cmd.Context(), s.Store)
+			res, err := audit.Verify(cmd.Context(), s.Store, s.Secrets.AuditKey())
 			if err != nil {
 				return err
 			}

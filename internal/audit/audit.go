@@ -1,14 +1,18 @@
 // Package audit writes and checks Signet's tamper-evident audit log: append-only events, each
-// hash-chained to the one before (SPEC §8). Writes are group-committed by the store and durable
-// when Record returns, so callers can record before they act. Verify walks the chain and names the
-// first broken link.
+// chained to the one before by an HMAC under a key derived from the master key (SPEC §8). Writes are
+// group-committed (and chained) by the store and durable when Record returns, so callers can record
+// before they act. Verify walks the chain with the key and names the first broken link.
 package audit
 
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/signet-id/signet/internal/store"
@@ -37,6 +41,7 @@ const (
 type Store interface {
 	AppendAudit(ctx context.Context, events ...*store.AuditEvent) error
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
+	GetSetting(ctx context.Context, name string) (string, error) // where the keyed chain begins
 }
 
 // Event is what a caller records; the log adds time, sequence and hashes.
@@ -93,40 +98,112 @@ type Result struct {
 	Intact bool   `json:"intact"`
 	Seq    int64  `json:"broken_at_seq,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// KeyedFrom is the first event chained with the audit key; the Unkeyed events before it were
+	// written by versions before the keyed chain (SHA-256 only) and are sealed by its HMAC.
+	KeyedFrom int64 `json:"keyed_from"`
+	Unkeyed   int   `json:"unkeyed_events"`
+	// Head is the newest event of an intact chain, to record outside the database.
+	Head *Head `json:"head,omitempty"`
 }
 
-// Verify walks the whole chain in order and reports the first broken link: an edited event (its
-// hash no longer matches), a deleted or reordered one (a gap in the sequence, or a link to the wrong
-// predecessor).
-func Verify(ctx context.Context, st Store) (*Result, error) {
+// Head is the newest event of the chain.
+type Head struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"` // hex
+}
+
+// ErrNoKey means Verify was called without the audit key.
+var ErrNoKey = errors.New("verify the audit log: no audit key")
+
+// Verify walks the whole chain in order with the audit key and reports the first broken link: an
+// edited event (its hash no longer matches), a deleted or reordered one (a gap in the sequence, or a
+// link to the wrong predecessor), an event re-hashed without the key, or a keyed-from marker that
+// was removed or moved past the newest event. Events before the marker are checked with the unkeyed
+// hash they were written with; moving the marker anywhere inside the chain breaks a link, because
+// every keyed HMAC covers the hash before it.
+func Verify(ctx context.Context, st Store, key []byte) (*Result, error) {
+	if len(key) == 0 {
+		return nil, ErrNoKey
+	}
 	res := &Result{Intact: true}
-	prev := []byte{}
-	var last int64
+	from, reason, err := keyedFrom(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
+		return broken(res, 0, reason), nil
+	}
+	res.KeyedFrom = from
+	c := chain{key: key, keyedFrom: from, prev: []byte{}}
 	for {
-		page, err := st.ListAudit(ctx, store.AuditFilter{AfterSeq: last, Limit: 1000})
+		page, err := st.ListAudit(ctx, store.AuditFilter{AfterSeq: c.last, Limit: 1000})
 		if err != nil {
 			return nil, err
 		}
 		for i := range page {
-			e := &page[i]
-			switch {
-			case e.Seq != last+1:
-				return broken(res, last+1, fmt.Sprintf("event %d is missing: the log jumps from %d to %d (deleted)", last+1, last, e.Seq)), nil
-			case !bytes.Equal(e.PrevHash, prev):
-				return broken(res, e.Seq, fmt.Sprintf("event %d does not link to event %d (its predecessor was changed, deleted or replaced)", e.Seq, last)), nil
-			case !bytes.Equal(e.Hash, store.ChainHash(prev, e)):
-				return broken(res, e.Seq, fmt.Sprintf("event %d was modified after it was written (its content no longer matches its hash)", e.Seq)), nil
+			if seq, reason := c.next(&page[i]); reason != "" {
+				return broken(res, seq, reason), nil
 			}
-			prev, last = e.Hash, e.Seq
 			res.Events++
+			if page[i].Seq < from {
+				res.Unkeyed++
+			}
 		}
 		if len(page) < 1000 {
-			return res, nil
+			break
 		}
 	}
+	if from > c.last+1 {
+		return broken(res, c.last+1, fmt.Sprintf("the log is marked as keyed from event %d but ends at event %d: its keyed events were deleted or the marker (setting %s) was moved", from, c.last, store.AuditKeyedFromSetting)), nil
+	}
+	if c.last > 0 {
+		res.Head = &Head{Seq: c.last, Hash: hex.EncodeToString(c.prev)}
+	}
+	return res, nil
+}
+
+// keyedFrom reads the sequence number from which the chain is keyed; reason is set when the
+// marker is missing or malformed (every migrated database has one).
+func keyedFrom(ctx context.Context, st Store) (from int64, reason string, err error) {
+	v, err := st.GetSetting(ctx, store.AuditKeyedFromSetting)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, fmt.Sprintf("the setting %s, where the keyed chain begins, is missing (every migrated database has it): it was deleted", store.AuditKeyedFromSetting), nil
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	from, perr := strconv.ParseInt(v, 10, 64)
+	if perr != nil || from < 1 {
+		return 0, fmt.Sprintf("the setting %s is %q, not an event number: it was altered", store.AuditKeyedFromSetting, v), nil
+	}
+	return from, "", nil
+}
+
+// chain checks events one after the other.
+type chain struct {
+	key       []byte
+	keyedFrom int64
+	prev      []byte // the hash of the last event checked
+	last      int64  // its sequence number
+}
+
+// next checks e against the events before it; on a broken link it returns where and why.
+func (c *chain) next(e *store.AuditEvent) (int64, string) {
+	switch {
+	case e.Seq != c.last+1:
+		return c.last + 1, fmt.Sprintf("event %d is missing: the log jumps from %d to %d (deleted)", c.last+1, c.last, e.Seq)
+	case !bytes.Equal(e.PrevHash, c.prev):
+		return e.Seq, fmt.Sprintf("event %d does not link to event %d (its predecessor was changed, deleted or replaced)", e.Seq, c.last)
+	case e.Seq >= c.keyedFrom && !hmac.Equal(e.Hash, store.ChainHash(c.key, c.prev, e)):
+		return e.Seq, fmt.Sprintf("event %d was modified after it was written (its content no longer matches its HMAC: edited, re-hashed without the audit key, or written under another master key)", e.Seq)
+	case e.Seq < c.keyedFrom && !bytes.Equal(e.Hash, store.UnkeyedChainHash(c.prev, e)):
+		return e.Seq, fmt.Sprintf("event %d was modified after it was written (its content no longer matches its hash)", e.Seq)
+	}
+	c.prev, c.last = e.Hash, e.Seq
+	return 0, ""
 }
 
 func broken(r *Result, seq int64, reason string) *Result {
-	r.Intact, r.Seq, r.Reason = false, seq, reason
+	r.Intact, r.Seq, r.Reason, r.Head = false, seq, reason, nil
 	return r
 }

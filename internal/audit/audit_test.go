@@ -11,9 +11,11 @@ import (
 	"github.com/signet-id/signet/internal/store/sqlstore"
 )
 
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
 func logWith(t *testing.T, n int) (*audit.Log, *sqlstore.Store) {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), sqlstore.WithAuditKey(testKey))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestVerifyNamesTheFirstBrokenLink(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			res, err := audit.Verify(ctx, st)
+			res, err := audit.Verify(ctx, st, testKey)
 			if err != nil {
 				t.Fatal(err)
 			}

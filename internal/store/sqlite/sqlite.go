@@ -24,8 +24,9 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Open opens (creating if needed) and migrates the database file at path.
-func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
+// Open opens (creating if needed) and migrates the database file at path; opts configure the store
+// (sqlstore.WithAuditKey to write audit events).
+func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*sqlstore.Store, error) {
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_txlock=immediate" +
 		"&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
 	// synchronous(FULL): every commit fsyncs the WAL, so a write acknowledged (an audit event, a
@@ -50,7 +51,7 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 		r.Close()
 		return nil, err
 	}
-	st := sqlstore.New(w, r, sqlstore.Dialect{Name: "sqlite", IsUnique: isUnique})
+	st := sqlstore.New(w, r, sqlstore.Dialect{Name: "sqlite", IsUnique: isUnique}, opts...)
 	if stop, err := startCheckpointer(dsn+"&_pragma=synchronous(FULL)", checkpointEvery); err == nil {
 		st.OnClose(stop)
 	} else {

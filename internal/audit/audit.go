@@ -8,11 +8,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/signet-id/signet/internal/store"
@@ -108,8 +110,57 @@ type Result struct {
 
 // Head is the newest event of the chain.
 type Head struct {
-	Seq  int64  `json:"seq"`
-	Hash string `json:"hash"` // hex
+	Seq    int64  `json:"seq"`
+	Hash   string `json:"hash"`   // hex
+	Anchor string `json:"anchor"` // the head as an Anchor, to keep outside the database
+}
+
+// Anchor is a head of the chain recorded outside the database. Verify given an anchor checks that
+// event Seq still has Hash, which detects what the chain alone cannot: events deleted from the end,
+// or the whole log rewritten. Tag is an HMAC under the audit key, so only Signet makes anchors and
+// one planted in the operator's records by someone without the key is refused.
+type Anchor struct {
+	Seq  int64
+	Hash []byte
+	Tag  []byte
+}
+
+// anchorTagSize is how much of the HMAC an anchor keeps (128 bits): short to copy, long enough that
+// it cannot be guessed.
+const anchorTagSize = 16
+
+// NewAnchor returns the anchor of event seq with hash; its tag is the first 16 bytes of
+// HMAC-SHA-256(audit key, "signet audit anchor v1\n" || seq in decimal || "\n" || hash).
+func NewAnchor(key []byte, seq int64, hash []byte) Anchor {
+	return Anchor{Seq: seq, Hash: bytes.Clone(hash), Tag: anchorTag(key, seq, hash)}
+}
+
+func anchorTag(key []byte, seq int64, hash []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("signet audit anchor v1\n" + strconv.FormatInt(seq, 10) + "\n"))
+	m.Write(hash)
+	return m.Sum(nil)[:anchorTagSize]
+}
+
+// String is the anchor as printed by `signet audit verify`: seq:hash:tag, hashes in hex.
+func (a Anchor) String() string { return fmt.Sprintf("%d:%x:%x", a.Seq, a.Hash, a.Tag) }
+
+// ParseAnchor reads what String wrote.
+func ParseAnchor(s string) (Anchor, error) {
+	parts := strings.Split(strings.TrimSpace(s), ":")
+	if len(parts) != 3 {
+		return Anchor{}, fmt.Errorf("audit anchor %q: want seq:hash:tag as printed by `signet audit verify`", s)
+	}
+	seq, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil || seq < 1 {
+		return Anchor{}, fmt.Errorf("audit anchor %q: the event number is not a positive integer", s)
+	}
+	hash, err1 := hex.DecodeString(parts[1])
+	tag, err2 := hex.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || len(hash) != sha256.Size || len(tag) != anchorTagSize {
+		return Anchor{}, fmt.Errorf("audit anchor %q: the hash (32 bytes) and tag (16 bytes) must be hex", s)
+	}
+	return Anchor{Seq: seq, Hash: hash, Tag: tag}, nil
 }
 
 // ErrNoKey means Verify was called without the audit key.
@@ -120,12 +171,20 @@ var ErrNoKey = errors.New("verify the audit log: no audit key")
 // link to the wrong predecessor), an event re-hashed without the key, or a keyed-from marker that
 // was removed or moved past the newest event. Events before the marker are checked with the unkeyed
 // hash they were written with; moving the marker anywhere inside the chain breaks a link, because
-// every keyed HMAC covers the hash before it.
-func Verify(ctx context.Context, st Store, key []byte) (*Result, error) {
+// every keyed HMAC covers the hash before it. Each anchor must be one Signet made, and its event
+// must still exist with the anchored hash.
+func Verify(ctx context.Context, st Store, key []byte, anchors ...Anchor) (*Result, error) {
 	if len(key) == 0 {
 		return nil, ErrNoKey
 	}
 	res := &Result{Intact: true}
+	anchored := map[int64]Anchor{}
+	for _, a := range anchors {
+		if !hmac.Equal(a.Tag, anchorTag(key, a.Seq, a.Hash)) {
+			return broken(res, a.Seq, fmt.Sprintf("the anchor for event %d was not made with this master key's audit key, or was altered", a.Seq)), nil
+		}
+		anchored[a.Seq] = a
+	}
 	from, reason, err := keyedFrom(ctx, st)
 	if err != nil {
 		return nil, err
@@ -141,11 +200,15 @@ func Verify(ctx context.Context, st Store, key []byte) (*Result, error) {
 			return nil, err
 		}
 		for i := range page {
-			if seq, reason := c.next(&page[i]); reason != "" {
+			e := &page[i]
+			if seq, reason := c.next(e); reason != "" {
 				return broken(res, seq, reason), nil
 			}
+			if a, ok := anchored[e.Seq]; ok && !bytes.Equal(a.Hash, e.Hash) {
+				return broken(res, e.Seq, fmt.Sprintf("event %d does not match its anchor: the log was rewritten up to this event", e.Seq)), nil
+			}
 			res.Events++
-			if page[i].Seq < from {
+			if e.Seq < from {
 				res.Unkeyed++
 			}
 		}
@@ -153,11 +216,16 @@ func Verify(ctx context.Context, st Store, key []byte) (*Result, error) {
 			break
 		}
 	}
+	for _, a := range anchors {
+		if a.Seq > c.last {
+			return broken(res, c.last+1, fmt.Sprintf("the log ends at event %d, but an anchor records event %d: events were deleted from the end", c.last, a.Seq)), nil
+		}
+	}
 	if from > c.last+1 {
 		return broken(res, c.last+1, fmt.Sprintf("the log is marked as keyed from event %d but ends at event %d: its keyed events were deleted or the marker (setting %s) was moved", from, c.last, store.AuditKeyedFromSetting)), nil
 	}
 	if c.last > 0 {
-		res.Head = &Head{Seq: c.last, Hash: hex.EncodeToString(c.prev)}
+		res.Head = &Head{Seq: c.last, Hash: hex.EncodeToString(c.prev), Anchor: NewAnchor(key, c.last, c.prev).String()}
 	}
 	return res, nil
 }

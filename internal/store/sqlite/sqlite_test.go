@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/audit"
+	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/store/sqlite"
 	"github.com/signet-id/signet/internal/store/sqlstore"
 	"github.com/signet-id/signet/internal/store/storetest"

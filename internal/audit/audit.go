@@ -178,12 +178,10 @@ func Verify(ctx context.Context, st Store, key []byte, anchors ...Anchor) (*Resu
 		return nil, ErrNoKey
 	}
 	res := &Result{Intact: true}
-	anchored := map[int64]Anchor{}
 	for _, a := range anchors {
 		if !hmac.Equal(a.Tag, anchorTag(key, a.Seq, a.Hash)) {
 			return broken(res, a.Seq, fmt.Sprintf("the anchor for event %d was not made with this master key's audit key, or was altered", a.Seq)), nil
 		}
-		anchored[a.Seq] = a
 	}
 	from, reason, err := keyedFrom(ctx, st)
 	if err != nil {
@@ -193,36 +191,16 @@ func Verify(ctx context.Context, st Store, key []byte, anchors ...Anchor) (*Resu
 		return broken(res, 0, reason), nil
 	}
 	res.KeyedFrom = from
-	c := chain{key: key, keyedFrom: from, prev: []byte{}}
-	for {
-		page, err := st.ListAudit(ctx, store.AuditFilter{AfterSeq: c.last, Limit: 1000})
-		if err != nil {
-			return nil, err
-		}
-		for i := range page {
-			e := &page[i]
-			if seq, reason := c.next(e); reason != "" {
-				return broken(res, seq, reason), nil
-			}
-			if a, ok := anchored[e.Seq]; ok && !bytes.Equal(a.Hash, e.Hash) {
-				return broken(res, e.Seq, fmt.Sprintf("event %d does not match its anchor: the log was rewritten up to this event", e.Seq)), nil
-			}
-			res.Events++
-			if e.Seq < from {
-				res.Unkeyed++
-			}
-		}
-		if len(page) < 1000 {
-			break
-		}
+	c := &chain{key: key, keyedFrom: from, prev: []byte{}, anchors: anchors}
+	seq, reason, err := c.walk(ctx, st, res)
+	if err != nil {
+		return nil, err
 	}
-	for _, a := range anchors {
-		if a.Seq > c.last {
-			return broken(res, c.last+1, fmt.Sprintf("the log ends at event %d, but an anchor records event %d: events were deleted from the end", c.last, a.Seq)), nil
-		}
+	if reason == "" {
+		seq, reason = c.end()
 	}
-	if from > c.last+1 {
-		return broken(res, c.last+1, fmt.Sprintf("the log is marked as keyed from event %d but ends at event %d: its keyed events were deleted or the marker (setting %s) was moved", from, c.last, store.AuditKeyedFromSetting)), nil
+	if reason != "" {
+		return broken(res, seq, reason), nil
 	}
 	if c.last > 0 {
 		res.Head = &Head{Seq: c.last, Hash: hex.EncodeToString(c.prev), Anchor: NewAnchor(key, c.last, c.prev).String()}
@@ -251,11 +229,35 @@ func keyedFrom(ctx context.Context, st Store) (from int64, reason string, err er
 type chain struct {
 	key       []byte
 	keyedFrom int64
+	anchors   []Anchor
 	prev      []byte // the hash of the last event checked
 	last      int64  // its sequence number
 }
 
-// next checks e against the events before it; on a broken link it returns where and why.
+// walk checks every stored event in order, counting them in res, and stops at the first broken link.
+func (c *chain) walk(ctx context.Context, st Store, res *Result) (seq int64, reason string, err error) {
+	const pageSize = 1000
+	for {
+		page, err := st.ListAudit(ctx, store.AuditFilter{AfterSeq: c.last, Limit: pageSize})
+		if err != nil {
+			return 0, "", err
+		}
+		for i := range page {
+			if seq, reason := c.next(&page[i]); reason != "" {
+				return seq, reason, nil
+			}
+			res.Events++
+			if page[i].Seq < c.keyedFrom {
+				res.Unkeyed++
+			}
+		}
+		if len(page) < pageSize {
+			return 0, "", nil
+		}
+	}
+}
+
+// next checks e against the events before it and the anchors; on a broken link it returns where and why.
 func (c *chain) next(e *store.AuditEvent) (int64, string) {
 	switch {
 	case e.Seq != c.last+1:
@@ -267,7 +269,26 @@ func (c *chain) next(e *store.AuditEvent) (int64, string) {
 	case e.Seq < c.keyedFrom && !bytes.Equal(e.Hash, store.UnkeyedChainHash(c.prev, e)):
 		return e.Seq, fmt.Sprintf("event %d was modified after it was written (its content no longer matches its hash)", e.Seq)
 	}
+	for _, a := range c.anchors {
+		if a.Seq == e.Seq && !bytes.Equal(a.Hash, e.Hash) {
+			return e.Seq, fmt.Sprintf("event %d does not match its anchor: the log was rewritten up to this event", e.Seq)
+		}
+	}
 	c.prev, c.last = e.Hash, e.Seq
+	return 0, ""
+}
+
+// end checks what the last event implies: no anchor lies beyond it, and the keyed chain does not
+// begin after the event that would follow it.
+func (c *chain) end() (int64, string) {
+	for _, a := range c.anchors {
+		if a.Seq > c.last {
+			return c.last + 1, fmt.Sprintf("the log ends at event %d, but an anchor records event %d: events were deleted from the end", c.last, a.Seq)
+		}
+	}
+	if c.keyedFrom > c.last+1 {
+		return c.last + 1, fmt.Sprintf("the log is marked as keyed from event %d but ends at event %d: its keyed events were deleted or the marker (setting %s) was moved", c.keyedFrom, c.last, store.AuditKeyedFromSetting)
+	}
 	return 0, ""
 }
 

@@ -63,21 +63,24 @@ func auditCmd() *cobra.Command {
 	list.Flags().StringVar(&f.Type, "type", "", "only this event type (e.g. exchange.allowed)")
 	list.Flags().StringVar(&since, "since", "", "only events since a date or for the last duration")
 	list.Flags().IntVar(&f.Limit, "limit", 0, "at most this many events")
+	var anchorFlags []string
 	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Walk the hash chain; name the first broken link (edited, deleted or reordered event)",
+		Use:   "verify [--anchor SEQ:HASH:TAG]",
+		Short: "Walk the keyed hash chain; name the first broken link; print the head as an anchor to keep elsewhere",
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
-			res, err := audit.Verify(cmd.Context(), s.Store)
+			anchors := make([]audit.Anchor, 0, len(anchorFlags))
+			for _, f := range anchorFlags {
+				a, err := audit.ParseAnchor(f)
+				if err != nil {
+					return err
+				}
+				anchors = append(anchors, a)
+			}
+			res, err := audit.Verify(cmd.Context(), s.Store, s.Secrets.AuditKey(), anchors...)
 			if err != nil {
 				return err
 			}
-			if err := output(cmd, res, func(w io.Writer) {
-				if res.Intact {
-					fmt.Fprintf(w, "OK: %d events, chain intact\n", res.Events)
-					return
-				}
-				fmt.Fprintf(w, "BROKEN at event %d: %s (%d events before it verified)\n", res.Seq, res.Reason, res.Events)
-			}); err != nil {
+			if err := output(cmd, res, func(w io.Writer) { printVerify(w, res) }); err != nil {
 				return err
 			}
 			if !res.Intact {
@@ -86,6 +89,31 @@ func auditCmd() *cobra.Command {
 			return nil
 		}),
 	}
+	verify.Flags().StringArrayVar(&anchorFlags, "anchor", nil, "an anchor an earlier verify printed: that event must still have that hash (repeatable)")
 	cmd.AddCommand(list, verify)
 	return cmd
+}
+
+// printVerify writes what verify found: the verdict, which events predate the keyed chain, and the
+// head with its anchor for the operator to keep outside the database.
+func printVerify(w io.Writer, res *audit.Result) {
+	if !res.Intact {
+		if res.Seq == 0 {
+			fmt.Fprintf(w, "BROKEN: %s\n", res.Reason)
+			return
+		}
+		fmt.Fprintf(w, "BROKEN at event %d: %s (%d events before it verified)\n", res.Seq, res.Reason, res.Events)
+		return
+	}
+	fmt.Fprintf(w, "OK: %d events, chain intact\n", res.Events)
+	switch {
+	case res.Unkeyed > 0 && res.KeyedFrom > int64(res.Events):
+		fmt.Fprintf(w, "all %d events were written before the keyed chain (SHA-256 only); the next event seals them with its HMAC\n", res.Unkeyed)
+	case res.Unkeyed > 0:
+		fmt.Fprintf(w, "events 1-%d were written before the keyed chain (SHA-256 only) and are sealed by event %d's HMAC\n", res.Unkeyed, res.KeyedFrom)
+	}
+	if res.Head != nil {
+		fmt.Fprintf(w, "head: event %d, hash %s\n", res.Head.Seq, res.Head.Hash)
+		fmt.Fprintf(w, "anchor: %s\n(keep it outside the database; `signet audit verify --anchor <it>` later detects deleted or rewritten events)\n", res.Head.Anchor)
+	}
 }

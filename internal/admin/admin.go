@@ -33,6 +33,7 @@ type API struct {
 	Policy   *exchange.Policy
 	Sessions *exchange.Sessions
 	Audit    *audit.Log
+	AuditKey []byte // verifies the audit chain (secrets.Keys.AuditKey)
 }
 
 // principal is the authenticated administrator.
@@ -336,5 +337,5 @@ func (a *API) listAudit(r *http.Request, _ principal) (any, error) {
 }
 
 func (a *API) verifyAudit(r *http.Request, _ principal) (any, error) {
-	return audit.Verify(r.Context(), a.Store)
+	return audit.Verify(r.Context(), a.Store, a.AuditKey)
 }

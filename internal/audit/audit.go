@@ -1,14 +1,20 @@
 // Package audit writes and checks Signet's tamper-evident audit log: append-only events, each
-// hash-chained to the one before (SPEC §8). Writes are group-committed by the store and durable
-// when Record returns, so callers can record before they act. Verify walks the chain and names the
-// first broken link.
+// chained to the one before by an HMAC under a key derived from the master key (SPEC §8). Writes are
+// group-committed (and chained) by the store and durable when Record returns, so callers can record
+// before they act. Verify walks the chain with the key and names the first broken link.
 package audit
 
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/signet-id/signet/internal/store"
@@ -37,6 +43,7 @@ const (
 type Store interface {
 	AppendAudit(ctx context.Context, events ...*store.AuditEvent) error
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
+	GetSetting(ctx context.Context, name string) (string, error) // where the keyed chain begins
 }
 
 // Event is what a caller records; the log adds time, sequence and hashes.
@@ -93,40 +100,199 @@ type Result struct {
 	Intact bool   `json:"intact"`
 	Seq    int64  `json:"broken_at_seq,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// KeyedFrom is the first event chained with the audit key; the Unkeyed events before it were
+	// written by versions before the keyed chain (SHA-256 only) and are sealed by its HMAC.
+	KeyedFrom int64 `json:"keyed_from"`
+	Unkeyed   int   `json:"unkeyed_events"`
+	// Head is the newest event of an intact chain, to record outside the database.
+	Head *Head `json:"head,omitempty"`
 }
 
-// Verify walks the whole chain in order and reports the first broken link: an edited event (its
-// hash no longer matches), a deleted or reordered one (a gap in the sequence, or a link to the wrong
-// predecessor).
-func Verify(ctx context.Context, st Store) (*Result, error) {
+// Head is the newest event of the chain.
+type Head struct {
+	Seq    int64  `json:"seq"`
+	Hash   string `json:"hash"`   // hex
+	Anchor string `json:"anchor"` // the head as an Anchor, to keep outside the database
+}
+
+// Anchor is a head of the chain recorded outside the database. Verify given an anchor checks that
+// event Seq still has Hash, which detects what the chain alone cannot: events deleted from the end,
+// or the whole log rewritten. Tag is an HMAC under the audit key, so only Signet makes anchors and
+// one planted in the operator's records by someone without the key is refused.
+type Anchor struct {
+	Seq  int64
+	Hash []byte
+	Tag  []byte
+}
+
+// anchorTagSize is how much of the HMAC an anchor keeps (128 bits): short to copy, long enough that
+// it cannot be guessed.
+const anchorTagSize = 16
+
+// NewAnchor returns the anchor of event seq with hash; its tag is the first 16 bytes of
+// HMAC-SHA-256(audit key, "signet audit anchor v1\n" || seq in decimal || "\n" || hash).
+func NewAnchor(key []byte, seq int64, hash []byte) Anchor {
+	return Anchor{Seq: seq, Hash: bytes.Clone(hash), Tag: anchorTag(key, seq, hash)}
+}
+
+func anchorTag(key []byte, seq int64, hash []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("signet audit anchor v1\n" + strconv.FormatInt(seq, 10) + "\n"))
+	m.Write(hash)
+	return m.Sum(nil)[:anchorTagSize]
+}
+
+// String is the anchor as printed by `signet audit verify`: seq:hash:tag, hashes in hex.
+func (a Anchor) String() string { return fmt.Sprintf("%d:%x:%x", a.Seq, a.Hash, a.Tag) }
+
+// ParseAnchor reads what String wrote.
+func ParseAnchor(s string) (Anchor, error) {
+	parts := strings.Split(strings.TrimSpace(s), ":")
+	if len(parts) != 3 {
+		return Anchor{}, fmt.Errorf("audit anchor %q: want seq:hash:tag as printed by `signet audit verify`", s)
+	}
+	seq, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil || seq < 1 {
+		return Anchor{}, fmt.Errorf("audit anchor %q: the event number is not a positive integer", s)
+	}
+	hash, err1 := hex.DecodeString(parts[1])
+	tag, err2 := hex.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || len(hash) != sha256.Size || len(tag) != anchorTagSize {
+		return Anchor{}, fmt.Errorf("audit anchor %q: the hash (32 bytes) and tag (16 bytes) must be hex", s)
+	}
+	return Anchor{Seq: seq, Hash: hash, Tag: tag}, nil
+}
+
+// ErrNoKey means Verify was called without the audit key.
+var ErrNoKey = errors.New("verify the audit log: no audit key")
+
+// Verify walks the whole chain in order with the audit key and reports the first broken link: an
+// edited event (its hash no longer matches), a deleted or reordered one (a gap in the sequence, or a
+// link to the wrong predecessor), an event re-hashed without the key, or a keyed-from marker that
+// was removed or moved past the newest event. Events before the marker are checked with the unkeyed
+// hash they were written with; moving the marker anywhere inside the chain breaks a link, because
+// every keyed HMAC covers the hash before it. Each anchor must be one Signet made, and its event
+// must still exist with the anchored hash.
+func Verify(ctx context.Context, st Store, key []byte, anchors ...Anchor) (*Result, error) {
+	if len(key) == 0 {
+		return nil, ErrNoKey
+	}
 	res := &Result{Intact: true}
-	prev := []byte{}
-	var last int64
+	for _, a := range anchors {
+		if !hmac.Equal(a.Tag, anchorTag(key, a.Seq, a.Hash)) {
+			return broken(res, a.Seq, fmt.Sprintf("the anchor for event %d was not made with this master key's audit key, or was altered", a.Seq)), nil
+		}
+	}
+	from, reason, err := keyedFrom(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
+		return broken(res, 0, reason), nil
+	}
+	res.KeyedFrom = from
+	c := &chain{key: key, keyedFrom: from, prev: []byte{}, anchors: anchors}
+	seq, reason, err := c.walk(ctx, st, res)
+	if err != nil {
+		return nil, err
+	}
+	if reason == "" {
+		seq, reason = c.end()
+	}
+	if reason != "" {
+		return broken(res, seq, reason), nil
+	}
+	if c.last > 0 {
+		res.Head = &Head{Seq: c.last, Hash: hex.EncodeToString(c.prev), Anchor: NewAnchor(key, c.last, c.prev).String()}
+	}
+	return res, nil
+}
+
+// keyedFrom reads the sequence number from which the chain is keyed; reason is set when the
+// marker is missing or malformed (every migrated database has one).
+func keyedFrom(ctx context.Context, st Store) (from int64, reason string, err error) {
+	v, err := st.GetSetting(ctx, store.AuditKeyedFromSetting)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, fmt.Sprintf("the setting %s, where the keyed chain begins, is missing (every migrated database has it): it was deleted", store.AuditKeyedFromSetting), nil
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	from, perr := strconv.ParseInt(v, 10, 64)
+	if perr != nil || from < 1 {
+		return 0, fmt.Sprintf("the setting %s is %q, not an event number: it was altered", store.AuditKeyedFromSetting, v), nil
+	}
+	return from, "", nil
+}
+
+// chain checks events one after the other.
+type chain struct {
+	key       []byte
+	keyedFrom int64
+	anchors   []Anchor
+	prev      []byte // the hash of the last event checked
+	last      int64  // its sequence number
+}
+
+// walk checks every stored event in order, counting them in res, and stops at the first broken link.
+func (c *chain) walk(ctx context.Context, st Store, res *Result) (seq int64, reason string, err error) {
+	const pageSize = 1000
 	for {
-		page, err := st.ListAudit(ctx, store.AuditFilter{AfterSeq: last, Limit: 1000})
+		page, err := st.ListAudit(ctx, store.AuditFilter{AfterSeq: c.last, Limit: pageSize})
 		if err != nil {
-			return nil, err
+			return 0, "", err
 		}
 		for i := range page {
-			e := &page[i]
-			switch {
-			case e.Seq != last+1:
-				return broken(res, last+1, fmt.Sprintf("event %d is missing: the log jumps from %d to %d (deleted)", last+1, last, e.Seq)), nil
-			case !bytes.Equal(e.PrevHash, prev):
-				return broken(res, e.Seq, fmt.Sprintf("event %d does not link to event %d (its predecessor was changed, deleted or replaced)", e.Seq, last)), nil
-			case !bytes.Equal(e.Hash, store.ChainHash(prev, e)):
-				return broken(res, e.Seq, fmt.Sprintf("event %d was modified after it was written (its content no longer matches its hash)", e.Seq)), nil
+			if seq, reason := c.next(&page[i]); reason != "" {
+				return seq, reason, nil
 			}
-			prev, last = e.Hash, e.Seq
 			res.Events++
+			if page[i].Seq < c.keyedFrom {
+				res.Unkeyed++
+			}
 		}
-		if len(page) < 1000 {
-			return res, nil
+		if len(page) < pageSize {
+			return 0, "", nil
 		}
 	}
 }
 
+// next checks e against the events before it and the anchors; on a broken link it returns where and why.
+func (c *chain) next(e *store.AuditEvent) (int64, string) {
+	switch {
+	case e.Seq != c.last+1:
+		return c.last + 1, fmt.Sprintf("event %d is missing: the log jumps from %d to %d (deleted)", c.last+1, c.last, e.Seq)
+	case !bytes.Equal(e.PrevHash, c.prev):
+		return e.Seq, fmt.Sprintf("event %d does not link to event %d (its predecessor was changed, deleted or replaced)", e.Seq, c.last)
+	case e.Seq >= c.keyedFrom && !hmac.Equal(e.Hash, store.ChainHash(c.key, c.prev, e)):
+		return e.Seq, fmt.Sprintf("event %d was modified after it was written (its content no longer matches its HMAC: edited, re-hashed without the audit key, or written under another master key)", e.Seq)
+	case e.Seq < c.keyedFrom && !bytes.Equal(e.Hash, store.UnkeyedChainHash(c.prev, e)):
+		return e.Seq, fmt.Sprintf("event %d was modified after it was written (its content no longer matches its hash)", e.Seq)
+	}
+	for _, a := range c.anchors {
+		if a.Seq == e.Seq && !bytes.Equal(a.Hash, e.Hash) {
+			return e.Seq, fmt.Sprintf("event %d does not match its anchor: the log was rewritten up to this event", e.Seq)
+		}
+	}
+	c.prev, c.last = e.Hash, e.Seq
+	return 0, ""
+}
+
+// end checks what the last event implies: no anchor lies beyond it, and the keyed chain does not
+// begin after the event that would follow it.
+func (c *chain) end() (int64, string) {
+	for _, a := range c.anchors {
+		if a.Seq > c.last {
+			return c.last + 1, fmt.Sprintf("the log ends at event %d, but an anchor records event %d: events were deleted from the end", c.last, a.Seq)
+		}
+	}
+	if c.keyedFrom > c.last+1 {
+		return c.last + 1, fmt.Sprintf("the log is marked as keyed from event %d but ends at event %d: its keyed events were deleted or the marker (setting %s) was moved", c.keyedFrom, c.last, store.AuditKeyedFromSetting)
+	}
+	return 0, ""
+}
+
 func broken(r *Result, seq int64, reason string) *Result {
-	r.Intact, r.Seq, r.Reason = false, seq, reason
+	r.Intact, r.Seq, r.Reason, r.Head = false, seq, reason, nil
 	return r
 }

@@ -1,9 +1,10 @@
 // Package secrets owns Signet's symmetric cryptography: the master key and the keys derived from it,
-// sealing data at rest (signing keys), keyed hashes of client secrets and opaque tokens, password
-// hashing, and random values. It must never log or return a secret in an error.
+// sealing data at rest (signing keys), keyed hashes of client secrets and opaque tokens, the audit
+// chain's key, password hashing, and random values. It must never log or return a secret in an error.
 package secrets
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -32,6 +33,7 @@ type Keys struct {
 	seal        cipher.AEAD
 	secretHMAC  *hmacPool
 	tokenHMAC   *hmacPool
+	auditKey    []byte
 	fingerprint string
 }
 
@@ -79,9 +81,20 @@ func New(master []byte) (*Keys, error) {
 		seal:        aead,
 		secretHMAC:  newHMACPool(derive("client secret v1")),
 		tokenHMAC:   newHMACPool(derive("opaque token v1")),
+		auditKey:    derive(auditKeyLabel),
 		fingerprint: hex.EncodeToString(fp[:8]),
 	}, nil
 }
+
+// auditKeyLabel is the HKDF info (after "signet ") of the audit chain's key. Changing it would make
+// every keyed audit event fail verification, so it is fixed for good.
+const auditKeyLabel = "audit chain v1"
+
+// AuditKey returns the key of the audit log's HMAC chain (SPEC §8): HKDF-SHA-256 of the master key
+// with no salt and info "signet audit chain v1", 32 bytes. It has its own label so that it is
+// independent of the other derived keys: the store needs it to chain events, and holding it says
+// nothing about sealed keys or secret hashes. The caller gets a copy.
+func (k *Keys) AuditKey() []byte { return bytes.Clone(k.auditKey) }
 
 // Fingerprint identifies the master key without revealing it, so a server can detect that it was
 // started with a different master key than the one that sealed its data.

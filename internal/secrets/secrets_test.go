@@ -2,6 +2,10 @@ package secrets
 
 import (
 	"bytes"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -105,5 +109,55 @@ func TestSortableIDsSortByTime(t *testing.T) {
 	}
 	if NewSortableID(t0) == NewSortableID(t0) {
 		t.Fatal("two IDs of the same millisecond are equal: the random part is missing")
+	}
+}
+
+// TestAuditKeyFixedVector pins the audit chain's key derivation: every keyed audit event ever
+// written depends on it. The expected value is HKDF-SHA-256 (RFC 5869) with an empty salt and info
+// "signet audit chain v1", computed here step by step with crypto/hmac (extract, then one expand
+// block) and checked against the vector computed outside Go.
+func TestAuditKeyFixedVector(t *testing.T) {
+	master := make([]byte, MasterKeySize)
+	for i := range master {
+		master[i] = byte(i) // 00 01 02 … 1f
+	}
+	k, err := New(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "dec33e08301b18dda3afaf95bf2ebf7a6026b93296fcf5601681103fe8f43d4f"
+	extract := hmac.New(sha256.New, make([]byte, sha256.Size))
+	extract.Write(master)
+	expand := hmac.New(sha256.New, extract.Sum(nil))
+	expand.Write([]byte("signet audit chain v1\x01"))
+	if got := hex.EncodeToString(expand.Sum(nil)); got != want {
+		t.Fatalf("RFC 5869 by hand gives %s, the vector says %s", got, want)
+	}
+	if got := hex.EncodeToString(k.AuditKey()); got != want {
+		t.Fatalf("AuditKey = %s, want %s", got, want)
+	}
+}
+
+// TestAuditKeyIsIndependent: the audit key has its own label (no other purpose's key equals it), it
+// depends on the master key, and callers cannot change the key the Keys hold.
+func TestAuditKeyIsIndependent(t *testing.T) {
+	k := testKeys(t, 1)
+	master := bytes.Repeat([]byte{1}, MasterKeySize)
+	for _, label := range []string{"seal v1", "fingerprint v1", "client secret v1", "opaque token v1"} {
+		other, err := hkdf.Key(sha256.New, master, nil, "signet "+label, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(other, k.AuditKey()) {
+			t.Fatalf("the audit key equals the %q key", label)
+		}
+	}
+	if bytes.Equal(k.AuditKey(), testKeys(t, 2).AuditKey()) {
+		t.Fatal("the audit key must depend on the master key")
+	}
+	key := k.AuditKey()
+	key[0] ^= 0xff
+	if bytes.Equal(key, k.AuditKey()) {
+		t.Fatal("AuditKey must return a copy")
 	}
 }

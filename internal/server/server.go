@@ -30,6 +30,7 @@ import (
 	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/store/backends"
+	"github.com/signet-id/signet/internal/store/sqlstore"
 	"github.com/signet-id/signet/internal/tokens"
 )
 
@@ -77,7 +78,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 	if err != nil {
 		return nil, err
 	}
-	st, err := backends.Open(ctx, dsn)
+	st, err := backends.Open(ctx, dsn, sqlstore.WithAuditKey(sk.AuditKey()))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -193,7 +194,7 @@ func (s *Server) Handler() http.Handler {
 	route(oauth.RevokePath, "revoke", limited.wrap(http.HandlerFunc(s.OAuth.Revoke)))
 	route("GET "+oidc.UserinfoPath, "userinfo", &oidc.Userinfo{Tokens: s.Tokens, Dir: s.Dir})
 	route("POST "+oidc.UserinfoPath, "userinfo", &oidc.Userinfo{Tokens: s.Tokens, Dir: s.Dir})
-	(&admin.API{Issuer: s.Config.Issuer, Store: s.Store, Tokens: s.Tokens, Dir: s.Dir, Policy: s.Policy, Sessions: s.Sessions, Audit: s.Audit}).Routes(mux, s.instrument)
+	(&admin.API{Issuer: s.Config.Issuer, Store: s.Store, Tokens: s.Tokens, Dir: s.Dir, Policy: s.Policy, Sessions: s.Sessions, Audit: s.Audit, AuditKey: s.Secrets.AuditKey()}).Routes(mux, s.instrument)
 	route("GET /healthz", "healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	}))

@@ -220,7 +220,7 @@ type AuditEvent struct {
 	Client   string
 	Details  []byte // a JSON object; nil means {}
 	PrevHash []byte // assigned by AppendAudit
-	Hash     []byte // assigned by AppendAudit: ChainHash(PrevHash, event)
+	Hash     []byte // assigned by AppendAudit: ChainHash(audit key, PrevHash, event)
 }
 
 // AuditFilter selects audit events; zero fields match everything.
@@ -327,8 +327,9 @@ type Store interface {
 	// UseAssertionID records a client assertion's (issuer, jti) until exp; ErrConflict if seen.
 	UseAssertionID(ctx context.Context, issuer, jti string, exp time.Time) error
 
-	// Audit log. AppendAudit chains and stores events in order, group-committed with concurrent
-	// callers; it returns only when the events are durable.
+	// Audit log. AppendAudit chains events with the audit key the store was opened with (it fails
+	// without one) and stores them in order, group-committed with concurrent callers; it returns
+	// only when the events are durable.
 	AppendAudit(ctx context.Context, events ...*AuditEvent) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) // oldest first
 

@@ -31,8 +31,8 @@ type Store struct {
 	dsn string
 }
 
-// Open connects and migrates.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+// Open connects and migrates; opts configure the store (sqlstore.WithAuditKey to write audit events).
+func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*Store, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL DSN: %w", err)
@@ -65,7 +65,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 			_, err := tx.ExecContext(ctx, `SELECT pg_notify('`+Channel+`', '')`)
 			return err
 		},
-	})
+	}, opts...)
 	return &Store{Store: s, dsn: dsn}, nil
 }
 

@@ -13,13 +13,14 @@ import (
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/store/backends"
 	"github.com/signet-id/signet/internal/store/postgres"
+	"github.com/signet-id/signet/internal/store/sqlstore"
 	"github.com/signet-id/signet/internal/store/storetest"
 	"github.com/signet-id/signet/internal/testenv"
 )
 
 func open(t *testing.T, dsn string) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(context.Background(), dsn)
+	s, err := postgres.Open(context.Background(), dsn, sqlstore.WithAuditKey(storetest.AuditKey))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,6 +30,21 @@ func open(t *testing.T, dsn string) *postgres.Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, testenv.PostgresDSN(t)) })
+}
+
+// TestUpgradeFromUnkeyedChain: a database written before the keyed chain (schema 4, SHA-256 links)
+// is marked keyed from its next event by migration 5 and continues under the key.
+func TestUpgradeFromUnkeyedChain(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	old, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := postgres.MigrateTo(context.Background(), old, 4); err != nil {
+		t.Fatal(err)
+	}
+	storetest.RunUpgrade(t, old, true, func(t *testing.T) store.Store { return open(t, dsn) })
 }
 
 // TestNotificationsReachOtherConnections: a change made through one store wakes a watcher on

@@ -26,8 +26,9 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Open opens (creating if needed) and migrates the database file at path.
-func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
+// Open opens (creating if needed) and migrates the database file at path; opts configure the store
+// (sqlstore.WithAuditKey to write audit events).
+func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*sqlstore.Store, error) {
 	if err := makePrivate(path); err != nil {
 		return nil, err
 	}
@@ -55,7 +56,7 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 		r.Close()
 		return nil, err
 	}
-	st := sqlstore.New(w, r, sqlstore.Dialect{Name: "sqlite", IsUnique: isUnique})
+	st := sqlstore.New(w, r, sqlstore.Dialect{Name: "sqlite", IsUnique: isUnique}, opts...)
 	if stop, err := startCheckpointer(dsn+"&_pragma=synchronous(FULL)", checkpointEvery); err == nil {
 		st.OnClose(stop)
 	} else {

@@ -3,21 +3,25 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/pressly/goose/v3"
 
+	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/store/sqlite"
+	"github.com/signet-id/signet/internal/store/sqlstore"
 	"github.com/signet-id/signet/internal/store/storetest"
 )
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "signet.db"))
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "signet.db"), sqlstore.WithAuditKey(storetest.AuditKey))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,6 +47,63 @@ func TestReopenKeepsData(t *testing.T) {
 	defer s.Close()
 	if v, err := s.GetSetting(ctx, "k"); err != nil || v != "v" {
 		t.Fatalf("after reopen: %q %v", v, err)
+	}
+}
+
+// TestUpgradeFromUnkeyedChain: a database written before the keyed chain (schema 5, SHA-256 links)
+// is marked keyed from its next event by migration 6, continues under the key, and verifies.
+func TestUpgradeFromUnkeyedChain(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := sqlite.MigrateTo(ctx, old, 5); err != nil {
+		t.Fatal(err)
+	}
+	var s *sqlstore.Store
+	storetest.RunUpgrade(t, old, false, func(t *testing.T) store.Store {
+		old.Close()
+		if s, err = sqlite.Open(ctx, path, sqlstore.WithAuditKey(storetest.AuditKey)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+	res, err := audit.Verify(ctx, s, storetest.AuditKey)
+	if err != nil || !res.Intact || res.Events != 4 || res.KeyedFrom != 4 || res.Unkeyed != 3 {
+		t.Fatalf("the upgraded chain must verify (3 unkeyed events, keyed from 4): %+v %v", res, err)
+	}
+}
+
+// TestAuditNeedsTheKey: a store opened without the audit key reads, but refuses every audit write
+// (an unkeyed event would break the chain), and writes nothing.
+func TestAuditNeedsTheKey(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "signet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	at := time.Now()
+	for what, err := range map[string]error{
+		"append": s.AppendAudit(ctx, &store.AuditEvent{At: at, Type: "x"}),
+		"session with event": s.OpenExchangeSession(ctx, &store.ExchangeSession{ID: "x1", Kind: "impersonation", CreatedAt: at, ExpiresAt: at.Add(time.Minute)},
+			&store.AuditEvent{At: at, Type: "exchange.allowed"}),
+		"refresh rotation with event": s.RotateRefreshToken(ctx, []byte("h"), &store.Token{ID: "t2", Hash: []byte("h2"), Kind: store.TokenRefresh, ExpiresAt: at.Add(time.Hour)}, at,
+			&store.AuditEvent{At: at, Type: "token.issued"}),
+	} {
+		if err == nil || errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s without the audit key: want a refusal, got %v", what, err)
+		}
+	}
+	if events, err := s.ListAudit(ctx, store.AuditFilter{}); err != nil || len(events) != 0 {
+		t.Fatalf("audit log after refused writes: %d events, %v", len(events), err)
+	}
+	if _, err := s.GetExchangeSession(ctx, "x1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the session must not exist without its event: %v", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -11,9 +12,10 @@ import (
 	"github.com/signet-id/signet/internal/store"
 )
 
-// AppendAudit chains events after the newest stored one and inserts them, through the group-commit
-// batcher: concurrent appends share one transaction and one fsync, and each caller returns only
-// once its events are committed.
+// AppendAudit chains events after the newest stored one with the audit key (HMAC-SHA-256; in an
+// upgraded database the first keyed event covers the last unkeyed hash) and inserts them, through
+// the group-commit batcher: concurrent appends share one transaction and one fsync, and each caller
+// returns only once its events are committed.
 func (s *Store) AppendAudit(ctx context.Context, events ...*store.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
@@ -48,8 +50,15 @@ func (s *Store) OpenExchangeSession(ctx context.Context, x *store.ExchangeSessio
 	})
 }
 
+// errNoAuditKey refuses audit writes from a store opened without the audit key: an unkeyed event
+// after keyed ones would break the chain.
+var errNoAuditKey = errors.New("append audit event: the store was opened without the audit key")
+
 // auditAppender prepares the work that chains and inserts events inside a batch transaction.
 func (s *Store) auditAppender(ctx context.Context, events []*store.AuditEvent) (func(context.Context, *sql.Tx) error, error) {
+	if len(s.auditKey) == 0 {
+		return nil, errNoAuditKey
+	}
 	insert, err := s.prepared(ctx, s.q(`INSERT INTO audit_events (seq, at, type, actor, subject, client, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`))
 	if err != nil {
 		return nil, fmt.Errorf("append audit event: %w", err)
@@ -75,7 +84,7 @@ func (s *Store) auditAppender(ctx context.Context, events []*store.AuditEvent) (
 			if len(e.Details) == 0 {
 				e.Details = []byte("{}")
 			}
-			e.Hash = store.ChainHash(e.PrevHash, e)
+			e.Hash = store.ChainHash(s.auditKey, e.PrevHash, e)
 			if _, err := stmt.ExecContext(ctx, e.Seq, ts(e.At), e.Type, e.Actor, e.Subject, e.Client, string(e.Details), e.PrevHash, e.Hash); err != nil {
 				s.auditHead.tx = nil
 				return fmt.Errorf("append audit event: %w", err)

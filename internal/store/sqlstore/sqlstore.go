@@ -4,6 +4,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -41,6 +42,10 @@ type Store struct {
 	stmts   sync.Map // rebound query → *sql.Stmt prepared on W (hot-path writes)
 	onClose []func() // backend helpers to stop before the pools close
 
+	// auditKey chains audit events (HMAC-SHA-256); without it AppendAudit refuses to write, so no
+	// unkeyed event can follow keyed ones.
+	auditKey []byte
+
 	// auditHead caches the audit chain's head within one batch transaction, so a batch of
 	// appends reads it once. Only the batcher's goroutine touches it.
 	auditHead struct {
@@ -67,9 +72,21 @@ func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// Option configures a store when it is opened.
+type Option func(*Store)
+
+// WithAuditKey gives the store the audit chain's key (secrets.Keys.AuditKey). A store opened without
+// it reads everything but cannot append audit events.
+func WithAuditKey(key []byte) Option {
+	return func(s *Store) { s.auditKey = bytes.Clone(key) }
+}
+
 // New returns a store over open, migrated databases.
-func New(w, r *sql.DB, d Dialect) *Store {
+func New(w, r *sql.DB, d Dialect, opts ...Option) *Store {
 	s := &Store{W: w, R: r, d: d}
+	for _, o := range opts {
+		o(s)
+	}
 	s.batch = NewBatcher(w, 256)
 	return s
 }

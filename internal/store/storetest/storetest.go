@@ -5,9 +5,14 @@ package storetest
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +20,21 @@ import (
 	"github.com/signet-id/signet/internal/store"
 )
 
-// Run runs the suite; open returns a fresh, empty, migrated store for each sub-test.
+// AuditKey is the audit key every store under test must be opened with (sqlstore.WithAuditKey), so
+// that the suite can check the chain's HMACs. It is what secrets derives from the master key
+// 00 01 02 … 1f (the fixed vector in the secrets tests).
+var AuditKey = mustHex("dec33e08301b18dda3afaf95bf2ebf7a6026b93296fcf5601681103fe8f43d4f")
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Run runs the suite; open returns a fresh, empty, migrated store for each sub-test, opened with
+// AuditKey.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	for _, tc := range []struct {
 		name string
@@ -37,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"prune", testPrune},
 		{"concurrent token writes are group-committed", testConcurrentTokens},
 		{"audit log is chained", testAudit},
+		{"audit chain golden vectors", testAuditGolden},
+		{"audit chain is keyed from the first event", testAuditKeyedFrom},
 		{"exchange rules and sessions", testExchange},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -604,7 +625,7 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 	prev := []byte{}
 	for i, e := range all {
-		if e.Seq != int64(i+1) || string(e.PrevHash) != string(prev) || string(e.Hash) != string(store.ChainHash(prev, &e)) {
+		if e.Seq != int64(i+1) || string(e.PrevHash) != string(prev) || string(e.Hash) != string(store.ChainHash(AuditKey, prev, &e)) {
 			t.Fatalf("event %d breaks the chain: %+v", i+1, e)
 		}
 		prev = e.Hash
@@ -706,5 +727,134 @@ func testExchange(t *testing.T, s store.Store) {
 		if e.Seq != int64(i+1) || e.Type == "x" {
 			t.Fatalf("audit log after a failed item: %+v", events)
 		}
+	}
+}
+
+// goldenEvents are fixed audit events as a caller hands them to AppendAudit, with the canonical
+// bytes docs/audit.md says the chain covers, written out by hand: each field quoted and followed by
+// a line feed (sequence number, time in RFC 3339 UTC cut to microseconds without trailing zeros,
+// type, actor, subject, client), then the details exactly as stored ({} when empty).
+func goldenEvents() (events []*store.AuditEvent, canonical [][]byte) {
+	paris := time.FixedZone("CET", 3600)
+	return []*store.AuditEvent{
+			{At: time.Date(2026, 11, 24, 12, 30, 15, 123456000, time.UTC), Type: "exchange.allowed", Actor: "u-sam", Subject: "u-dana", Client: "spa",
+				Details: []byte(`{"mode":"impersonation","reason":"ticket 42"}`)},
+			{At: time.Date(2026, 11, 24, 12, 30, 16, 0, time.UTC), Type: "token.revoked", Actor: "cli:\"ops\"\n", Subject: "Zoë"},
+			{At: time.Date(2026, 11, 24, 13, 30, 17, 500000999, paris), Type: "x", Details: []byte(`{ "a": 1 }`)},
+		}, [][]byte{
+			[]byte("\"1\"\n\"2026-11-24T12:30:15.123456Z\"\n\"exchange.allowed\"\n\"u-sam\"\n\"u-dana\"\n\"spa\"\n" + `{"mode":"impersonation","reason":"ticket 42"}`),
+			[]byte("\"2\"\n\"2026-11-24T12:30:16Z\"\n\"token.revoked\"\n\"cli:\\\"ops\\\"\\n\"\n\"Zoë\"\n\"\"\n{}"),
+			[]byte("\"3\"\n\"2026-11-24T12:30:17.5Z\"\n\"x\"\n\"\"\n\"\"\n\"\"\n" + `{ "a": 1 }`),
+		}
+}
+
+// goldenKeyed and goldenUnkeyed are the golden events' hashes, computed outside Go from the bytes
+// above: HMAC-SHA-256 under AuditKey, and the plain SHA-256 chain of versions before the keyed one.
+var (
+	goldenKeyed = []string{
+		"872f25c9f809ff2150a3b32939bfc41b57f822938aaccc03eb30b06b18f0dee4",
+		"8f8e6db9f7f447d20f6ca6ef85dfeee5e42c5a6b2fe07bd0df2227447faec00c",
+		"5277afb65cb862d8ff6f61a84d5a6fad2e83e5554715d0947dc8d89d5d4cc018",
+	}
+	goldenUnkeyed = []string{
+		"446942238166d69e5ce4560ee00857f83ce33bcf9a9143887190cf2b3cbc7e26",
+		"5c94464cd08a747be9c09e03690698475708c2334350639398fa8d98f0103ae8",
+		"501803c1545682a4bbf8426e7b042a0c9222f9e85524c67c8f559b8b9397bdd7",
+	}
+)
+
+func hmacSHA256(key []byte, parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, key)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	return m.Sum(nil)
+}
+
+// testAuditGolden: the store chains events exactly as documented, HMAC-SHA-256(audit key,
+// prev_hash || canonical(event)), recomputed here with crypto/hmac from the bytes written by hand
+// and checked against vectors computed outside Go.
+func testAuditGolden(t *testing.T, s store.Store) {
+	events, canonical := goldenEvents()
+	ok(t, s.AppendAudit(ctx, events...), "append")
+	stored, err := s.ListAudit(ctx, store.AuditFilter{})
+	ok(t, err, "list")
+	if len(stored) != len(events) {
+		t.Fatalf("%d events stored, want %d", len(stored), len(events))
+	}
+	prev := []byte{}
+	for i, e := range stored {
+		want := hmacSHA256(AuditKey, prev, canonical[i])
+		if hex.EncodeToString(want) != goldenKeyed[i] {
+			t.Fatalf("event %d: crypto/hmac over the documented bytes gives %x, the vector says %s", i+1, want, goldenKeyed[i])
+		}
+		if string(e.PrevHash) != string(prev) || hex.EncodeToString(e.Hash) != goldenKeyed[i] {
+			t.Fatalf("event %d: stored prev %x hash %x, want prev %x hash %s", i+1, e.PrevHash, e.Hash, prev, goldenKeyed[i])
+		}
+		if string(events[i].Hash) != string(e.Hash) || events[i].Seq != int64(i+1) {
+			t.Fatalf("event %d: AppendAudit reported seq %d hash %x, the store holds %x", i+1, events[i].Seq, events[i].Hash, e.Hash)
+		}
+		prev = e.Hash
+	}
+}
+
+// testAuditKeyedFrom: a new database records that its chain is keyed from the first event, so no
+// event of it is ever verified unkeyed.
+func testAuditKeyedFrom(t *testing.T, s store.Store) {
+	v, err := s.GetSetting(ctx, store.AuditKeyedFromSetting)
+	ok(t, err, "keyed-from marker")
+	if v != "1" {
+		t.Fatalf("a new database's chain is keyed from %q, want 1", v)
+	}
+}
+
+// RunUpgrade checks a database whose audit log an earlier version wrote, chained with plain SHA-256:
+// old is that database, migrated to the schema before the keyed chain (placeholders $1, $2, … when
+// dollar is set); open opens it with the current code and AuditKey. The old events stay as they
+// were, the migration marks the chain keyed from the next event, and that event's HMAC covers the
+// last unkeyed hash, so rewriting the old events still breaks the chain.
+func RunUpgrade(t *testing.T, old *sql.DB, dollar bool, open func(t *testing.T) store.Store) {
+	events, canonical := goldenEvents()
+	q := `INSERT INTO audit_events (seq, at, type, actor, subject, client, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	if dollar {
+		q = `INSERT INTO audit_events (seq, at, type, actor, subject, client, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	}
+	prev := []byte{}
+	for i, e := range events {
+		h := sha256.Sum256(append(append([]byte{}, prev...), canonical[i]...))
+		if hex.EncodeToString(h[:]) != goldenUnkeyed[i] {
+			t.Fatalf("unkeyed event %d: SHA-256 over the documented bytes gives %x, the vector says %s", i+1, h, goldenUnkeyed[i])
+		}
+		details := string(e.Details)
+		if details == "" {
+			details = "{}"
+		}
+		if _, err := old.ExecContext(ctx, q, i+1, e.At.Truncate(time.Microsecond).UnixMicro(), e.Type, e.Actor, e.Subject, e.Client, details, prev, h[:]); err != nil {
+			t.Fatalf("writing the old chain: %v", err)
+		}
+		prev = h[:]
+	}
+	s := open(t)
+	v, err := s.GetSetting(ctx, store.AuditKeyedFromSetting)
+	ok(t, err, "keyed-from marker after the upgrade")
+	if v != strconv.Itoa(len(events)+1) {
+		t.Fatalf("the upgraded chain is keyed from %q, want %d", v, len(events)+1)
+	}
+	next := &store.AuditEvent{At: at, Type: "after.upgrade", Actor: "a"}
+	ok(t, s.AppendAudit(ctx, next), "append after the upgrade")
+	stored, err := s.ListAudit(ctx, store.AuditFilter{})
+	ok(t, err, "list")
+	if len(stored) != len(events)+1 {
+		t.Fatalf("%d events after the upgrade, want %d", len(stored), len(events)+1)
+	}
+	for i := range events {
+		if hex.EncodeToString(stored[i].Hash) != goldenUnkeyed[i] {
+			t.Fatalf("the upgrade changed old event %d", i+1)
+		}
+	}
+	wantCanonical := []byte("\"4\"\n\"2026-11-24T12:30:15.123456Z\"\n\"after.upgrade\"\n\"a\"\n\"\"\n\"\"\n{}")
+	first := stored[len(events)]
+	if string(first.PrevHash) != string(prev) || string(first.Hash) != string(hmacSHA256(AuditKey, prev, wantCanonical)) {
+		t.Fatalf("the first keyed event must be HMAC(audit key, last unkeyed hash || canonical): %+v", first)
 	}
 }

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCLIAuditVerifyPrintsAnAnchor: verify prints the head and an anchor; given that anchor later,
+// it still passes while the log only grew, and catches what the chain alone cannot — the newest
+// events deleted — and an anchor it did not make.
+func TestCLIAuditVerifyPrintsAnAnchor(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"ann", "bob"} {
+		if _, err := cli(t, dir, "user", "create", "--username", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := cli(t, dir, "audit", "verify")
+	if err != nil || !strings.Contains(out, "OK: 2 events, chain intact") || !strings.Contains(out, "head: event 2, hash ") {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	anchor := lineAfter(out, "anchor: ")
+	if strings.Count(anchor, ":") != 2 {
+		t.Fatalf("no anchor printed:\n%s", out)
+	}
+	if _, err := cli(t, dir, "user", "create", "--username", "cyd"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cli(t, dir, "audit", "verify", "--anchor", anchor); err != nil || !strings.Contains(out, "OK: 3 events") {
+		t.Fatalf("the log grew past its anchor: %v\n%s", err, out)
+	}
+	forged := anchor[:len(anchor)-1] + "0"
+	if strings.HasSuffix(anchor, "0") {
+		forged = anchor[:len(anchor)-1] + "1"
+	}
+	if out, err := cli(t, dir, "audit", "verify", "--anchor", forged); err == nil || !strings.Contains(out, "not made with this master key") {
+		t.Fatalf("an altered anchor must be refused: %v\n%s", err, out)
+	}
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "signet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM audit_events WHERE seq >= 2`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if out, err := cli(t, dir, "audit", "verify"); err != nil || !strings.Contains(out, "OK: 1 events") {
+		t.Fatalf("without an anchor the chain alone cannot see its newest events deleted (documented): %v\n%s", err, out)
+	}
+	out, err = cli(t, dir, "audit", "verify", "--anchor", anchor)
+	if err == nil || !strings.Contains(out, "BROKEN at event 2") || !strings.Contains(out, "deleted from the end") {
+		t.Fatalf("the anchor must reveal the deleted events: %v\n%s", err, out)
+	}
+}
+
+// lineAfter returns the rest of the first line of out that starts with prefix.
+func lineAfter(out, prefix string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if rest, ok := strings.CutPrefix(l, prefix); ok {
+			return rest
+		}
+	}
+	return ""
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -247,5 +248,38 @@ func TestCLIExplainsAndRevokesRefreshTokens(t *testing.T) {
 	cliJSON(t, dir, &ex, "token", "explain", raw)
 	if ex["active"] != false || ex["reason"] != "revoked" {
 		t.Fatalf("explain after revoke: %v", ex)
+	}
+}
+
+// TestCLIAdminToken: `token issue --admin` is how a script gets a token the admin API accepts
+// (audience <issuer>/admin/v1), and only for a subject holding signet:admin; `user lock` makes the
+// user's tokens inactive for good (unlocking does not bring them back).
+func TestCLIAdminToken(t *testing.T) {
+	dir := t.TempDir()
+	var cl, root, sam map[string]any
+	cliJSON(t, dir, &cl, "client", "create", "--name", "ops")
+	cliJSON(t, dir, &root, "user", "create", "--username", "root", "--role", "admin")
+	cliJSON(t, dir, &sam, "user", "create", "--username", "sam")
+	var tok map[string]any
+	cliJSON(t, dir, &tok, "token", "issue", "--client", cl["client_id"].(string), "--user", "root", "--admin")
+	aud, _ := tok["aud"].([]any)
+	if len(aud) != 2 || !strings.HasSuffix(aud[1].(string), "/admin/v1") {
+		t.Fatalf("admin token audience: %v", tok)
+	}
+	if _, err := cli(t, dir, "token", "issue", "--client", cl["client_id"].(string), "--user", "sam", "--admin"); err == nil || !strings.Contains(err.Error(), "signet:admin") {
+		t.Fatalf("a non-admin must not get an admin-API token: %v", err)
+	}
+	var plain map[string]any
+	cliJSON(t, dir, &plain, "token", "issue", "--client", cl["client_id"].(string), "--user", "sam")
+	if _, err := cli(t, dir, "user", "lock", "sam"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli(t, dir, "user", "unlock", "sam"); err != nil {
+		t.Fatal(err)
+	}
+	var ex map[string]any
+	cliJSON(t, dir, &ex, "token", "explain", plain["access_token"].(string))
+	if ex["active"] != false || !strings.Contains(fmt.Sprint(ex["detail"]), "locked") {
+		t.Fatalf("a token from before the lock must stay inactive after unlocking: %v", ex)
 	}
 }

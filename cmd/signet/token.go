@@ -41,6 +41,7 @@ func tokenIssueCmd() *cobra.Command {
 	var clientID, user, account, scope string
 	var audiences []string
 	var ttl time.Duration
+	var forAdmin bool
 	cmd := &cobra.Command{
 		Use:   "issue --client ID [--user U | --serviceaccount S]",
 		Short: "Mint an access token directly (for tests and scripts), under the client's rules",
@@ -52,6 +53,9 @@ func tokenIssueCmd() *cobra.Command {
 			c, err := findClient(ctx, s, clientID)
 			if err != nil {
 				return err
+			}
+			if forAdmin {
+				audiences = append(audiences, oauth.AdminAudience(s.Config.Issuer))
 			}
 			in := oauth.Issue{SubjectKind: store.KindClient, Subject: c.ID, ClientID: c.ID, Client: c,
 				Scope: strings.Fields(scope), Audience: audiences, TTL: ttl}
@@ -97,6 +101,7 @@ func tokenIssueCmd() *cobra.Command {
 	f.StringVar(&scope, "scope", "", "space-separated scopes")
 	f.StringSliceVar(&audiences, "audience", nil, "audience (an API's client ID) the client may request (repeatable)")
 	f.DurationVar(&ttl, "ttl", 0, "lifetime (at most the client's)")
+	f.BoolVar(&forAdmin, "admin", false, "for the admin API (audience <issuer>/admin/v1); the subject must hold signet:admin")
 	return cmd
 }
 

@@ -79,6 +79,7 @@ func policyAddCmd() *cobra.Command {
 	f.StringSliceVar(&excludeUsers, "exclude-user", nil, "user never acted for")
 	f.StringSliceVar(&excludeRoles, "exclude-role", nil, "role whose holders are never acted for")
 	f.StringSliceVar(&r.Clients, "client", nil, "client that may request (required for public clients)")
+	f.StringSliceVar(&r.ActorTokenClients, "actor-token-client", nil, "client whose actor tokens a confidential requester may present besides its own (default: only its own)")
 	f.StringSliceVar(&r.Audiences, "audience", nil, "audience (API client ID) the new token may have (required)")
 	f.StringSliceVar(&r.Scopes, "scope", nil, "scope ceiling (repeatable)")
 	f.DurationVar(&ttl, "max-ttl", 0, "lifetime cap (default 15m for impersonation, 1h for delegation; at most 1h)")

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/signet-id/signet/internal/audit"
+	"github.com/signet-id/signet/internal/exchange"
 	"github.com/signet-id/signet/internal/store"
 )
 
@@ -171,17 +172,6 @@ func (w *Webhook) cursor(ctx context.Context) (int64, error) {
 	return strconv.ParseInt(v, 10, 64)
 }
 
-// allowed is the part of an exchange.allowed audit record a notification needs.
-type allowed struct {
-	Notify    bool     `json:"notify_subject"`
-	Mode      string   `json:"mode"`
-	Rule      string   `json:"rule"`
-	Session   string   `json:"session"`
-	Reason    string   `json:"reason"`
-	ExpiresAt string   `json:"expires_at"`
-	Audience  []string `json:"audience"`
-	Scope     string   `json:"scope"`
-}
 
 // Session is the event payload: what a receiver needs to tell the subject.
 type Session struct {
@@ -218,8 +208,8 @@ type set struct {
 // deliverOne sends the notification an audit event asks for, if any; sent reports whether the
 // receiver accepted one.
 func (w *Webhook) deliverOne(ctx context.Context, e store.AuditEvent) (sent bool, err error) {
-	var d allowed
-	if err := json.Unmarshal(e.Details, &d); err != nil || !d.Notify || d.Session == "" {
+	var d exchange.Allowed
+	if err := json.Unmarshal(e.Details, &d); err != nil || !d.NotifySubject || d.Session == "" {
 		return false, nil // not a notifying session opening: nothing to send
 	}
 	payload := Session{Kind: d.Mode, Session: d.Session, Rule: d.Rule, Subject: w.person(ctx, e.Subject), Actor: w.person(ctx, e.Actor),

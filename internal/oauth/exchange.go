@@ -349,7 +349,7 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 		}
 		a.Exchange = &tokens.Exchange{Kind: req.Mode, Session: newSession.ID}
 	}
-	details := allowedDetails{
+	details := exchange.Allowed{
 		Mode: req.Mode, Rule: d.Rule, Audience: d.Audience, Scope: strings.Join(d.Scope, " "),
 		ExpiresAt: d.ExpiresAt.UTC().Format(time.RFC3339), Reason: req.Reason, JTI: a.ID,
 		RequestedTokenType: in.requested, SourceIP: src["source_ip"].(string), UserAgent: src["user_agent"].(string),
@@ -423,24 +423,6 @@ func (h *Handler) algFor(c *Caller) string {
 	return h.DefaultAlg
 }
 
-// allowedDetails is the audit record of a granted exchange (a struct: it is written per request).
-type allowedDetails struct {
-	Mode               string   `json:"mode"`
-	Rule               string   `json:"rule,omitempty"`
-	Audience           []string `json:"audience"`
-	Scope              string   `json:"scope"`
-	ExpiresAt          string   `json:"expires_at"`
-	Reason             string   `json:"reason,omitempty"`
-	JTI                string   `json:"jti"`
-	RequestedTokenType string   `json:"requested_token_type"`
-	Session            string   `json:"session,omitempty"`
-	ParentSession      string   `json:"parent_session,omitempty"`
-	RuleSource         string   `json:"rule_source,omitempty"`
-	NotifySubject      bool     `json:"notify_subject,omitempty"`
-	RefreshUntil       string   `json:"refresh_until,omitempty"`
-	SourceIP           string   `json:"source_ip"`
-	UserAgent          string   `json:"user_agent"`
-}
 
 // auditDenied records a refused exchange. A failure to record is logged; the request is refused
 // either way.

@@ -107,8 +107,10 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 	if inactive != nil {
 		return principal{}, oauth.InvalidToken("the Bearer token is not active; get a new access token")
 	}
-	if at.Act != nil {
-		return principal{}, oauth.AccessDenied("tokens obtained by delegation or impersonation cannot use the admin API")
+	if at.Act != nil || len(at.Lineage) > 0 {
+		// Down-scoped tokens included: the admin API takes only tokens issued to the administrator
+		// directly, never anything derived by exchange.
+		return principal{}, oauth.AccessDenied("tokens obtained by token exchange cannot use the admin API")
 	}
 	if !at.HasAudience(a.audience()) {
 		return principal{}, oauth.InvalidToken("the Bearer token was not issued for the admin API: request it with audience=%s (or resource=%s), see docs/operations.md", a.audience(), a.audience())

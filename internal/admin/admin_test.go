@@ -99,7 +99,7 @@ func TestAdminAPIManagesPoliciesSessionsAndAudit(t *testing.T) {
 	if ui["sub"] != dana.ID || ui["act"].(map[string]any)["sub"] != sam.ID {
 		t.Fatalf("userinfo must show act: %v", ui)
 	}
-	if code, body := (call{env, imp}).do(t, "GET", "/admin/v1/policies", nil); code != 403 || !strings.Contains(body["error_description"].(string), "impersonation") {
+	if code, body := (call{env, imp}).do(t, "GET", "/admin/v1/policies", nil); code != 403 || !strings.Contains(body["error_description"].(string), "token exchange") {
 		t.Fatalf("an impersonation token must not reach the admin API: %d %v", code, body)
 	}
 

@@ -180,6 +180,10 @@ func (d *Directory) Standing(ctx context.Context, kind store.PrincipalKind, id s
 		var c *store.Client
 		if c, err = d.Client(ctx, id); err == nil {
 			disabled = c.Disabled
+		} else if errors.Is(err, store.ErrNotFound) {
+			// Tokens are also issued to service accounts that authenticate at the token endpoint
+			// themselves; their client_id is the account's ID.
+			return d.Standing(ctx, store.KindServiceAccount, id)
 		}
 	default:
 		return "", nil

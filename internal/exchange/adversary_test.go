@@ -116,51 +116,71 @@ func session() Session {
 	return Session{ID: "xs-1", Kind: ModeImpersonation, Rule: "imp", CreatedAt: t0, ExpiresAt: t0.Add(8 * time.Hour)}
 }
 
-func refreshReq() RefreshRequest {
+// refreshCase is a refresh of an impersonation session under rule imp, one hour after it opened.
+type refreshCase struct {
+	check     SessionCheck
+	scope     []string
+	audience  []string
+	requested []string
+}
+
+func refreshReq() refreshCase {
 	rule := Rule{Name: "imp", Mode: ModeImpersonation, Actors: Selector{Roles: []string{"support"}}, Subjects: Subjects{Roles: []string{"customer"}},
-		Audiences: []string{"orders-api", "billing-api"}, Scopes: []string{"read", "write"}, AllowRefresh: true, RefreshTTL: Duration(8 * time.Hour)}
-	return RefreshRequest{Rule: &rule, Session: session(), Actor: staff(), Subject: customer(), Client: "admin-spa",
-		Scope: []string{"read", "write"}, Audience: []string{"orders-api", "billing-api"}, Now: t0.Add(time.Hour)}
+		Clients: []string{"admin-spa"}, Audiences: []string{"orders-api", "billing-api"}, Scopes: []string{"read", "write"}, AllowRefresh: true, RefreshTTL: Duration(8 * time.Hour)}
+	return refreshCase{check: SessionCheck{Rule: &rule, Session: session(), Actor: staff(), Subject: customer(), Client: "admin-spa", PublicClient: true, Refreshing: true, Now: t0.Add(time.Hour)},
+		scope: []string{"read", "write"}, audience: []string{"orders-api", "billing-api"}}
+}
+
+func (c refreshCase) decide() (*RefreshDecision, *Refusal) {
+	st, ref := RecheckSession(c.check)
+	if ref != nil {
+		return nil, ref
+	}
+	return DecideRefresh(RefreshRequest{Own: *st, Session: c.check.Session, Scope: c.scope, Audience: c.audience, Requested: c.requested, Now: c.check.Now})
 }
 
 // TestDecideRefreshReappliesTheRuleInForce: a narrowed rule narrows the next refresh at once.
 func TestDecideRefreshReappliesTheRuleInForce(t *testing.T) {
-	d, ref := DecideRefresh(refreshReq())
+	d, ref := refreshReq().decide()
 	if ref != nil || !slices.Equal(d.Scope, []string{"read", "write"}) || len(d.Audience) != 2 || !d.ExpiresAt.Equal(t0.Add(time.Hour+15*time.Minute)) {
 		t.Fatalf("unchanged rule: %+v %v", d, ref)
 	}
 	for _, tc := range []struct {
 		name  string
-		edit  func(*RefreshRequest)
+		edit  func(*refreshCase)
 		code  string
 		check func(*RefreshDecision) bool
 	}{
-		{"scope narrowed", func(r *RefreshRequest) { r.Rule.Scopes = []string{"read"} }, "", func(d *RefreshDecision) bool { return slices.Equal(d.Scope, []string{"read"}) }},
-		{"audience narrowed", func(r *RefreshRequest) { r.Rule.Audiences = []string{"billing-api"} }, "", func(d *RefreshDecision) bool { return slices.Equal(d.Audience, []string{"billing-api"}) }},
-		{"audience gone", func(r *RefreshRequest) { r.Rule.Audiences = []string{"hr-api"} }, "invalid_grant", nil},
-		{"max_ttl shortened", func(r *RefreshRequest) { r.Rule.MaxTTL = Duration(time.Minute) }, "", func(d *RefreshDecision) bool { return d.ExpiresAt.Equal(t0.Add(time.Hour + time.Minute)) }},
-		{"refresh_ttl shortened past now", func(r *RefreshRequest) { r.Rule.RefreshTTL = Duration(30 * time.Minute) }, "invalid_grant", nil},
-		{"refresh_ttl shortened caps the token", func(r *RefreshRequest) { r.Rule.RefreshTTL = Duration(time.Hour + 5*time.Minute) }, "", func(d *RefreshDecision) bool {
+		{"scope narrowed", func(r *refreshCase) { r.check.Rule.Scopes = []string{"read"} }, "", func(d *RefreshDecision) bool { return slices.Equal(d.Scope, []string{"read"}) }},
+		{"audience narrowed", func(r *refreshCase) { r.check.Rule.Audiences = []string{"billing-api"} }, "", func(d *RefreshDecision) bool { return slices.Equal(d.Audience, []string{"billing-api"}) }},
+		{"audience gone", func(r *refreshCase) { r.check.Rule.Audiences = []string{"hr-api"} }, "invalid_grant", nil},
+		{"max_ttl shortened", func(r *refreshCase) { r.check.Rule.MaxTTL = Duration(time.Minute) }, "", func(d *RefreshDecision) bool { return d.ExpiresAt.Equal(t0.Add(time.Hour + time.Minute)) }},
+		{"refresh_ttl shortened past now", func(r *refreshCase) { r.check.Rule.RefreshTTL = Duration(30 * time.Minute) }, "invalid_grant", nil},
+		{"refresh_ttl shortened caps the token", func(r *refreshCase) { r.check.Rule.RefreshTTL = Duration(time.Hour + 5*time.Minute) }, "", func(d *RefreshDecision) bool {
 			return d.ExpiresAt.Equal(t0.Add(time.Hour + 5*time.Minute))
 		}},
-		{"asking beyond the narrowed rule", func(r *RefreshRequest) { r.Rule.Scopes = []string{"read"}; r.Requested = []string{"write"} }, "invalid_scope", nil},
-		{"allow_refresh turned off", func(r *RefreshRequest) { r.Rule.AllowRefresh = false }, "invalid_grant", nil},
-		{"rule disabled", func(r *RefreshRequest) { r.Rule.Disabled = true }, "invalid_grant", nil},
-		{"rule removed", func(r *RefreshRequest) { r.Rule = nil }, "invalid_grant", nil},
-		{"actor lost the role", func(r *RefreshRequest) { r.Actor.Roles = nil }, "invalid_grant", nil},
-		{"actor locked", func(r *RefreshRequest) { r.Actor.Locked = true }, "invalid_grant", nil},
-		{"subject locked", func(r *RefreshRequest) { r.Subject.Locked = true }, "invalid_grant", nil},
-		{"session ended", func(r *RefreshRequest) { r.Session.EndedAt = t0.Add(time.Minute) }, "invalid_grant", nil},
-		{"kill switch", func(r *RefreshRequest) { r.KillSwitch = true }, "access_denied", nil},
-		{"kill switch spares delegation", func(r *RefreshRequest) {
-			r.KillSwitch, r.Session.Kind, r.Rule.Mode = true, ModeDelegation, ModeDelegation
-			r.Actor = Party{Kind: "serviceaccount", ID: "sa-x", Roles: []string{"support"}}
+		{"asking beyond the narrowed rule", func(r *refreshCase) { r.check.Rule.Scopes = []string{"read"}; r.requested = []string{"write"} }, "invalid_scope", nil},
+		{"allow_refresh turned off", func(r *refreshCase) { r.check.Rule.AllowRefresh = false }, "invalid_grant", nil},
+		{"rule disabled", func(r *refreshCase) { r.check.Rule.Disabled = true }, "invalid_grant", nil},
+		{"rule removed", func(r *refreshCase) { r.check.Rule = nil }, "invalid_grant", nil},
+		{"actor lost the role", func(r *refreshCase) { r.check.Actor.Roles = nil }, "invalid_grant", nil},
+		{"actor locked", func(r *refreshCase) { r.check.Actor.Locked = true }, "invalid_grant", nil},
+		{"subject locked", func(r *refreshCase) { r.check.Subject.Locked = true }, "invalid_grant", nil},
+		{"session ended", func(r *refreshCase) { r.check.Session.EndedAt = t0.Add(time.Minute) }, "invalid_grant", nil},
+		{"kill switch", func(r *refreshCase) { r.check.KillSwitch = true }, "access_denied", nil},
+		{"kill switch spares delegation", func(r *refreshCase) {
+			r.check.KillSwitch, r.check.Session.Kind, r.check.Rule.Mode = true, ModeDelegation, ModeDelegation
+			r.check.Actor = Party{Kind: "serviceaccount", ID: "sa-x", Roles: []string{"support"}, TokenClient: "admin-spa"}
 		}, "", func(d *RefreshDecision) bool { return true }},
+		{"actor-token binding withdrawn", func(r *refreshCase) {
+			r.check.PublicClient, r.check.Rule.ActorTokenClients = false, nil
+			r.check.Actor.TokenClient = "other-spa"
+		}, "invalid_grant", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := refreshReq()
 			tc.edit(&r)
-			d, ref := DecideRefresh(r)
+			d, ref := r.decide()
 			if tc.code == "" {
 				if ref != nil || !tc.check(d) {
 					t.Fatalf("%+v %v", d, ref)

@@ -349,91 +349,125 @@ func intersect(lists ...[]string) []string {
 	return out
 }
 
-// RefreshRequest is what DecideRefresh needs: the session as stored, its rule and parties as they
-// stand now, and the refresh token's grant.
-type RefreshRequest struct {
+// SessionCheck is an exchange session with its rule and parties as they stand now: what
+// RecheckSession needs to say whether anything more may be obtained from the session.
+type SessionCheck struct {
 	Rule         *Rule // the rule in force with the session's name; nil when it no longer exists
 	Session      Session
-	Actor        Party // the session's actor, now
-	Subject      Party // the session's subject, now
-	Client       string
+	Actor        Party  // the session's actor now, with TokenClient: the client its actor token was issued to
+	Subject      Party  // the session's subject now
+	Client       string // the client that opened the session
 	PublicClient bool
-	KillSwitch   bool     // impersonation is switched off
-	Scope        []string // what the refresh token carries
-	Audience     []string
-	Requested    []string      // scope asked for now; empty: as much as allowed
-	AccessTTL    time.Duration // the client's access-token lifetime
+	KillSwitch   bool // impersonation is switched off
+	Refreshing   bool // a refresh of this session (allow_refresh must still be on)
 	Now          time.Time
 }
 
-// Session is what a refresh decision needs of an exchange session.
+// Session is what a recheck needs of an exchange session.
 type Session struct {
 	ID, Kind, Rule       string
 	CreatedAt, ExpiresAt time.Time
 	EndedAt              time.Time // zero: not ended
 }
 
+// SessionStanding is what a session's rule still allows: nothing derived from the session (a
+// refresh, a down-scoped token, a delegation from one of its tokens) may exceed it.
+type SessionStanding struct {
+	Scopes    []string
+	Audiences []string
+	Ends      time.Time     // the session's end, under the rule's refresh_ttl as it stands now
+	MaxTTL    time.Duration // the rule's max_ttl now
+	Rule      string
+}
+
+// RecheckSession re-applies a session's rule, as it stands now: the session must be open, its rule
+// must exist, be enabled, still match the actor, subject and client (the actor token's binding
+// included), and the kill switch must be off for impersonation. It is pure.
+func RecheckSession(c SessionCheck) (*SessionStanding, *Refusal) {
+	x, r := c.Session, c.Rule
+	switch {
+	case !x.EndedAt.IsZero():
+		return nil, refuse(codeInvalidGrant, "%s session %s was ended at %s; a new exchange is needed", x.Kind, x.ID, x.EndedAt.UTC().Format(time.RFC3339))
+	case x.Kind == ModeImpersonation && c.KillSwitch:
+		return nil, KillSwitchRefused()
+	case r == nil:
+		return nil, refuse(codeInvalidGrant, "rule %q, which allowed %s session %s, no longer exists; nothing more can be obtained from the session", x.Rule, x.Kind, x.ID)
+	}
+	ends := x.ExpiresAt
+	if r.AllowRefresh {
+		ends = minTime(ends, x.CreatedAt.Add(r.RefreshLifetime()))
+	}
+	if !c.Now.Before(ends) {
+		return nil, refuse(codeInvalidGrant, "%s session %s expired at %s; a new exchange is needed", x.Kind, x.ID, ends.UTC().Format(time.RFC3339))
+	}
+	why := ""
+	req := Request{Mode: x.Kind, Actor: c.Actor, Subject: c.Subject, Client: c.Client, PublicClient: c.PublicClient}
+	switch {
+	case r.Mode != x.Kind:
+		why = fmt.Sprintf("it is now a %s rule", r.Mode)
+	case c.Refreshing && !r.AllowRefresh:
+		why = "it no longer allows refresh (allow_refresh is off)"
+	case c.Actor.Locked:
+		why = c.Actor.label() + " is locked or disabled"
+	case c.Subject.Locked:
+		why = fmt.Sprintf("user %s is locked", c.Subject.ID)
+	default:
+		if why, _ = r.mismatch(req); why == "" {
+			if ref := r.binding(req); ref != nil {
+				why = ref.Description
+			}
+		}
+	}
+	if why != "" {
+		return nil, refuse(codeInvalidGrant, "rule %q no longer allows %s session %s: %s", x.Rule, x.Kind, x.ID, why)
+	}
+	return &SessionStanding{Scopes: r.Scopes, Audiences: r.Audiences, Ends: ends, MaxTTL: r.TTL(), Rule: r.Name}, nil
+}
+
+// RefreshRequest is what DecideRefresh needs: the session's own standing (RecheckSession with
+// Refreshing), the standing of every session the refresh token descends from, and the refresh
+// token's grant.
+type RefreshRequest struct {
+	Own       SessionStanding
+	Ancestors []SessionStanding
+	Session   Session
+	Scope     []string // what the refresh token carries
+	Audience  []string
+	Requested []string      // scope asked for now; empty: as much as allowed
+	AccessTTL time.Duration // the client's access-token lifetime
+	Now       time.Time
+}
+
 // RefreshDecision is what a refresh may issue: never more than the refresh token carries, and never
-// more than the session's rule allows now.
+// more than the session's rule (and every ancestor session's rule) allows now.
 type RefreshDecision struct {
 	Scope     []string
 	Audience  []string
 	ExpiresAt time.Time // the new access token's
 }
 
-// DecideRefresh re-applies a session's rule, as it stands now, to a refresh: the session must be
-// open, its rule must exist, be enabled, allow refresh and still match the actor, subject and
-// client; the scope and audience shrink to what the rule allows now; the access token lives no
-// longer than the rule's max_ttl and the session, which itself ends no later than the rule's
-// refresh_ttl after it opened. It is pure.
+// DecideRefresh narrows a refresh to what the rules in force allow: the scope and audience shrink
+// to the session's rule and its ancestors' as they stand now; the access token lives no longer than
+// the rule's max_ttl and the sessions. It is pure.
 func DecideRefresh(req RefreshRequest) (*RefreshDecision, *Refusal) {
-	x, r := req.Session, req.Rule
-	switch {
-	case !x.EndedAt.IsZero():
-		return nil, refuse(codeInvalidGrant, "%s session %s was ended at %s; a new exchange is needed", x.Kind, x.ID, x.EndedAt.UTC().Format(time.RFC3339))
-	case x.Kind == ModeImpersonation && req.KillSwitch:
-		return nil, KillSwitchRefused()
-	case r == nil:
-		return nil, refuse(codeInvalidGrant, "rule %q, which allowed %s session %s, no longer exists; the session cannot be refreshed", x.Rule, x.Kind, x.ID)
+	x, own := req.Session, req.Own
+	allowed, audience, ends := intersect(req.Scope, own.Scopes), intersect(req.Audience, own.Audiences), own.Ends
+	for _, a := range req.Ancestors {
+		allowed, audience, ends = intersect(allowed, a.Scopes), intersect(audience, a.Audiences), minTime(ends, a.Ends)
 	}
-	ends := x.ExpiresAt
-	if r.AllowRefresh {
-		ends = minTime(ends, x.CreatedAt.Add(r.RefreshLifetime()))
-	}
-	if !req.Now.Before(ends) {
-		return nil, refuse(codeInvalidGrant, "%s session %s expired at %s; a new exchange is needed", x.Kind, x.ID, ends.UTC().Format(time.RFC3339))
-	}
-	why := ""
-	switch {
-	case r.Mode != x.Kind:
-		why = fmt.Sprintf("it is now a %s rule", r.Mode)
-	case !r.AllowRefresh:
-		why = "it no longer allows refresh (allow_refresh is off)"
-	case req.Actor.Locked:
-		why = req.Actor.label() + " is locked or disabled"
-	case req.Subject.Locked:
-		why = fmt.Sprintf("user %s is locked", req.Subject.ID)
-	default:
-		why, _ = r.mismatch(Request{Mode: x.Kind, Actor: req.Actor, Subject: req.Subject, Client: req.Client, PublicClient: req.PublicClient})
-	}
-	if why != "" {
-		return nil, refuse(codeInvalidGrant, "rule %q no longer allows %s session %s: %s", x.Rule, x.Kind, x.ID, why)
-	}
-	allowed := intersect(req.Scope, r.Scopes)
 	scope := allowed
 	for _, s := range req.Requested {
 		if !slices.Contains(allowed, s) {
-			return nil, refuse(codeInvalidScope, "scope %q was not granted with this refresh_token or is no longer allowed by rule %q; it can only keep or narrow: %s", s, r.Name, listOrNone(allowed))
+			return nil, refuse(codeInvalidScope, "scope %q was not granted with this refresh_token or is no longer allowed by rule %q; it can only keep or narrow: %s", s, own.Rule, listOrNone(allowed))
 		}
 	}
 	if len(req.Requested) > 0 {
 		scope = slices.Clone(req.Requested)
 	}
-	audience := intersect(req.Audience, r.Audiences)
 	if len(audience) == 0 {
-		return nil, refuse(codeInvalidGrant, "rule %q no longer allows any audience of %s session %s (%s); a new exchange is needed", r.Name, x.Kind, x.ID, strings.Join(req.Audience, ", "))
+		return nil, refuse(codeInvalidGrant, "rule %q no longer allows any audience of %s session %s (%s); a new exchange is needed", own.Rule, x.Kind, x.ID, strings.Join(req.Audience, ", "))
 	}
-	ttl := r.TTL()
+	ttl := own.MaxTTL
 	if req.AccessTTL > 0 {
 		ttl = min(ttl, req.AccessTTL)
 	}
@@ -442,6 +476,31 @@ func DecideRefresh(req RefreshRequest) (*RefreshDecision, *Refusal) {
 		return nil, refuse(codeInvalidGrant, "%s session %s ends now; a new exchange is needed", x.Kind, x.ID)
 	}
 	return &RefreshDecision{Scope: scope, Audience: audience, ExpiresAt: exp}, nil
+}
+
+// Derived narrows a decision about a token derived from exchange sessions' tokens (down-scoping one,
+// or delegating from one) to what those sessions' rules allow now. Asking explicitly for more is
+// refused like asking a rule for more.
+func Derived(d *Decision, requestedScope, requestedAudience []string, sessions []SessionStanding) *Refusal {
+	for _, st := range sessions {
+		for _, s := range requestedScope {
+			if !slices.Contains(st.Scopes, s) {
+				return refuse(codeInvalidScope, "scope %q exceeds what %s allow: %s", s, fmt.Sprintf("rule %q (of the session the subject_token belongs to)", st.Rule), listOrNone(st.Scopes))
+			}
+		}
+		for _, a := range requestedAudience {
+			if !slices.Contains(st.Audiences, a) {
+				return refuse(codeInvalidTarget, "audience %q is not allowed by rule %q; allowed: %s", a, st.Rule, strings.Join(st.Audiences, ", "))
+			}
+		}
+		d.Scope, d.Audience = intersect(d.Scope, st.Scopes), intersect(d.Audience, st.Audiences)
+		d.ExpiresAt = minTime(d.ExpiresAt, st.Ends)
+		d.RefreshUntil = minTime(d.RefreshUntil, st.Ends)
+		if len(d.Audience) == 0 {
+			return refuse(codeInvalidGrant, "rule %q no longer allows any audience of the session the subject_token belongs to; a new exchange is needed", st.Rule)
+		}
+	}
+	return nil
 }
 
 // KillSwitchRefused is the refusal of every impersonation and refresh of one while the kill switch

@@ -202,10 +202,12 @@ func TestAdversaryAdminAPIHasItsOwnAudience(t *testing.T) {
 	if code, _ := get(body["access_token"].(string)); code != 200 {
 		t.Fatalf("a token for the admin audience works: %d", code)
 	}
-	// Down-scoped to the orders API, the same token no longer administers.
-	narrowed := mustExchange(t, x, admin, map[string]string{"subject_token": body["access_token"].(string), "subject_token_type": typeAT, "audience": admin.ID})
-	if code, _ := get(narrowed["access_token"].(string)); code != 401 {
-		t.Fatalf("a down-scoped admin token must not reach the admin API: %d", code)
+	// Down-scoped — to another audience, or even keeping the admin API's — it no longer administers.
+	for _, aud := range []string{admin.ID, oauth.AdminAudience(x.URL)} {
+		narrowed := mustExchange(t, x, admin, map[string]string{"subject_token": body["access_token"].(string), "subject_token_type": typeAT, "audience": aud})
+		if code, body := get(narrowed["access_token"].(string)); code != 403 || !strings.Contains(body["error_description"].(string), "token exchange") {
+			t.Fatalf("a token down-scoped to %s must not reach the admin API: %d %v", aud, code, body)
+		}
 	}
 	// A gateway with introspect-any sees every token active but cannot administer.
 	gw := x.gateway
@@ -440,5 +442,39 @@ func TestAdversaryEndingManySessionsIsOneRevocation(t *testing.T) {
 		"actor_token": x.samToken, "actor_token_type": typeAT, "audience": x.api.ID, "reason": "later"})["access_token"].(string)
 	if !x.active(t, later) {
 		t.Fatal("a session opened after the end is active")
+	}
+}
+
+// A service account that authenticates at the token endpoint itself (its secret) and is allowed
+// token exchange gets tokens that work: their client is the account, in good standing.
+func TestAdversaryTokensIssuedToAServiceAccountLive(t *testing.T) {
+	x := newXEnv(t)
+	ctx := context.Background()
+	bot := x.CreateServiceAccountWithGrants("bot", []string{grantTE})
+	secret := giveSecret(t, x.Env, bot)
+	if err := x.Server.Policy.Put(ctx, exchange.Rule{Name: "bot-delegates", Mode: exchange.ModeDelegation, Actors: exchange.Selector{ServiceAccounts: []string{"bot"}},
+		Subjects: exchange.Subjects{Users: []string{"*"}}, Clients: []string{bot.ID}, Audiences: []string{x.api.ID}, Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Tokens issued to the account itself (client_id = the account's ID).
+	resp, a, err := x.Server.OAuth.IssueAccessToken(ctx, oauth.Issue{SubjectKind: store.KindServiceAccount, Subject: bot.ID, ClientID: bot.ID, Scope: []string{"read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !x.active(t, resp.AccessToken) {
+		t.Fatalf("a service account's own token (client %s) is dead on arrival", a.ClientID)
+	}
+	// A delegation it requests itself: sub dana, client_id the account.
+	code, body := x.PostForm("/oauth/v2/token", map[string]string{"grant_type": grantTE, "subject_token": x.Token(store.KindUser, x.dana.ID, x.agentApp.Client, "read"),
+		"subject_token_type": typeAT, "actor_token": resp.AccessToken, "actor_token_type": typeAT, "audience": x.api.ID}, bot.ID, secret)
+	if code != 200 || !x.active(t, body["access_token"].(string)) {
+		t.Fatalf("a delegation requested by the account itself is dead on arrival: %d %v", code, body)
+	}
+	sa := *bot
+	sa.Disabled = true
+	x.Server.Store.UpdateServiceAccount(ctx, &sa)
+	x.Server.Dir.Invalidate(store.Change{Kind: store.ChangeServiceAccount, Key: sa.ID})
+	if x.active(t, body["access_token"].(string)) {
+		t.Fatal("a token issued to a disabled service account (as client) is active")
 	}
 }

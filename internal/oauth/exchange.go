@@ -197,9 +197,19 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 	if ev.lineage, err = tokens.Derive(ev.subject, ev.actor); err != nil {
 		return ev, InvalidGrant("the subject_token comes from a chain of more than %d exchanges; start again from the user's own token", tokens.MaxLineage)
 	}
-	if req.Mode != exchange.ModeDownscope && req.Subject.Session != "" {
-		if err := h.boundByParentSession(ctx, req.Subject.Session, ev.decision); err != nil {
-			return ev, err
+	if ev.subject != nil {
+		// A token of an exchange session (or derived from one) yields nothing its sessions' rules no
+		// longer allow, whether it is down-scoped or delegated from.
+		var standings []exchange.SessionStanding
+		for _, l := range ev.subject.Sessions() {
+			_, st, err := h.sessionStanding(ctx, l.Exchange.Session, l.ActorVia, false, req.Now)
+			if err != nil {
+				return ev, err
+			}
+			standings = append(standings, *st)
+		}
+		if ref := exchange.Derived(ev.decision, in.scope, in.audiences, standings); ref != nil {
+			return ev, refusalError(ref)
 		}
 	}
 	switch in.requested {
@@ -219,28 +229,6 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 		return ev, InvalidRequest("requested_token_type %q is not supported; supported: %s", in.requested, strings.Join(RequestedTokenTypes, ", "))
 	}
 	return ev, nil
-}
-
-// boundByParentSession keeps a delegation made from a token of another exchange session inside that
-// session: the parent must still be open, and nothing issued now outlives it. (Each actor gets a
-// session of their own; ending the parent ends the child through lineage.)
-func (h *Handler) boundByParentSession(ctx context.Context, id string, d *exchange.Decision) error {
-	parent, err := h.Exchange.Store.GetExchangeSession(ctx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return InvalidGrant("the subject_token's exchange session %s no longer exists", id)
-	case err != nil:
-		return ServerError(err)
-	case !parent.EndedAt.IsZero() || !h.Now().Before(parent.ExpiresAt):
-		return InvalidGrant("the subject_token's exchange session %s has ended; nothing can be derived from it", id)
-	}
-	if d.ExpiresAt.After(parent.ExpiresAt) {
-		d.ExpiresAt = parent.ExpiresAt
-	}
-	if d.RefreshUntil.After(parent.ExpiresAt) {
-		d.RefreshUntil = parent.ExpiresAt
-	}
-	return nil
 }
 
 // refusalError is the one conversion of an exchange refusal into the OAuth error the caller sees;

@@ -207,6 +207,10 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) error {
 		return h.revokeRefresh(ctx, caller, raw)
 	}
 	a, inactive, err := h.Tokens.Resolve(ctx, raw)
+	if err == nil && inactive != nil && inactive.Code == "wrong_type" {
+		// An ID token (issued to the caller): revoking it ends it and what is derived from it.
+		a, inactive, err = h.Tokens.ResolveIDToken(ctx, raw, caller.ID)
+	}
 	if err != nil {
 		return ServerError(err)
 	}

@@ -134,51 +134,86 @@ type refreshDetails struct {
 	UserAgent string   `json:"user_agent"`
 }
 
-// decideRefresh re-applies an exchange session's rule, as it stands now, to a refresh of one of its
-// refresh tokens (exchange.DecideRefresh): it gathers the session, the rule, the parties and the
-// kill switch, and returns what may be issued.
+// decideRefresh re-applies an exchange session's rule, and the rules of every session the refresh
+// token descends from, as they stand now (exchange.RecheckSession, exchange.DecideRefresh), and
+// returns what may be issued.
 func (h *Handler) decideRefresh(ctx context.Context, caller *Caller, prev *tokens.Access, requested []string, now time.Time) (*store.ExchangeSession, *exchange.RefreshDecision, error) {
 	if h.Exchange == nil {
 		return nil, nil, InvalidGrant("token exchange is not enabled here, so this refresh_token cannot be used")
 	}
-	x, err := h.Exchange.Store.GetExchangeSession(ctx, prev.Exchange.Session)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, nil, InvalidGrant("the exchange session of this refresh_token no longer exists")
-	case err != nil:
-		return nil, nil, ServerError(err)
+	actorVia := ""
+	if prev.Act != nil {
+		actorVia = prev.Act.ClientID
 	}
-	req := exchange.RefreshRequest{
-		Session: exchange.Session{ID: x.ID, Kind: x.Kind, Rule: x.Rule, CreatedAt: x.CreatedAt, ExpiresAt: x.ExpiresAt, EndedAt: x.EndedAt},
-		Client:  caller.ID, PublicClient: caller.Method == MethodNone, Scope: prev.Scope, Audience: prev.Audience,
-		Requested: requested, AccessTTL: h.accessTTL(caller.Client), Now: now,
+	x, own, err := h.sessionStanding(ctx, prev.Exchange.Session, actorVia, true, now)
+	if err != nil {
+		return nil, nil, err
 	}
-	if x.Kind == exchange.ModeImpersonation {
-		if req.KillSwitch, err = h.Exchange.Sessions.ImpersonationDisabled(ctx); err != nil {
-			return nil, nil, ServerError(err)
+	req := exchange.RefreshRequest{Own: *own, Session: exchangeSession(x), Scope: prev.Scope, Audience: prev.Audience,
+		Requested: requested, AccessTTL: h.accessTTL(caller.Client), Now: now}
+	for _, l := range prev.Sessions() {
+		if l.Exchange.Session == x.ID {
+			continue
 		}
-	}
-	if req.Rule, err = h.Exchange.Policy.Rule(ctx, x.Rule); err != nil {
-		return nil, nil, ServerError(err)
-	}
-	if req.Subject, err = exchange.SubjectByUserID(ctx, h.Dir, x.Subject); err != nil {
-		return nil, nil, ServerError(err)
-	}
-	if req.Subject.Unknown {
-		return nil, nil, InvalidGrant("the user of %s session %s no longer exists; the session cannot be refreshed", x.Kind, x.ID)
-	}
-	req.Actor, err = exchange.PartyByID(ctx, h.Dir, x.Actor)
-	switch {
-	case errors.Is(err, exchange.ErrNoSuchParty):
-		return nil, nil, InvalidGrant("the acting party of this session no longer exists; the session cannot be refreshed")
-	case err != nil:
-		return nil, nil, ServerError(err)
+		_, st, err := h.sessionStanding(ctx, l.Exchange.Session, l.ActorVia, false, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		req.Ancestors = append(req.Ancestors, *st)
 	}
 	d, ref := exchange.DecideRefresh(req)
 	if ref != nil {
 		return nil, nil, refusalError(ref)
 	}
 	return x, d, nil
+}
+
+func exchangeSession(x *store.ExchangeSession) exchange.Session {
+	return exchange.Session{ID: x.ID, Kind: x.Kind, Rule: x.Rule, CreatedAt: x.CreatedAt, ExpiresAt: x.ExpiresAt, EndedAt: x.EndedAt}
+}
+
+// sessionStanding gathers an exchange session, its rule, parties, requesting client and the kill
+// switch as they stand now and asks exchange.RecheckSession what the session still allows.
+// actorVia is the client its actor's token was issued to.
+func (h *Handler) sessionStanding(ctx context.Context, id, actorVia string, refreshing bool, now time.Time) (*store.ExchangeSession, *exchange.SessionStanding, error) {
+	x, err := h.Exchange.Store.GetExchangeSession(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil, InvalidGrant("exchange session %s no longer exists; a new exchange is needed", id)
+	case err != nil:
+		return nil, nil, ServerError(err)
+	}
+	c := exchange.SessionCheck{Session: exchangeSession(x), Client: x.Client, Refreshing: refreshing, Now: now}
+	if x.Kind == exchange.ModeImpersonation {
+		if c.KillSwitch, err = h.Exchange.Sessions.ImpersonationDisabled(ctx); err != nil {
+			return nil, nil, ServerError(err)
+		}
+	}
+	if c.Rule, err = h.Exchange.Policy.Rule(ctx, x.Rule); err != nil {
+		return nil, nil, ServerError(err)
+	}
+	if cl, err := h.Dir.Client(ctx, x.Client); err == nil {
+		c.PublicClient = cl.AuthMethod == store.AuthNone
+	}
+	if c.Subject, err = exchange.SubjectByUserID(ctx, h.Dir, x.Subject); err != nil {
+		return nil, nil, ServerError(err)
+	}
+	if c.Subject.Unknown {
+		return nil, nil, InvalidGrant("the user of %s session %s no longer exists; nothing more can be obtained from it", x.Kind, x.ID)
+	}
+	c.Actor, err = exchange.PartyByID(ctx, h.Dir, x.Actor)
+	switch {
+	case errors.Is(err, exchange.ErrNoSuchParty):
+		return nil, nil, InvalidGrant("the acting party of %s session %s no longer exists; nothing more can be obtained from it", x.Kind, x.ID)
+	case err != nil:
+		return nil, nil, ServerError(err)
+	}
+	c.Actor.TokenClient = actorVia
+	st, ref := exchange.RecheckSession(c)
+	if ref != nil {
+		return nil, nil, refusalError(ref)
+	}
+	return x, st, nil
 }
 
 // RefreshRaceWindow is how soon after a refresh token's use a second use by the same client counts

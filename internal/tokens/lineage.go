@@ -26,7 +26,8 @@ type Link struct {
 	Grant    string              `json:"grant,omitempty"`
 	Session  string              `json:"sid,omitempty"`
 	Exchange *Exchange           `json:"x,omitempty"`
-	Actor    string              `json:"act,omitempty"` // the outermost act.sub: the owner of Exchange's session
+	Actor    string              `json:"act,omitempty"`        // the outermost act.sub: the owner of Exchange's session
+	ActorVia string              `json:"act_client,omitempty"` // the client the actor's token was issued to
 }
 
 // link is what descendants record of a.
@@ -34,7 +35,7 @@ func (a *Access) link() Link {
 	l := Link{ID: a.ID, Subject: a.Subject, Kind: a.SubjectKind, Client: a.ClientID, IssuedAt: a.IssuedAt.Unix(),
 		Grant: a.GrantID, Session: a.SessionID, Exchange: a.Exchange}
 	if a.Act != nil {
-		l.Actor = a.Act.Subject
+		l.Actor, l.ActorVia = a.Act.Subject, a.Act.ClientID
 	}
 	return l
 }
@@ -80,3 +81,18 @@ const MaxSessionLife = 24 * time.Hour
 // KeepRevocationUntil is how long a revocation of a token (or grant, subject, client) expiring at
 // exp must be remembered: until every descendant it reaches has expired too.
 func KeepRevocationUntil(exp time.Time) time.Time { return exp.Add(MaxSessionLife + time.Hour) }
+
+// Sessions lists the exchange sessions a token and its ancestors belong to, each once, with the
+// client its actor's token was issued to: everything derived from the token must still be allowed
+// by each of those sessions' rules.
+func (a *Access) Sessions() []Link {
+	var out []Link
+	seen := map[string]bool{}
+	for _, l := range append([]Link{a.self()}, a.Lineage...) {
+		if l.Exchange != nil && !seen[l.Exchange.Session] {
+			seen[l.Exchange.Session] = true
+			out = append(out, l)
+		}
+	}
+	return out
+}

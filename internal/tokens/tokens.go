@@ -283,8 +283,18 @@ func verifyFailure(err error) (*Inactive, error) {
 }
 
 // Revoke records a revocation in the store and applies it here at once; other replicas apply it
-// when the change feed reaches them.
+// when the change feed reaches them. A refresh token named by ID takes its whole grant with it, as
+// revoking it by value does: the tokens refreshed from it carry its grant, not its ID.
 func (s *Service) Revoke(ctx context.Context, rev store.Revocation) error {
+	if rev.Kind == store.RevokeTokenID {
+		t, err := s.cfg.Store.GetTokenByID(ctx, rev.Value)
+		switch {
+		case err == nil && t.Kind == store.TokenRefresh:
+			rev.Kind, rev.Value = Family(t)
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+	}
 	if err := s.cfg.Store.AddRevocation(ctx, &rev); err != nil {
 		return err
 	}

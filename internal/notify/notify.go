@@ -172,7 +172,6 @@ func (w *Webhook) cursor(ctx context.Context) (int64, error) {
 	return strconv.ParseInt(v, 10, 64)
 }
 
-
 // Session is the event payload: what a receiver needs to tell the subject.
 type Session struct {
 	Kind      string   `json:"kind"` // impersonation or delegation

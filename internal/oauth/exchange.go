@@ -411,7 +411,6 @@ func (h *Handler) algFor(c *Caller) string {
 	return h.DefaultAlg
 }
 
-
 // auditDenied records a refused exchange. A failure to record is logged; the request is refused
 // either way.
 func (h *Handler) auditDenied(ctx context.Context, caller *Caller, in *exchangeInput, ev *exchangeEvent, err error, src map[string]any) {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/signet-id/signet/internal/store"
 )
@@ -26,6 +27,7 @@ type Directory struct {
 
 	mu       sync.RWMutex
 	gen      uint64 // bumped on every invalidation, so a load that raced one is not cached
+	version  atomic.Uint64 // gen, readable without the lock
 	clients  map[string]*store.Client
 	accounts map[string]*store.ServiceAccount
 	users    map[string]*store.User
@@ -133,6 +135,7 @@ func (d *Directory) Invalidate(c store.Change) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.gen++
+	d.version.Store(d.gen)
 	switch c.Kind {
 	case store.ChangeClient:
 		delete(d.clients, c.Key)
@@ -158,6 +161,10 @@ func (d *Directory) Invalidate(c store.Change) {
 		d.roles = nil
 	}
 }
+
+// Version changes whenever an invalidation may have changed what Standing answers: a caller that
+// saw every principal of a token in good standing at one version need not ask again at the same one.
+func (d *Directory) Version() uint64 { return d.version.Load() }
 
 // Standing says whether a principal may hold active tokens: "" when it may, or why not (locked,
 // disabled, deleted). The token service asks it on every use of a token, so locking a user or

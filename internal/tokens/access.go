@@ -48,6 +48,9 @@ type Access struct {
 	// Rendered lets the introspection endpoint keep its encoded answer with a cached token: the
 	// answer for an active token is the same for every caller allowed to see it.
 	Rendered atomic.Pointer[[]byte]
+	// standingAt is the principals' directory version (+1) at which every principal of the token
+	// and its lineage was last seen in good standing; 0: never.
+	standingAt atomic.Uint64
 }
 
 // claims is the JWT form of Access (RFC 9068 names plus Signet's).

@@ -41,6 +41,8 @@ type Principals interface {
 	// Standing returns "" when the principal may hold active tokens, or why not ("user dana is
 	// locked", "client api was deleted"). The error is for server faults only.
 	Standing(ctx context.Context, kind store.PrincipalKind, id string) (string, error)
+	// Version changes whenever a Standing answer may have changed.
+	Version() uint64
 }
 
 // Service issues and resolves access tokens.
@@ -151,6 +153,12 @@ func (s *Service) standing(ctx context.Context, a *Access) (*Inactive, error) {
 	if s.cfg.Principals == nil {
 		return nil, nil
 	}
+	// A cached token whose principals were all in good standing at this directory version needs no
+	// new look-ups (the hot introspection path).
+	v := s.cfg.Principals.Version() + 1
+	if a.standingAt.Load() == v {
+		return nil, nil
+	}
 	check := func(l Link) (*Inactive, error) {
 		if l.Kind != "" {
 			why, err := s.cfg.Principals.Standing(ctx, l.Kind, l.Subject)
@@ -175,6 +183,7 @@ func (s *Service) standing(ctx context.Context, a *Access) (*Inactive, error) {
 			return inactive, err
 		}
 	}
+	a.standingAt.Store(v)
 	return nil, nil
 }
 

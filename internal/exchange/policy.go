@@ -124,16 +124,27 @@ func (p *Policy) Rules(ctx context.Context) ([]Rule, error) {
 	return all, nil
 }
 
-// Rule returns the rule in force with this name, or nil.
+// Rule returns the rule in force with this name, or nil. A name this process does not know yet is
+// looked up in the store once more before it is declared gone: another replica may have added it
+// a moment ago, before the change feed said so.
 func (p *Policy) Rule(ctx context.Context, name string) (*Rule, error) {
+	find := func(rules []Rule) *Rule {
+		if i := slices.IndexFunc(rules, func(r Rule) bool { return r.Name == name }); i >= 0 {
+			return &rules[i]
+		}
+		return nil
+	}
 	rules, err := p.Rules(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if i := slices.IndexFunc(rules, func(r Rule) bool { return r.Name == name }); i >= 0 {
-		return &rules[i], nil
+	if r := find(rules); r != nil {
+		return r, nil
 	}
-	return nil, nil
+	if rules, err = p.Fresh(ctx); err != nil {
+		return nil, err
+	}
+	return find(rules), nil
 }
 
 // Fresh re-reads the stored rules and returns every rule in force. The token endpoint calls it

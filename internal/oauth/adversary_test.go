@@ -178,18 +178,7 @@ func TestAdversaryAdminAPIHasItsOwnAudience(t *testing.T) {
 	x := newXEnv(t)
 	admin := x.CreateClient(store.Client{Name: "ops-cli", Roles: []string{"admin"}, Audiences: []string{x.api.ID}, GrantTypes: []string{"client_credentials", grantTE}})
 	root := x.CreateUser("root", "admin")
-	get := func(token string) (int, map[string]any) {
-		req, _ := http.NewRequest("GET", x.URL+"/admin/v1/policies", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m
-	}
+	get := func(token string) (int, map[string]any) { return x.Bearer("GET", "/admin/v1/policies", token, nil) }
 	apiToken := x.Token(store.KindUser, root.ID, admin.Client)
 	code, body := get(apiToken)
 	wantError(t, code, body, 401, "invalid_token", "not issued for the admin API")
@@ -261,10 +250,8 @@ func TestAdversaryLockedAndDisabledPrincipals(t *testing.T) {
 			t.Errorf("%s of a locked user is active", name)
 		}
 	}
-	req, _ := http.NewRequest("GET", x.URL+"/oidc/v1/userinfo", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
-		t.Fatalf("userinfo with a locked user's token: %v %v", resp.StatusCode, err)
+	if code, _ := x.Bearer("GET", "/oidc/v1/userinfo", tok, nil); code != 401 {
+		t.Fatalf("userinfo with a locked user's token: %d", code)
 	}
 	for _, typ := range []string{typeAT, typeID} {
 		code, body := x.exchangeAs(x.web, map[string]string{"subject_token": tok, "subject_token_type": typeAT, "requested_token_type": typ})

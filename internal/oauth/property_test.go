@@ -267,16 +267,8 @@ func (m *advModel) add(n *node) *node {
 
 // exchange posts a token exchange as client name and records what it yields.
 func (m *advModel) exchange(client string, form map[string]string) (map[string]any, bool) {
-	c := m.clients[client]
 	form["grant_type"] = grantTE
-	var code int
-	var body map[string]any
-	if c.AuthMethod == store.AuthNone {
-		form["client_id"] = c.ID
-		code, body = m.env.PostForm("/oauth/v2/token", form, "", "")
-	} else {
-		code, body = m.env.PostForm("/oauth/v2/token", form, c.ID, c.Secret)
-	}
+	code, body := m.env.PostAs(m.clients[client], "/oauth/v2/token", form)
 	if code/100 == 5 {
 		m.t.Fatalf("server error: %v", body)
 	}
@@ -479,14 +471,7 @@ func (m *advModel) opRefresh() {
 		rule = m.rules["imp"]
 	}
 	issued := time.Now()
-	var code int
-	var body map[string]any
-	if c.AuthMethod == store.AuthNone {
-		form["client_id"] = c.ID
-		code, body = m.env.PostForm("/oauth/v2/token", form, "", "")
-	} else {
-		code, body = m.env.PostForm("/oauth/v2/token", form, c.ID, c.Secret)
-	}
+	code, body := m.env.PostAs(c, "/oauth/v2/token", form)
 	if code/100 == 5 {
 		m.t.Fatalf("server error: %v", body)
 	}

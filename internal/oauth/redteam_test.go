@@ -4,7 +4,6 @@ package oauth_test
 // provider and asserts one of the token-exchange guarantees. A failing test is a break.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -56,37 +55,13 @@ func (x *redenv) info(t *testing.T, raw string) map[string]any {
 // userinfo returns the status of GET /oidc/v1/userinfo with the Bearer token.
 func (x *redenv) userinfo(t *testing.T, raw string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, x.URL+"/oidc/v1/userinfo", nil)
-	req.Header.Set("Authorization", "Bearer "+raw)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	return x.Bearer(http.MethodGet, "/oidc/v1/userinfo", raw, nil)
 }
 
 // admin calls the admin API with a Bearer token.
 func (x *redenv) admin(t *testing.T, raw, method, path string, body any) (int, map[string]any) {
 	t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, x.URL+path, r)
-	req.Header.Set("Authorization", "Bearer "+raw)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	return x.Bearer(method, path, raw, body)
 }
 
 func (x *redenv) refreshAs(c testenv.Client, rt string, extra ...string) (int, map[string]any) {

@@ -323,3 +323,41 @@ func (e *Env) AdminToken(kind store.PrincipalKind, subject string, c *store.Clie
 	}
 	return resp.AccessToken
 }
+
+// PostAs sends a form POST as client c: a public client sends its client_id in the body, a
+// confidential one authenticates with HTTP Basic.
+func (e *Env) PostAs(c Client, path string, form map[string]string) (int, map[string]any) {
+	e.T.Helper()
+	if c.AuthMethod == store.AuthNone {
+		form["client_id"] = c.ID
+		return e.PostForm(path, form, "", "")
+	}
+	return e.PostForm(path, form, c.ID, c.Secret)
+}
+
+// Bearer calls path with an Authorization: Bearer token and an optional JSON body, and returns the
+// status and the decoded JSON answer.
+func (e *Env) Bearer(method, path, token string, body any) (int, map[string]any) {
+	e.T.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequest(method, e.URL+path, r)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}

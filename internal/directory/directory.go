@@ -26,7 +26,7 @@ type Directory struct {
 	st store.Store
 
 	mu       sync.RWMutex
-	gen      uint64 // bumped on every invalidation, so a load that raced one is not cached
+	gen      uint64        // bumped on every invalidation, so a load that raced one is not cached
 	version  atomic.Uint64 // gen, readable without the lock
 	clients  map[string]*store.Client
 	accounts map[string]*store.ServiceAccount

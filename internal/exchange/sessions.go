@@ -148,18 +148,8 @@ func (m *Sessions) Disable(ctx context.Context, by, reason string) error {
 		ExpiresAt: sessionRevocationExpiry(now), Reason: "impersonation disabled by " + by + ": " + reason}); err != nil {
 		return err
 	}
-	active, err := m.Active(ctx)
-	if err != nil {
-		return err
-	}
-	for _, x := range active {
-		if x.Kind == ModeImpersonation {
-			if err := m.Store.EndExchangeSession(ctx, x.ID, by, now); err != nil && !errors.Is(err, store.ErrNotFound) {
-				return err
-			}
-		}
-	}
-	return nil
+	_, err := m.Store.EndExchangeSessions(ctx, store.SessionSelector{Kind: ModeImpersonation}, by, now)
+	return err
 }
 
 // Enable turns impersonation back on (tokens ended by the switch stay inactive).

@@ -254,10 +254,10 @@ type ExchangeSession struct {
 	EndedBy   string
 }
 
-// SessionSelector names the exchange sessions of one actor, subject or requesting client (exactly
-// one field set).
+// SessionSelector names the exchange sessions of one actor, subject or requesting client, or of one
+// kind (impersonation: the kill switch); exactly one field set.
 type SessionSelector struct {
-	Actor, Subject, Client string
+	Actor, Subject, Client, Kind string
 }
 
 // Store is Signet's persistence. Every method is safe for concurrent use. Methods that change a

@@ -26,14 +26,14 @@ func (s *Store) EndExchangeSessions(ctx context.Context, sel store.SessionSelect
 
 func sessionColumn(sel store.SessionSelector) (column, value string, err error) {
 	set := 0
-	for _, c := range []struct{ column, value string }{{"actor", sel.Actor}, {"subject", sel.Subject}, {"client", sel.Client}} {
+	for _, c := range []struct{ column, value string }{{"actor", sel.Actor}, {"subject", sel.Subject}, {"client", sel.Client}, {"kind", sel.Kind}} {
 		if c.value != "" {
 			column, value = c.column, c.value
 			set++
 		}
 	}
 	if set != 1 {
-		return "", "", errors.New("end exchange sessions: name exactly one of actor, subject or client")
+		return "", "", errors.New("end exchange sessions: name exactly one of actor, subject, client or kind")
 	}
 	return column, value, nil
 }

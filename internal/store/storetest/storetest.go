@@ -720,6 +720,13 @@ func testExchange(t *testing.T, s store.Store) {
 	if n, _ := s.EndExchangeSessions(ctx, store.SessionSelector{Client: "spa"}, "op", at.Add(2*time.Minute)); n != 0 {
 		t.Fatalf("sessions of spa still open: %d, want 0", n)
 	}
+	ok(t, s.OpenExchangeSession(ctx, &store.ExchangeSession{ID: "k1", Kind: "impersonation", Actor: "a", Subject: "s", CreatedAt: at, ExpiresAt: at.Add(time.Hour)},
+		&store.AuditEvent{At: at, Type: "exchange.allowed"}), "open k1")
+	ok(t, s.OpenExchangeSession(ctx, &store.ExchangeSession{ID: "k2", Kind: "delegation", Actor: "a", Subject: "s", CreatedAt: at, ExpiresAt: at.Add(time.Hour)},
+		&store.AuditEvent{At: at, Type: "exchange.allowed"}), "open k2")
+	if n, _ := s.EndExchangeSessions(ctx, store.SessionSelector{Kind: "impersonation"}, "op", at.Add(3*time.Minute)); n != 1 {
+		t.Fatalf("impersonation sessions ended by kind: %d, want 1 (k1; k2 is a delegation)", n)
+	}
 	// The failed item left no audit event behind, and the chain continues without a gap.
 	ok(t, s.AppendAudit(ctx, &store.AuditEvent{At: at, Type: "after"}), "append after a failed item")
 	events, _ := s.ListAudit(ctx, store.AuditFilter{})

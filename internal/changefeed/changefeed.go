@@ -18,21 +18,43 @@ type Feed interface {
 	LastChangeSeq(ctx context.Context) (int64, error)
 }
 
-// Watcher polls the change feed and calls subscribers for every new change, in order.
+// Watcher polls the change feed and calls subscribers for every new change.
+//
+// Sequence numbers are taken when a change is written, not when its transaction commits, so a
+// change can become visible after a later-numbered one was read (PostgreSQL, concurrent writers).
+// The watcher therefore never trusts a gap: every missing number below the highest seen is read
+// again on every poll until it appears or GapHorizon has passed (rolled-back transactions leave
+// gaps for good). Every ResyncInterval subscribers get a store.ChangeResync and drop everything,
+// which bounds the damage of anything that still slipped through.
 type Watcher struct {
 	feed     Feed
 	interval time.Duration
 	log      *slog.Logger
 
-	mu   sync.Mutex
-	subs []func(store.Change)
-	seq  int64
-	wake chan struct{}
+	// GapHorizon is how long a missing sequence number is waited for; ResyncInterval how often
+	// every cache is dropped (0: never). Set them before Run.
+	GapHorizon     time.Duration
+	ResyncInterval time.Duration
+	now            func() time.Time
+
+	mu         sync.Mutex
+	subs       []func(store.Change)
+	seq        int64               // highest sequence number delivered
+	gaps       map[int64]time.Time // missing numbers below seq, with when they were first missed
+	lastResync time.Time
+	wake       chan struct{}
 }
+
+// Defaults for Watcher.GapHorizon and Watcher.ResyncInterval.
+const (
+	DefaultGapHorizon     = 2 * time.Minute
+	DefaultResyncInterval = 10 * time.Minute
+)
 
 // New returns a watcher that polls every interval (and whenever Wake is called).
 func New(feed Feed, interval time.Duration, log *slog.Logger) *Watcher {
-	return &Watcher{feed: feed, interval: interval, log: log, wake: make(chan struct{}, 1)}
+	return &Watcher{feed: feed, interval: interval, log: log, wake: make(chan struct{}, 1), GapHorizon: DefaultGapHorizon,
+		ResyncInterval: DefaultResyncInterval, now: time.Now, gaps: map[int64]time.Time{}}
 }
 
 // Subscribe registers fn for every change seen after Start. fn must be fast and must not block.
@@ -50,7 +72,7 @@ func (w *Watcher) Start(ctx context.Context) error {
 		return err
 	}
 	w.mu.Lock()
-	w.seq = seq
+	w.seq, w.lastResync = seq, w.now()
 	w.mu.Unlock()
 	return nil
 }
@@ -80,23 +102,65 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 }
 
-// Poll delivers every change after the last one seen.
+// Poll delivers every change not delivered yet: those after the highest seen, and those that
+// appeared in a gap below it.
 func (w *Watcher) Poll(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	now := w.now()
+	if w.ResyncInterval > 0 && now.Sub(w.lastResync) >= w.ResyncInterval {
+		w.lastResync = now
+		w.deliver(store.Change{Kind: store.ChangeResync, At: now})
+	}
+	for n, since := range w.gaps {
+		if now.Sub(since) > w.GapHorizon {
+			delete(w.gaps, n) // a rolled-back transaction's number, most likely; the resync covers the rest
+		}
+	}
+	from := w.seq
+	for n := range w.gaps {
+		from = min(from, n-1)
+	}
 	for {
-		changes, err := w.feed.Changes(ctx, w.seq, 500)
+		changes, err := w.feed.Changes(ctx, from, 500)
 		if err != nil {
 			return err
 		}
 		for _, c := range changes {
-			for _, fn := range w.subs {
-				fn(c)
+			from = c.Seq
+			switch {
+			case c.Seq > w.seq:
+				for n := w.seq + 1; n < c.Seq; n++ {
+					w.gaps[n] = now
+				}
+				w.seq = c.Seq
+			case !w.hasGap(c.Seq):
+				continue // delivered before
+			default:
+				delete(w.gaps, c.Seq)
 			}
-			w.seq = c.Seq
+			w.deliver(c)
 		}
 		if len(changes) < 500 {
 			return nil
 		}
 	}
+}
+
+func (w *Watcher) hasGap(n int64) bool {
+	_, ok := w.gaps[n]
+	return ok
+}
+
+func (w *Watcher) deliver(c store.Change) {
+	for _, fn := range w.subs {
+		fn(c)
+	}
+}
+
+// Gaps reports how many missing sequence numbers the watcher is still waiting for.
+func (w *Watcher) Gaps() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.gaps)
 }

@@ -137,6 +137,8 @@ func (d *Directory) Invalidate(c store.Change) {
 	d.gen++
 	d.version.Store(d.gen)
 	switch c.Kind {
+	case store.ChangeResync:
+		d.reset()
 	case store.ChangeClient:
 		delete(d.clients, c.Key)
 	case store.ChangeServiceAccount:

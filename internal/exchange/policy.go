@@ -98,7 +98,7 @@ func (p *Policy) LoadFile() error {
 
 // Invalidate reacts to the change feed.
 func (p *Policy) Invalidate(c store.Change) {
-	if c.Kind == store.ChangeExchangeRule {
+	if c.Kind == store.ChangeExchangeRule || c.Kind == store.ChangeResync {
 		p.stored.Invalidate()
 	}
 }

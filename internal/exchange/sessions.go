@@ -53,7 +53,7 @@ func (m *Sessions) now() time.Time {
 
 // Invalidate drops the cached kill switch when the change feed reports it changed.
 func (m *Sessions) Invalidate(c store.Change) {
-	if c.Kind == store.ChangeSetting && c.Key == KillSwitchSetting {
+	if c.Kind == store.ChangeSetting && c.Key == KillSwitchSetting || c.Kind == store.ChangeResync {
 		m.killSwitch.Invalidate()
 	}
 }

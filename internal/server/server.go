@@ -103,7 +103,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 	s.Watcher.Subscribe(s.Dir.Invalidate)
 	s.Watcher.Subscribe(s.Tokens.Invalidate)
 	s.Watcher.Subscribe(func(c store.Change) {
-		if c.Kind == store.ChangeSigningKey {
+		if c.Kind == store.ChangeSigningKey || c.Kind == store.ChangeResync {
 			if err := s.Keys.Load(context.Background()); err != nil {
 				log.Error("reloading signing keys failed", "err", err)
 			}

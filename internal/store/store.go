@@ -192,6 +192,9 @@ const (
 	ChangeRole           = "role"           // Key: role name, or "<kind>:<id>" for a grant change
 	ChangeExchangeRule   = "exchange_rule"  // Key: rule name
 	ChangeSetting        = "setting"        // Key: setting name
+	// ChangeResync is not stored: the change feed delivers it now and then so that every cache
+	// drops everything it holds (a safety net under the feed's own guarantees).
+	ChangeResync = "resync"
 )
 
 // Change is one entry of the change feed that keeps every replica's caches honest.

@@ -325,7 +325,7 @@ func (s *Service) reloadRevocations(ctx context.Context) {
 
 // Invalidate reacts to the change feed: a new revocation elsewhere makes the set stale.
 func (s *Service) Invalidate(c store.Change) {
-	if c.Kind == store.ChangeRevocation {
+	if c.Kind == store.ChangeRevocation || c.Kind == store.ChangeResync {
 		s.dirty.Store(true)
 	}
 }

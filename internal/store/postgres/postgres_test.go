@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"database/sql"
+	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/pressly/goose/v3"
 
+	"github.com/signet-id/signet/internal/changefeed"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/store/backends"
 	"github.com/signet-id/signet/internal/store/postgres"
@@ -132,5 +135,52 @@ func TestUpgradeGivesServiceAccountsTheDefaultGrants(t *testing.T) {
 	want := []string{"client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"}
 	if !slices.Equal(a.GrantTypes, want) {
 		t.Fatalf("after the upgrade the account may use %v; want %v", a.GrantTypes, want)
+	}
+}
+
+// TestChangeFeedFollowsCommitsOutOfOrder: a change numbered earlier commits after a later one was
+// read (two writers, PostgreSQL's sequences are taken at insert). The watcher still delivers it.
+func TestChangeFeedFollowsCommitsOutOfOrder(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	s := open(t, dsn)
+	ctx := context.Background()
+	w := changefeed.New(s, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var seen []string
+	w.Subscribe(func(c store.Change) { seen = append(seen, c.Kind+":"+c.Key) })
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	slow, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Rollback()
+	// The slow writer takes its number first...
+	if _, err := slow.ExecContext(ctx, `INSERT INTO changes (kind, key, at) VALUES ('user', 'u-slow', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	// ...a fast writer takes the next one and commits.
+	if err := s.PutRole(ctx, &store.Role{Name: "fast"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(seen, "role:fast") || slices.Contains(seen, "user:u-slow") || w.Gaps() != 1 {
+		t.Fatalf("after the fast commit: %v, %d gaps", seen, w.Gaps())
+	}
+	if err := slow.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(seen, "user:u-slow") || w.Gaps() != 0 {
+		t.Fatalf("the change committed late was skipped: %v", seen)
 	}
 }

@@ -9,12 +9,16 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
+	"net"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/signet-id/signet/internal/store/sqlstore"
 )
@@ -37,6 +41,7 @@ func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*Store, err
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL DSN: %w", err)
 	}
+	withDeadlines(cfg)
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(16)
@@ -49,7 +54,19 @@ func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*Store, err
 		db.Close()
 		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
+	// Replicas starting together migrate one at a time: a session-level advisory lock named after the
+	// schema (so separate schemas, as in tests, do not wait for each other).
+	var schema string
+	if err := db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("PostgreSQL schema: %w", err)
+	}
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID(schema)), lock.WithLockTimeout(1, 300))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, sub, goose.WithSessionLocker(locker))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrations: %w", err)
@@ -67,6 +84,40 @@ func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*Store, err
 		},
 	}, opts...)
 	return &Store{Store: s, dsn: dsn}, nil
+}
+
+// Session settings that keep one frozen or partitioned replica from stalling the others: a wait for a
+// lock (the audit chain's included) gives up after lockTimeout, a statement after statementTimeout,
+// and a transaction left idle (its replica paused mid-batch) is ended by PostgreSQL after
+// idleTimeout, releasing its locks. TCP keepalives on both sides notice a vanished peer in under a
+// minute instead of PostgreSQL's default two hours. A value set in the DSN wins.
+const (
+	lockTimeout      = "5s"
+	statementTimeout = "30s"
+	idleTimeout      = "30s"
+)
+
+func withDeadlines(cfg *pgx.ConnConfig) {
+	for k, v := range map[string]string{
+		"lock_timeout": lockTimeout, "statement_timeout": statementTimeout, "idle_in_transaction_session_timeout": idleTimeout,
+		"tcp_keepalives_idle": "15", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3",
+	} {
+		if _, set := cfg.RuntimeParams[k]; !set {
+			cfg.RuntimeParams[k] = v
+		}
+	}
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}
+	cfg.DialFunc = d.DialContext
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+}
+
+// migrationLockID is the advisory lock migrations hold, one per schema.
+func migrationLockID(schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("signet migrations " + schema))
+	return int64(h.Sum64() >> 1)
 }
 
 func isUnique(err error) bool {

@@ -184,3 +184,68 @@ func TestChangeFeedFollowsCommitsOutOfOrder(t *testing.T) {
 		t.Fatalf("the change committed late was skipped: %v", seen)
 	}
 }
+
+// TestConnectionsCarryDeadlines: every connection of the store has the lock, statement and
+// idle-in-transaction timeouts and keepalives that keep a frozen replica from stalling the others;
+// a DSN's own value wins.
+func TestConnectionsCarryDeadlines(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	s := open(t, dsn)
+	ctx := context.Background()
+	for setting, want := range map[string]string{"lock_timeout": "5s", "statement_timeout": "30s", "idle_in_transaction_session_timeout": "30s", "tcp_keepalives_idle": "15"} {
+		var got string
+		if err := s.R.QueryRowContext(ctx, "SHOW "+setting).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s = %q, want %q", setting, got, want)
+		}
+	}
+	own := open(t, dsn+"&statement_timeout=7000")
+	var got string
+	own.R.QueryRowContext(ctx, "SHOW statement_timeout").Scan(&got)
+	if got != "7s" {
+		t.Errorf("a DSN's statement_timeout must win: %q", got)
+	}
+	// A transaction held open longer than a lock wait allows: the second writer gives up instead of
+	// hanging (the audit chain's advisory lock behaves the same).
+	holder, err := s.W.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if _, err := holder.ExecContext(ctx, `SELECT pg_advisory_xact_lock(4242)`); err != nil {
+		t.Fatal(err)
+	}
+	other := open(t, dsn+"&lock_timeout=200")
+	start := time.Now()
+	_, err = other.W.ExecContext(ctx, `SELECT pg_advisory_xact_lock(4242)`)
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("a lock wait must end at lock_timeout: %v after %s", err, time.Since(start))
+	}
+}
+
+// TestReplicasStartingTogetherMigrateOnce: several replicas opening an empty database at the same
+// moment migrate it one at a time, and all of them start.
+func TestReplicasStartingTogetherMigrateOnce(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	const n = 4
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for range n {
+		go func() {
+			<-start
+			s, err := postgres.Open(context.Background(), dsn, sqlstore.WithAuditKey(storetest.AuditKey))
+			if err == nil {
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	close(start)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("a replica failed to start: %v", err)
+		}
+	}
+}

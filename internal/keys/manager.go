@@ -223,7 +223,10 @@ func (m *Manager) Ensure(ctx context.Context, alg string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if err := m.st.CreateSigningKey(ctx, k); err != nil {
+		if err := m.st.CreateSigningKey(ctx, k); errors.Is(err, store.ErrConflict) {
+			// Another replica starting at the same moment created this algorithm's keys.
+			return false, m.load(ctx)
+		} else if err != nil {
 			return false, fmt.Errorf("store signing key: %w", err)
 		}
 	}

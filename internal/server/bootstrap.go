@@ -46,7 +46,11 @@ func (s *Server) Bootstrap(ctx context.Context) (*FirstRun, error) {
 		ID: secrets.NewID(), Username: "admin", DisplayName: "Signet administrator",
 		PasswordHash: secrets.HashPassword(password), Roles: []string{"admin"}, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := s.Store.CreateUser(ctx, admin); err != nil {
+	if err := s.Store.CreateUser(ctx, admin); errors.Is(err, store.ErrConflict) {
+		// Another replica starting at the same moment created it (and prints its password).
+		fr.AdminUsername = admin.Username
+		return fr, s.Store.PutSetting(ctx, adminSetting, admin.Username)
+	} else if err != nil {
 		return nil, fmt.Errorf("create admin user: %w", err)
 	}
 	if err := s.Store.PutSetting(ctx, adminSetting, admin.Username); err != nil {

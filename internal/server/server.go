@@ -162,10 +162,14 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 }
 
 func (s *Server) checkMasterKey(ctx context.Context) error {
+	// The first replica to write the fingerprint wins; every other start compares with it, so two
+	// replicas started together with different keys cannot both seal data.
+	err := s.Store.CreateSetting(ctx, masterKeySetting, s.Secrets.Fingerprint())
+	if err == nil || !errors.Is(err, store.ErrConflict) {
+		return err
+	}
 	fp, err := s.Store.GetSetting(ctx, masterKeySetting)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return s.Store.PutSetting(ctx, masterKeySetting, s.Secrets.Fingerprint())
 	case err != nil:
 		return err
 	case fp != s.Secrets.Fingerprint():

@@ -2,12 +2,15 @@ package server_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -217,4 +220,109 @@ func TestProfilerOnlyOnDebugAddr(t *testing.T) {
 			t.Errorf("%s: %d, want %d", c.url, resp.StatusCode, c.want)
 		}
 	}
+}
+
+// TestReplicasStartingTogether: replicas opening one fresh PostgreSQL database at the same moment
+// all start, with one admin user and one active signing key; replicas started together with
+// different master keys cannot both seal data: one starts, the others refuse with the fingerprint
+// error, and the database still opens with the winner's key.
+func TestReplicasStartingTogether(t *testing.T) {
+	newKey := func() string {
+		b := make([]byte, 32)
+		rand.Read(b)
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	startAll := func(opts []testenv.Options) []error {
+		errs := make([]error, len(opts))
+		var wg sync.WaitGroup
+		gate := make(chan struct{})
+		for i, o := range opts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-gate
+				errs[i] = testenv.TryStart(t, o)
+			}()
+		}
+		close(gate)
+		wg.Wait()
+		return errs
+	}
+	t.Run("bootstrap at the same moment", func(t *testing.T) {
+		// Open the replicas (migrations are serialized anyway), then bootstrap them all at once.
+		dsn, key := testenv.PostgresDSN(t), newKey()
+		var replicas []*server.Server
+		for range 4 {
+			cfg, err := config.Defaults()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.DB, cfg.MasterKey, cfg.DataDir, cfg.Issuer = dsn, key, t.TempDir(), "http://signet.together.test"
+			s, err := server.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			replicas = append(replicas, s)
+		}
+		runs := make([]*server.FirstRun, len(replicas))
+		errs := make([]error, len(replicas))
+		var wg sync.WaitGroup
+		gate := make(chan struct{})
+		for i, s := range replicas {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-gate
+				runs[i], errs[i] = s.Bootstrap(context.Background())
+			}()
+		}
+		close(gate)
+		wg.Wait()
+		passwords := 0
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("replica %d failed to bootstrap: %v", i, err)
+			}
+			if runs[i].AdminPassword != "" {
+				passwords++
+			}
+		}
+		users, _ := replicas[0].Store.ListUsers(context.Background())
+		keys, _ := replicas[0].Store.ListSigningKeys(context.Background())
+		active := 0
+		for _, k := range keys {
+			if k.State == store.SigningActive {
+				active++
+			}
+		}
+		if len(users) != 1 || active != 1 || passwords != 1 {
+			t.Fatalf("%d users, %d active keys, %d printed passwords after a joint bootstrap; want 1, 1, 1", len(users), active, passwords)
+		}
+	})
+	t.Run("different keys", func(t *testing.T) {
+		dsn := testenv.PostgresDSN(t)
+		keys := []string{newKey(), newKey(), newKey()}
+		var opts []testenv.Options
+		for _, k := range keys {
+			opts = append(opts, testenv.Options{DB: dsn, MasterKey: k, Issuer: "http://signet.together.test"})
+		}
+		winner := -1
+		for i, err := range startAll(opts) {
+			switch {
+			case err == nil && winner >= 0:
+				t.Fatalf("replicas %d and %d both started with different master keys", winner, i)
+			case err == nil:
+				winner = i
+			case !strings.Contains(err.Error(), "not the one this database was created with"):
+				t.Fatalf("replica %d refused for another reason: %v", i, err)
+			}
+		}
+		if winner < 0 {
+			t.Fatal("no replica started")
+		}
+		if err := testenv.TryStart(t, testenv.Options{DB: dsn, MasterKey: keys[winner], Issuer: "http://signet.together.test"}); err != nil {
+			t.Fatalf("the database no longer opens with the winner's key: %v", err)
+		}
+	})
 }

@@ -302,7 +302,7 @@ type Store interface {
 	RevokePublicKey(ctx context.Context, id string, at time.Time) error
 
 	// Issuer signing keys.
-	CreateSigningKey(ctx context.Context, k *SigningKey) error
+	CreateSigningKey(ctx context.Context, k *SigningKey) error // ErrConflict for a second active (or next) key of one algorithm
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error) // oldest first
 	// RotateSigningKey retires the active key of alg, promotes the next key of alg to active and
 	// stores newNext as the next key, in one transaction. With no next key, newNext becomes active
@@ -357,6 +357,7 @@ type Store interface {
 	// Settings: small named values (bootstrap markers, master key check).
 	GetSetting(ctx context.Context, name string) (string, error) // ErrNotFound when unset
 	PutSetting(ctx context.Context, name, value string) error
+	CreateSetting(ctx context.Context, name, value string) error // ErrConflict when it exists: the first writer wins
 
 	// Prune deletes expired tokens, assertion IDs, revocations and old changes; returns rows removed.
 	Prune(ctx context.Context, now time.Time) (int, error)

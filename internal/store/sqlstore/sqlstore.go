@@ -298,6 +298,17 @@ func (s *Store) PutSetting(ctx context.Context, name, value string) error {
 	}), "setting "+name)
 }
 
+// CreateSetting stores a setting only if it does not exist yet (ErrConflict otherwise): replicas
+// starting together agree on the first value written.
+func (s *Store) CreateSetting(ctx context.Context, name, value string) error {
+	return s.mapErr(s.tx(ctx, func(t *txn) error {
+		if _, err := t.exec(`INSERT INTO settings (name, value) VALUES (?, ?)`, name, value); err != nil {
+			return err
+		}
+		return t.change(store.ChangeSetting, name)
+	}), "setting "+name)
+}
+
 // Prune deletes what can no longer matter.
 func (s *Store) Prune(ctx context.Context, now time.Time) (int, error) {
 	total := 0

@@ -290,6 +290,9 @@ func testSigningKeys(t *testing.T, s store.Store) {
 	ok(t, s.CreateSigningKey(ctx, signingKey("a1", "ES256", store.SigningActive, at)), "active")
 	ok(t, s.CreateSigningKey(ctx, signingKey("n1", "ES256", store.SigningNext, at.Add(time.Second))), "next")
 	ok(t, s.CreateSigningKey(ctx, signingKey("r1", "RS256", store.SigningActive, at.Add(2*time.Second))), "other alg")
+	// One active and one next key per algorithm: a second one (replicas starting together) conflicts.
+	is(t, s.CreateSigningKey(ctx, signingKey("a9", "ES256", store.SigningActive, at)), store.ErrConflict, "second active key")
+	is(t, s.CreateSigningKey(ctx, signingKey("n9", "ES256", store.SigningNext, at)), store.ErrConflict, "second next key")
 	list, _ := s.ListSigningKeys(ctx)
 	if len(list) != 3 || list[0].ID != "a1" || string(list[0].PrivateKey) != "sealed-a1" || !list[0].ActivatedAt.Equal(at) {
 		t.Fatalf("list oldest first: %+v", list)
@@ -542,6 +545,12 @@ func testSettings(t *testing.T, s store.Store) {
 	ok(t, s.PutSetting(ctx, "x", "2"), "overwrite")
 	if v, _ := s.GetSetting(ctx, "x"); v != "2" {
 		t.Fatalf("setting = %q", v)
+	}
+	// CreateSetting: the first writer wins, the value is kept.
+	ok(t, s.CreateSetting(ctx, "first", "a"), "create")
+	is(t, s.CreateSetting(ctx, "first", "b"), store.ErrConflict, "create again")
+	if v, _ := s.GetSetting(ctx, "first"); v != "a" {
+		t.Fatalf("the first value must stay: %q", v)
 	}
 }
 

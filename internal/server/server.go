@@ -318,7 +318,7 @@ func (s *Server) watchNotifications(ctx context.Context, n store.ChangeNotifier)
 	}
 }
 
-// prune removes expired rows every few minutes.
+// prune removes expired rows, and expired tokens from the cache, every few minutes.
 func (s *Server) prune(ctx context.Context) {
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
@@ -327,6 +327,7 @@ func (s *Server) prune(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			s.Tokens.Sweep(time.Now())
 			if n, err := s.Store.Prune(ctx, time.Now()); err != nil {
 				s.Log.Warn("pruning expired rows failed", "err", err)
 			} else if n > 0 {

@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -55,15 +56,79 @@ func TestRevocationMatching(t *testing.T) {
 
 func TestCacheIsBounded(t *testing.T) {
 	c := newCache(320)
+	now := time.Now()
+	live := &Access{ExpiresAt: now.Add(time.Hour)}
 	for i := range 5000 {
-		c.put(cacheKey(string(rune(i))+"tok"), &Access{})
+		c.put(cacheKey(string(rune(i))+"tok"), live, now)
 	}
 	if n := c.len(); n > 320 || n < 100 {
 		t.Fatalf("cache holds %d entries, bound is 320", n)
 	}
 	k := cacheKey("hot")
-	c.put(k, &Access{ID: "hot"})
+	c.put(k, &Access{ID: "hot", ExpiresAt: now.Add(time.Hour)}, now)
 	if a, ok := c.get(k); !ok || a.ID != "hot" {
 		t.Fatal("a just-inserted entry must be found")
+	}
+}
+
+// TestCacheDropsExpiredTokensFirst: a full shard makes room by dropping expired tokens before live
+// ones, and Sweep empties the cache of what can never be active again.
+func TestCacheDropsExpiredTokensFirst(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	c := newCache(cacheShards * 4) // four entries per shard
+	var keys [][32]byte
+	for i := range 2000 {
+		k := cacheKey(fmt.Sprint("tok", i))
+		exp := now.Add(time.Hour)
+		if i%2 == 0 {
+			exp = now.Add(-time.Minute) // expired
+		}
+		c.put(k, &Access{ExpiresAt: exp}, now)
+		keys = append(keys, k)
+	}
+	live := 0
+	for i, k := range keys {
+		if a, ok := c.get(k); ok && i%2 == 1 && a.ExpiresAt.After(now) {
+			live++
+		}
+	}
+	if live == 0 {
+		t.Fatal("no live token survived; expired ones must go first")
+	}
+	expired := 0
+	for i := range c.shards {
+		for _, a := range c.shards[i].m {
+			if !now.Before(a.ExpiresAt) {
+				expired++
+			}
+		}
+	}
+	if n := c.sweep(now); n != expired {
+		t.Fatalf("sweep dropped %d, want the %d expired entries", n, expired)
+	}
+	for i := range c.shards {
+		for _, a := range c.shards[i].m {
+			if !now.Before(a.ExpiresAt) {
+				t.Fatal("an expired token survived the sweep")
+			}
+		}
+	}
+}
+
+// TestUnknownOpaqueTokensAreRememberedBriefly: the negative cache answers for NegativeTTL, then
+// forgets, and never grows past its bound.
+func TestUnknownOpaqueTokensAreRememberedBriefly(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	u := unknownTokens{max: 100}
+	k := cacheKey("sgn_at_nope")
+	u.add(k, now)
+	if !u.has(k, now.Add(NegativeTTL-time.Second)) || u.has(k, now.Add(NegativeTTL)) {
+		t.Fatal("an unknown token is remembered for exactly NegativeTTL")
+	}
+	for i := range 1000 {
+		u.add(cacheKey(fmt.Sprint("flood", i)), now)
+	}
+	if len(u.seen) > 100 {
+		t.Fatalf("the negative cache grew to %d entries past its bound of 100", len(u.seen))
 	}
 }

@@ -49,6 +49,7 @@ type Principals interface {
 type Service struct {
 	cfg     Config
 	cache   *cache
+	unknown unknownTokens
 	revoked revocations
 	dirty   atomic.Bool // a revocation change arrived; reload before trusting the set
 	hits    atomic.Uint64
@@ -66,7 +67,7 @@ func New(cfg Config) *Service {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Service{cfg: cfg, cache: newCache(cfg.CacheSize)}
+	return &Service{cfg: cfg, cache: newCache(cfg.CacheSize), unknown: unknownTokens{max: max(cfg.CacheSize/10, 1000)}}
 }
 
 // Issue mints a token with a's content in the given format. It fills ID and Issuer when empty.
@@ -123,7 +124,7 @@ func (s *Service) Resolve(ctx context.Context, raw string) (*Access, *Inactive, 
 		if err != nil || inactive != nil {
 			return nil, inactive, err
 		}
-		s.cache.put(k, a)
+		s.cache.put(k, a, now)
 	}
 	return s.active(ctx, a, now)
 }
@@ -204,8 +205,13 @@ func (s *Service) load(ctx context.Context, raw string) (*Access, *Inactive, err
 		if strings.HasPrefix(raw, secrets.RefreshTokenPrefix) {
 			return nil, &Inactive{Code: "wrong_type", Detail: "a refresh token is not an access token"}, nil
 		}
+		k, now := cacheKey(raw), s.cfg.Now()
+		if s.unknown.has(k, now) {
+			return nil, &Inactive{Code: "unknown", Detail: "no opaque token with this value was issued here (or it was pruned after expiry)"}, nil
+		}
 		t, err := s.cfg.Store.GetToken(ctx, s.cfg.Secrets.HashToken(raw))
 		if errors.Is(err, store.ErrNotFound) {
+			s.unknown.add(k, now)
 			return nil, &Inactive{Code: "unknown", Detail: "no opaque token with this value was issued here (or it was pruned after expiry)"}, nil
 		}
 		if err != nil {
@@ -329,6 +335,9 @@ func (s *Service) Invalidate(c store.Change) {
 		s.dirty.Store(true)
 	}
 }
+
+// Sweep drops expired tokens from the cache (the server calls it periodically) and says how many.
+func (s *Service) Sweep(now time.Time) int { return s.cache.sweep(now) }
 
 // CacheStats returns hit and miss counts and the number of cached tokens.
 func (s *Service) CacheStats() (hits, misses uint64, size int) {

@@ -12,6 +12,8 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"net"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,14 +39,19 @@ type Store struct {
 
 // Open connects and migrates; opts configure the store (sqlstore.WithAuditKey to write audit events).
 func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*Store, error) {
+	dsn, maxConns, err := poolSize(dsn)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL DSN: %w", err)
 	}
 	withDeadlines(cfg)
 	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(16)
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
@@ -111,6 +118,31 @@ func withDeadlines(cfg *pgx.ConnConfig) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
+}
+
+// DefaultPoolSize is how many connections a replica opens at most unless the DSN says otherwise
+// (pool_max_conns=N). The change listener holds one more. Size it so that replicas × (pool + 1)
+// stays under the server's max_connections with room for administration.
+const DefaultPoolSize = 16
+
+// poolSize takes pool_max_conns out of the DSN (PostgreSQL does not know it).
+func poolSize(dsn string) (string, int, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", 0, fmt.Errorf("PostgreSQL DSN: %w", err)
+	}
+	q := u.Query()
+	v := q.Get("pool_max_conns")
+	if v == "" {
+		return dsn, DefaultPoolSize, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 2 || n > 1000 {
+		return "", 0, fmt.Errorf("PostgreSQL DSN: pool_max_conns=%q: give a number of connections between 2 and 1000", v)
+	}
+	q.Del("pool_max_conns")
+	u.RawQuery = q.Encode()
+	return u.String(), n, nil
 }
 
 // migrationLockID is the advisory lock migrations hold, one per schema.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -247,5 +248,21 @@ func TestReplicasStartingTogetherMigrateOnce(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatalf("a replica failed to start: %v", err)
 		}
+	}
+}
+
+// TestPoolSizeFromTheDSN: pool_max_conns bounds the connections a replica opens (and never reaches
+// PostgreSQL as a parameter); nonsense is refused with what to write instead.
+func TestPoolSizeFromTheDSN(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	s := open(t, dsn+"&pool_max_conns=3")
+	if got := s.W.Stats().MaxOpenConnections; got != 3 {
+		t.Fatalf("max open connections %d, want 3", got)
+	}
+	if got := open(t, dsn).W.Stats().MaxOpenConnections; got != postgres.DefaultPoolSize {
+		t.Fatalf("default pool %d, want %d", got, postgres.DefaultPoolSize)
+	}
+	if _, err := postgres.Open(context.Background(), dsn+"&pool_max_conns=lots"); err == nil || !strings.Contains(err.Error(), "between 2 and 1000") {
+		t.Fatalf("a bad pool size must be refused: %v", err)
 	}
 }

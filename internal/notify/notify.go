@@ -13,6 +13,8 @@ package notify
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,8 +30,16 @@ import (
 	"github.com/signet-id/signet/internal/store"
 )
 
-// CursorSetting holds the sequence number of the last audit event handled.
+// CursorSetting holds the sequence number of the last audit event handled for one destination:
+// CursorSetting + ":" + a hash of the URL. Replicas sending to the same URL share it; a replica
+// configured with another URL (a wrong one, say) has its own and never moves theirs. The bare
+// CursorSetting is the single cursor of earlier versions, read once as a starting point.
 const CursorSetting = "notify_cursor"
+
+func (w *Webhook) cursorSetting() string {
+	h := sha256.Sum256([]byte(w.URL))
+	return CursorSetting + ":" + hex.EncodeToString(h[:8])
+}
 
 // EventURI identifies Signet's session-opened event in a SET's "events" claim.
 const EventURI = "urn:signet:event:exchange-session-opened"
@@ -99,16 +109,20 @@ func (w *Webhook) Run(ctx context.Context) {
 		w.MaxBackoff = 5 * time.Minute
 	}
 	backoff := w.MinBackoff
+	var failingSince time.Time
 	for {
 		wait := w.Poll
 		if err := w.deliverPending(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
 			w.Log.Warn("subject notification not delivered; will retry", "url", w.URL, "err", err, "retry_in", backoff)
-			wait, backoff = backoff, min(2*backoff, w.MaxBackoff)
+			wait, backoff = backoff, nextBackoff(backoff, time.Since(failingSince), w.MinBackoff, w.MaxBackoff)
 		} else {
-			backoff = w.MinBackoff
+			backoff, failingSince = w.MinBackoff, time.Time{}
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -120,6 +134,13 @@ func (w *Webhook) Run(ctx context.Context) {
 		case <-timer.C:
 		}
 	}
+}
+
+// nextBackoff doubles the wait between attempts, but never beyond MaxBackoff nor beyond half of how
+// long the receiver has been failing: a receiver back after a 20 s outage is retried within 10 s,
+// not after a minute.
+func nextBackoff(prev, failingFor, lo, hi time.Duration) time.Duration {
+	return max(lo, min(2*prev, hi, failingFor/2))
 }
 
 // deliverPending sends every pending notification in log order, moving the cursor past each one
@@ -145,7 +166,7 @@ func (w *Webhook) deliverPending(ctx context.Context) error {
 			}
 			cursor = e.Seq
 			// What was delivered stays delivered, even when shutdown interrupts us here.
-			if err := w.Store.PutSetting(context.WithoutCancel(ctx), CursorSetting, strconv.FormatInt(cursor, 10)); err != nil {
+			if err := w.Store.PutSetting(context.WithoutCancel(ctx), w.cursorSetting(), strconv.FormatInt(cursor, 10)); err != nil {
 				return err
 			}
 			if sent {
@@ -162,7 +183,11 @@ func (w *Webhook) outcome(ok bool) {
 }
 
 func (w *Webhook) cursor(ctx context.Context) (int64, error) {
-	v, err := w.Store.GetSetting(ctx, CursorSetting)
+	v, err := w.Store.GetSetting(ctx, w.cursorSetting())
+	if errors.Is(err, store.ErrNotFound) {
+		// First run for this URL: start where the single cursor of earlier versions stood.
+		v, err = w.Store.GetSetting(ctx, CursorSetting)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil
 	}

@@ -202,12 +202,11 @@ func TestSubjectIsNotifiedOfImpersonation(t *testing.T) {
 		t.Fatalf("%d requests reached the receiver; want 2 failures then 1 delivery", n)
 	}
 
-	// A deliverer starting afresh on the same store resumes after the cursor: the next notification
-	// it sends is the next session's, not the one already delivered.
-	rcv2 := newReceiver(t, 0, 0)
-	_, _ = deliverer(t, env, rcv2.URL)
+	// A deliverer starting afresh on the same store for the same destination resumes after its
+	// cursor: the next notification it sends is the next session's, not the one already delivered.
+	_, _ = deliverer(t, env, rcv.URL+"/hooks/signet")
 	third := p.impersonate(t, p.sam, "ticket 4813")
-	_, body = rcv2.next(t)
+	_, body = rcv.next(t)
 	ev = verifySET(t, env, body)["events"].(map[string]any)[notify.EventURI].(map[string]any)
 	if ev["session"] != third {
 		t.Fatalf("after a restart the first notification is for %v; want the new session %s (no redelivery)", ev["session"], third)
@@ -227,5 +226,27 @@ func TestRejectedNotificationIsSkipped(t *testing.T) {
 	ev := verifySET(t, env, body)["events"].(map[string]any)[notify.EventURI].(map[string]any)
 	if ev["session"] != second {
 		t.Fatalf("delivered %v; want the second session after the first was rejected", ev["session"])
+	}
+}
+
+// TestEachDestinationHasItsOwnCursor: a replica configured with a wrong URL (its receiver rejects
+// every SET with 400, so it skips them) must not move the cursor of the replicas sending to the
+// right one: the right receiver, though it is down for a while, still gets every event.
+func TestEachDestinationHasItsOwnCursor(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	p := setup(t, env)
+	wrong := newReceiver(t, 1000, http.StatusBadRequest)
+	right := newReceiver(t, 4, http.StatusServiceUnavailable)
+	deliverer(t, env, wrong.URL)
+	deliverer(t, env, right.URL)
+	first := p.impersonate(t, p.sam, "one")
+	second := p.impersonate(t, p.sam, "two")
+	var got []any
+	for range 2 {
+		_, body := right.next(t)
+		got = append(got, verifySET(t, env, body)["events"].(map[string]any)[notify.EventURI].(map[string]any)["session"])
+	}
+	if len(got) != 2 || got[0] != first || got[1] != second {
+		t.Fatalf("the right receiver got %v; want both sessions in order (%s, %s)", got, first, second)
 	}
 }

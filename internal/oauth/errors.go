@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/signet-id/signet/internal/store"
 )
 
 // Error is an OAuth error response (RFC 6749 §5.2): the code and status the caller sees, a
@@ -103,8 +105,15 @@ func RateLimited(retryAfter int, format string, args ...any) *Error {
 	return e
 }
 
-// ServerError reports a real server fault; the cause is logged, never shown.
+// ServerError reports a real server fault; the cause is logged, never shown. A database that is
+// unreachable or refusing work for now (store.Unavailable) is not a fault of the request: it is
+// answered 503 temporarily_unavailable with Retry-After, so clients retry instead of giving up.
 func ServerError(cause error) *Error {
+	if store.Unavailable(cause) {
+		e := TemporarilyUnavailable("the database is unreachable or busy; retry in a moment")
+		e.RetryAfter, e.Cause = 1, cause
+		return e
+	}
 	return &Error{Code: CodeServerError, Status: http.StatusInternalServerError,
 		Description: "the server failed to handle the request; the operator's logs have the details", Cause: cause}
 }

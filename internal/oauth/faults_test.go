@@ -165,3 +165,60 @@ func TestPostgresConnectionsKilledUnderLoad(t *testing.T) {
 		t.Fatalf("audit chain after the outage: %+v %v", res, err)
 	}
 }
+
+// TestAFrozenReplicaDoesNotStopTheOthers: a replica paused while it holds the audit chain's lock in
+// an open transaction (simulated with a raw connection taking the same lock and then doing nothing).
+// The other replica's exchanges fail fast with 503 while the lock is held — never hanging — and
+// PostgreSQL ends the frozen transaction after idle_in_transaction_session_timeout, after which
+// exchanges succeed again without anyone's intervention. (Deadlines shortened through the DSN.)
+func TestAFrozenReplicaDoesNotStopTheOthers(t *testing.T) {
+	base := testenv.PostgresDSN(t)
+	dsn := base + "&lock_timeout=300&idle_in_transaction_session_timeout=1500"
+	r := testenv.Start(t, testenv.Options{DB: dsn})
+	ctx := context.Background()
+	api := r.CreateClient(store.Client{Name: "api"})
+	client := r.CreateClient(store.Client{Name: "app", GrantTypes: []string{grantTE}})
+	dana := r.CreateUser("dana")
+	agent := r.CreateServiceAccount("agent")
+	if err := r.Server.Policy.Put(ctx, exchange.Rule{Name: "del", Mode: exchange.ModeDelegation, Actors: exchange.Selector{ServiceAccounts: []string{"agent"}},
+		Subjects: exchange.Subjects{Users: []string{"*"}}, Clients: []string{client.ID}, Audiences: []string{api.ID}, Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	form := map[string]string{"grant_type": grantTE, "subject_token": r.Token(store.KindUser, dana.ID, client.Client, "read"), "subject_token_type": typeAT,
+		"actor_token": r.Token(store.KindServiceAccount, agent.ID, client.Client, "read"), "actor_token_type": typeAT, "audience": api.ID}
+	if code, body := r.PostForm("/oauth/v2/token", form, client.ID, client.Secret); code != 200 {
+		t.Fatalf("before the freeze: %d %v", code, body)
+	}
+	frozen, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer frozen.Close()
+	tx, err := frozen.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7355608)`); err != nil { // the audit chain's lock
+		t.Fatal(err)
+	}
+	start := time.Now()
+	code, body := r.PostForm("/oauth/v2/token", form, client.ID, client.Secret)
+	if code != 503 || time.Since(start) > 5*time.Second {
+		t.Fatalf("while the lock is held: %d after %s, want a fast 503: %v", code, time.Since(start), body)
+	}
+	// PostgreSQL ends the frozen transaction; the other replica writes again.
+	recovered := false
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+		if code, _ := r.PostForm("/oauth/v2/token", form, client.ID, client.Secret); code == 200 {
+			recovered = true
+			break
+		}
+	}
+	if !recovered {
+		t.Fatal("exchanges did not resume after PostgreSQL ended the frozen transaction")
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("recovery took %s; the idle-in-transaction timeout is 1.5 s", took)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,5 +132,16 @@ func TestMedianOfRounds(t *testing.T) {
 	rounds[1].Status = "FAILED: non-2xx"
 	if m := median(rounds); m.Status != "FAILED: non-2xx" {
 		t.Fatalf("a failed round must fail the scenario: %+v", m)
+	}
+}
+
+// TestCLIStepsUseTheServersDatabase: the CLI steps that set a run up get the server's --data-dir,
+// --db and --master-key, so with --db postgres://… they write where the server reads.
+func TestCLIStepsUseTheServersDatabase(t *testing.T) {
+	got := storeArgs([]string{"signet", "serve", "--data-dir", "/tmp/d", "--addr", "127.0.0.1:1", "--issuer", "http://x",
+		"--db", "postgres://h/db?search_path=s", "--master-key", "a2V5", "--log-level", "warn"})
+	want := []string{"--data-dir", "/tmp/d", "--db", "postgres://h/db?search_path=s", "--master-key", "a2V5"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("store args %v, want %v", got, want)
 	}
 }

@@ -83,6 +83,8 @@ type result struct {
 	Target      string  `json:"target,omitempty"`
 	TargetMet   bool    `json:"target_met"`
 	Status      string  `json:"status"`
+	// PerReplica holds each replica's own figures when the load was spread over several.
+	PerReplica []result `json:"per_replica,omitempty"`
 }
 
 // run drives req for dur and parses wrk's report. Non-2xx answers or socket errors fail the run.

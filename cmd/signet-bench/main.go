@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -32,6 +34,7 @@ type options struct {
 	strict      bool
 	distinct    int
 	rounds      int
+	replicas    int
 }
 
 func main() {
@@ -55,6 +58,7 @@ func main() {
 	flag.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
 	flag.IntVar(&o.distinct, "distinct-tokens", 10_000, "tokens cycled by the distinct-token scenario")
 	flag.IntVar(&o.rounds, "rounds", 1, "measure each scenario (and its adjacent baseline) this many times and report the medians")
+	flag.IntVar(&o.replicas, "replicas", 1, "signet serve processes sharing the --db (PostgreSQL); the load is spread over them")
 	flag.Parse()
 	if o.quick {
 		o.duration, o.warmup, o.distinct = 2*time.Second, 500*time.Millisecond, 1_000
@@ -92,6 +96,10 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	o.replicas = max(o.replicas, 1)
+	if o.replicas > 1 && !strings.HasPrefix(o.db, "postgres") {
+		return 0, errors.New("--replicas needs a shared database: pass --db postgres://…")
+	}
 	d := &driver{wrk: wrk, dir: tmp, connections: o.connections, threads: o.threads}
 
 	base, err := startBaseline(ctx, tmp)
@@ -99,19 +107,60 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 		return 0, err
 	}
 	defer base.stop()
-	sig, err := startSignet(ctx, o.signetBin, filepath.Join(tmp, "data"), o.db)
-	if err != nil {
-		return 0, err
+	if strings.HasPrefix(o.db, "postgres") {
+		dsn, drop, err := freshSchema(ctx, o.db)
+		if err != nil {
+			return 0, err
+		}
+		defer drop()
+		o.db = dsn
 	}
-	defer sig.stop()
+	masterKey := ""
+	if o.replicas > 1 {
+		masterKey = newMasterKey() // every replica must open the same data
+	}
+	var sigs []*proc
+	for i := range o.replicas {
+		issuer := ""
+		if i > 0 {
+			issuer = sigs[0].url
+		}
+		p, err := startSignet(ctx, o.signetBin, filepath.Join(tmp, fmt.Sprint("data-", i)), o.db, issuer, masterKey)
+		if err != nil {
+			return 0, err
+		}
+		defer p.stop()
+		sigs = append(sigs, p)
+	}
+	sig := sigs[0]
+	// One driver per replica, the connections split between them.
+	drivers := []*driver{d}
+	if o.replicas > 1 {
+		drivers = nil
+		for i := range o.replicas {
+			// Each driver writes its scripts in a directory of its own: they run at the same time.
+			dir := filepath.Join(tmp, fmt.Sprint("driver-", i))
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				return 0, err
+			}
+			drivers = append(drivers, &driver{wrk: wrk, dir: dir, connections: max(o.connections/o.replicas, 1), threads: max(o.threads/o.replicas, 1)})
+		}
+	}
 
-	rep := &report{Connections: o.connections, Duration: o.duration.String(), Threads: o.threads, Rounds: max(o.rounds, 1)}
+	rep := &report{Connections: o.connections, Duration: o.duration.String(), Threads: o.threads, Rounds: max(o.rounds, 1), Replicas: o.replicas}
 	baseReq := request{url: base.url + "/oauth/v2/introspect", body: "token=" + strings.Repeat("x", 43), auth: basicAuth("client", "secret")}
 	measure := func(req request) (result, error) {
 		if o.warmup > 0 {
 			d.run(ctx, req, o.warmup)
 		}
 		return d.run(ctx, req, o.duration)
+	}
+	// measureAll drives every replica at once with its share of the connections.
+	measureAll := func(req request) (result, error) {
+		if len(sigs) == 1 {
+			return measure(req)
+		}
+		return spread(ctx, drivers, sigs, req, o.warmup, o.duration)
 	}
 	baseline := func() (result, error) {
 		res, err := measure(baseReq)
@@ -143,7 +192,7 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 			if err != nil {
 				return 0, err
 			}
-			r, err := measure(req)
+			r, err := measureAll(req)
 			if err != nil {
 				r.Status = "FAILED: " + err.Error()
 			}
@@ -159,6 +208,11 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 		r := median(rounds)
 		r.judge(sc.target)
 		rep.Results = append(rep.Results, r)
+	}
+	if len(sigs) > 1 {
+		if rep.Propagation, err = propagation(ctx, env, sigs, 21); err != nil {
+			return 0, fmt.Errorf("revocation propagation: %w", err)
+		}
 	}
 	if o.json {
 		enc := json.NewEncoder(out)
@@ -176,4 +230,11 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 		}
 	}
 	return code, nil
+}
+
+// newMasterKey is a random master key shared by the replicas of one run.
+func newMasterKey() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
 }

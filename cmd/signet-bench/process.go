@@ -108,17 +108,26 @@ func start(ctx context.Context, name, logPath string, args ...string) (*proc, er
 }
 
 // startSignet runs `signet serve` on a fresh data directory.
-func startSignet(ctx context.Context, bin, dataDir, db string) (*proc, error) {
+// startSignet starts `signet serve` on a free loopback port. issuer empty: the server's own URL
+// (replicas pass the first one's, so every replica issues and accepts the same tokens); masterKey
+// empty: generated into the data directory.
+func startSignet(ctx context.Context, bin, dataDir, db, issuer, masterKey string) (*proc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	args := []string{"serve", "--data-dir", dataDir, "--addr", addr, "--issuer", "http://" + addr, "--log-level", "warn"}
+	if issuer == "" {
+		issuer = "http://" + addr
+	}
+	args := []string{"serve", "--data-dir", dataDir, "--addr", addr, "--issuer", issuer, "--log-level", "warn"}
 	if db != "" {
 		args = append(args, "--db", db)
 	}
-	p, err := start(ctx, bin, filepath.Join(filepath.Dir(dataDir), "signet.log"), args...)
+	if masterKey != "" {
+		args = append(args, "--master-key", masterKey)
+	}
+	p, err := start(ctx, bin, dataDir+".log", args...)
 	if err != nil {
 		return nil, err
 	}

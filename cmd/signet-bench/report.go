@@ -13,6 +13,9 @@ type report struct {
 	Threads     int      `json:"wrk_threads"`
 	Duration    string   `json:"duration_per_scenario"`
 	Rounds      int      `json:"rounds"`
+	Replicas    int      `json:"replicas"`
+	// Propagation is how long a revocation at one replica took to reach another (replicas > 1).
+	Propagation *propagationResult `json:"revocation_propagation,omitempty"`
 	Baseline    result   `json:"baseline"`
 	Results     []result `json:"results"`
 }
@@ -40,8 +43,14 @@ func (rep *report) print(w io.Writer) {
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%.2f ms\t%.2f ms\t%.0f\t%.2f\t%.0f MB\t%s %s\t%s\n",
 			r.Scenario, r.RPS, r.P50Ms, r.P99Ms, r.BaselineRPS, r.Ratio, r.PeakRSSMB, verdict, r.Target, r.Status)
+		for _, p := range r.PerReplica {
+			fmt.Fprintf(tw, "  %s\t%.0f\t%.2f ms\t%.2f ms\t\t\t%.0f MB\t\t\n", p.Scenario, p.RPS, p.P50Ms, p.P99Ms, p.PeakRSSMB)
+		}
 	}
 	tw.Flush()
+	if p := rep.Propagation; p != nil {
+		fmt.Fprintf(w, "\nrevocation at replica 1 seen at replica 2: median %.1f ms, max %.1f ms (%d revocations)\n", p.MedianMs, p.MaxMs, p.Samples)
+	}
 }
 
 // median combines rounds of one scenario: each figure is the median of its values (the upper

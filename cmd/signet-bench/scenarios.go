@@ -123,7 +123,8 @@ type client struct {
 // benchEnv holds what setup created.
 type benchEnv struct {
 	sig         *proc
-	bin, data   string
+	bin         string
+	store       []string // the server's --data-dir, --db and --master-key: the CLI uses the same database
 	api         client // the introspecting API; tokens are issued for its audience
 	jwt, opaque client // token-issuing applications
 	distinct    int
@@ -136,7 +137,8 @@ type benchEnv struct {
 
 // cli runs a signet command against the bench's data directory and decodes its JSON.
 func (e *benchEnv) cli(ctx context.Context, v any, args ...string) error {
-	args = append(args, "--data-dir", e.data, "--json", "--log-level", "error")
+	args = append(args, "--json", "--log-level", "error")
+	args = append(args, e.store...)
 	out, err := exec.CommandContext(ctx, e.bin, args...).Output()
 	if err != nil {
 		var ee *exec.ExitError
@@ -149,12 +151,7 @@ func (e *benchEnv) cli(ctx context.Context, v any, args ...string) error {
 }
 
 func setup(ctx context.Context, sig *proc, distinct int) (*benchEnv, error) {
-	e := &benchEnv{sig: sig, bin: sig.cmd.Path, distinct: distinct}
-	for i, a := range sig.cmd.Args {
-		if a == "--data-dir" {
-			e.data = sig.cmd.Args[i+1]
-		}
-	}
+	e := &benchEnv{sig: sig, bin: sig.cmd.Path, distinct: distinct, store: storeArgs(sig.cmd.Args)}
 	if err := e.cli(ctx, &e.api, "client", "create", "--name", "bench-api"); err != nil {
 		return nil, err
 	}
@@ -305,4 +302,17 @@ func (e *benchEnv) introspect(ctx context.Context, c client, n int) (request, er
 		return request{}, fmt.Errorf("a fresh token introspects as %v; the scenario would measure refusals", resp)
 	}
 	return req, nil
+}
+
+// storeArgs picks from a `signet serve` command line the flags that name its data: the CLI steps
+// must reach the same database with the same master key (a CLI without --db would quietly create a
+// second SQLite database in its data directory).
+func storeArgs(serve []string) []string {
+	var out []string
+	for i, a := range serve {
+		if (a == "--data-dir" || a == "--db" || a == "--master-key") && i+1 < len(serve) {
+			out = append(out, a, serve[i+1])
+		}
+	}
+	return out
 }

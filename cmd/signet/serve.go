@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -37,6 +38,9 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			go reloadPolicyOnHUP(cmd.Context(), s)
+			if os.Getenv("GOMEMLIMIT") == "" {
+				go followCacheSize(cmd.Context(), s)
+			}
 			ready := make(chan string, 1)
 			go func() {
 				addr := <-ready
@@ -85,7 +89,28 @@ func tuneGC() {
 		debug.SetGCPercent(800)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(100 << 20)
+		debug.SetMemoryLimit(memoryLimit(0))
+	}
+}
+
+// memoryLimit is the soft memory limit for a token cache holding n entries: 100 MiB for everything
+// else, plus about 1.5 KiB per cached token (its claims and its encoded answer). A fixed limit that
+// a full cache of live tokens exceeds makes the collector run without pause.
+func memoryLimit(n int) int64 { return 100<<20 + int64(n)*1536 }
+
+// followCacheSize moves the memory limit with the cache's occupancy every 10 s (expired tokens
+// leave the cache, so it shrinks again).
+func followCacheSize(ctx context.Context, s *server.Server) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_, _, n := s.Tokens.CacheStats()
+			debug.SetMemoryLimit(memoryLimit(n))
+		}
 	}
 }
 

@@ -87,3 +87,15 @@ func TestServeFirstRunAndRestart(t *testing.T) {
 		t.Errorf("second start output:\n%s", second)
 	}
 }
+
+// TestMemoryLimitFollowsTheCache: the soft memory limit leaves room for the cache's live tokens, so
+// a full cache does not make the collector run without pause; an empty one keeps the 100 MiB bound.
+func TestMemoryLimitFollowsTheCache(t *testing.T) {
+	if got := memoryLimit(0); got != 100<<20 {
+		t.Fatalf("empty cache: %d", got)
+	}
+	full := memoryLimit(100_000)
+	if full < 100<<20+100_000*1024 || full > 300<<20 {
+		t.Fatalf("a full default cache (100,000 tokens) gets %d MiB; it needs room for ~150 MiB of tokens", full>>20)
+	}
+}

@@ -9,15 +9,15 @@ import (
 
 // report is the whole run.
 type report struct {
-	Connections int      `json:"connections"`
-	Threads     int      `json:"wrk_threads"`
-	Duration    string   `json:"duration_per_scenario"`
-	Rounds      int      `json:"rounds"`
-	Replicas    int      `json:"replicas"`
+	Connections int    `json:"connections"`
+	Threads     int    `json:"wrk_threads"`
+	Duration    string `json:"duration_per_scenario"`
+	Rounds      int    `json:"rounds"`
+	Replicas    int    `json:"replicas"`
 	// Propagation is how long a revocation at one replica took to reach another (replicas > 1).
 	Propagation *propagationResult `json:"revocation_propagation,omitempty"`
-	Baseline    result   `json:"baseline"`
-	Results     []result `json:"results"`
+	Baseline    result             `json:"baseline"`
+	Results     []result           `json:"results"`
 }
 
 // judge records whether the run met its target.

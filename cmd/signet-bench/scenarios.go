@@ -125,8 +125,8 @@ type benchEnv struct {
 	sig         *proc
 	bin         string
 	store       []string // the server's --data-dir, --db and --master-key: the CLI uses the same database
-	api         client // the introspecting API; tokens are issued for its audience
-	jwt, opaque client // token-issuing applications
+	api         client   // the introspecting API; tokens are issued for its audience
+	jwt, opaque client   // token-issuing applications
 	distinct    int
 
 	// Token exchange: a backend that impersonates, an agent app that delegates, and their tokens.

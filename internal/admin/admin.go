@@ -115,11 +115,10 @@ func (a *API) authenticate(r *http.Request) (principal, error) {
 	if !at.HasAudience(a.audience()) {
 		return principal{}, oauth.InvalidToken("the Bearer token was not issued for the admin API: request it with audience=%s (or resource=%s), see docs/operations.md", a.audience(), a.audience())
 	}
-	p, err := exchange.PartyByKind(r.Context(), a.Dir, at.SubjectKind, at.Subject)
-	if err != nil {
+	ok, err = oauth.SubjectPermitted(r.Context(), a.Dir, at.SubjectKind, at.Subject, directory.PermAdmin)
+	if errors.Is(err, exchange.ErrNoSuchParty) {
 		return principal{}, oauth.InvalidToken("the Bearer token's subject no longer exists")
 	}
-	ok, err = a.Dir.HasPermission(r.Context(), p.Roles, directory.PermAdmin)
 	if err != nil {
 		return principal{}, oauth.ServerError(err)
 	}

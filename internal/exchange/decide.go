@@ -21,8 +21,8 @@ type Party struct {
 	ExpiresAt   time.Time
 	TokenClient string // the client its token was issued to
 	// Session is the exchange session its token belongs to, when the token was itself obtained by
-	// delegation or impersonation; SessionActor is that session's actor.
-	Session, SessionActor string
+	// delegation or impersonation.
+	Session string
 }
 
 // label names the party in refusals. A subject named by user ID is named by the ID as sent, never

@@ -39,9 +39,6 @@ func PartyOfToken(ctx context.Context, dir Directory, a *tokens.Access) (Party, 
 	p.HasToken, p.Scope, p.Audience, p.ExpiresAt, p.TokenClient = true, a.Scope, a.Audience, a.ExpiresAt, a.ClientID
 	if a.Exchange != nil {
 		p.Session = a.Exchange.Session
-		if a.Act != nil {
-			p.SessionActor = a.Act.Subject
-		}
 	}
 	return p, nil
 }

@@ -328,18 +328,27 @@ func (h *Handler) allowedAudience(ctx context.Context, in Issue, requested []str
 
 // subjectPermitted reports whether a token's subject holds perm through its roles now.
 func (h *Handler) subjectPermitted(ctx context.Context, kind store.PrincipalKind, id, perm string) (bool, error) {
-	p, err := exchange.PartyByKind(ctx, h.Dir, kind, id)
+	ok, err := SubjectPermitted(ctx, h.Dir, kind, id, perm)
 	if errors.Is(err, exchange.ErrNoSuchParty) {
 		return false, nil
 	}
 	if err != nil {
 		return false, ServerError(err)
 	}
-	ok, err := h.Dir.HasPermission(ctx, p.Roles, perm)
+	return ok, nil
+}
+
+// SubjectPermitted reports whether the principal of this kind and ID holds perm through its roles
+// now and is in good standing (not locked or disabled); exchange.ErrNoSuchParty when it is gone.
+// The token endpoint (who may get the admin API's audience) and the admin API (who may call it)
+// both ask it.
+func SubjectPermitted(ctx context.Context, dir *directory.Directory, kind store.PrincipalKind, id, perm string) (bool, error) {
+	p, err := exchange.PartyByKind(ctx, dir, kind, id)
 	if err != nil {
-		return false, ServerError(err)
+		return false, err
 	}
-	return ok && !p.Locked, nil
+	ok, err := dir.HasPermission(ctx, p.Roles, perm)
+	return ok && !p.Locked, err
 }
 
 // logRefusal writes the operator's log line for a refused request.

@@ -191,6 +191,22 @@ func NewSortableID(now time.Time) string {
 	return hex.EncodeToString(b)
 }
 
+// SortableIDTime is the time a NewSortableID carries, to the millisecond; false when id is not one.
+func SortableIDTime(id string) (time.Time, bool) {
+	if len(id) < 12 {
+		return time.Time{}, false
+	}
+	b, err := hex.DecodeString(id[:12])
+	if err != nil {
+		return time.Time{}, false
+	}
+	var ms uint64
+	for _, x := range b {
+		ms = ms<<8 | uint64(x)
+	}
+	return time.UnixMilli(int64(ms)), true
+}
+
 // LoadMasterKey returns the master key from value (base64 or hex of 32 bytes) when it is not empty;
 // otherwise it reads, or creates with mode 0600, the file master.key in dataDir. created reports a
 // newly generated key.

@@ -110,6 +110,13 @@ func TestSortableIDsSortByTime(t *testing.T) {
 	if NewSortableID(t0) == NewSortableID(t0) {
 		t.Fatal("two IDs of the same millisecond are equal: the random part is missing")
 	}
+	at := t0.Add(1234567 * time.Microsecond)
+	if got, ok := SortableIDTime(NewSortableID(at)); !ok || !got.Equal(at.Truncate(time.Millisecond)) {
+		t.Fatalf("SortableIDTime gives %s %v, want %s", got, ok, at.Truncate(time.Millisecond))
+	}
+	if _, ok := SortableIDTime("not-hex-at-all"); ok {
+		t.Fatal("a value that is not a sortable ID must say so")
+	}
 }
 
 // TestAuditKeyFixedVector pins the audit chain's key derivation: every keyed audit event ever

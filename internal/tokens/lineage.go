@@ -30,7 +30,7 @@ type Link struct {
 	ActorVia string              `json:"act_client,omitempty"` // the client the actor's token was issued to
 }
 
-// link is what descendants record of a.
+// link is what descendants record of a, and what the checks of a itself go through too.
 func (a *Access) link() Link {
 	l := Link{ID: a.ID, Subject: a.Subject, Kind: a.SubjectKind, Client: a.ClientID, IssuedAt: a.IssuedAt.Unix(),
 		Grant: a.GrantID, Session: a.SessionID, Exchange: a.Exchange}
@@ -39,9 +39,6 @@ func (a *Access) link() Link {
 	}
 	return l
 }
-
-// self is a's own link, for the checks its ancestors go through too.
-func (a *Access) self() Link { return a.link() }
 
 // issued is the link's issue time.
 func (l *Link) issued() time.Time { return time.Unix(l.IssuedAt, 0) }
@@ -88,7 +85,7 @@ func KeepRevocationUntil(exp time.Time) time.Time { return exp.Add(MaxSessionLif
 func (a *Access) Sessions() []Link {
 	var out []Link
 	seen := map[string]bool{}
-	for _, l := range append([]Link{a.self()}, a.Lineage...) {
+	for _, l := range append([]Link{a.link()}, a.Lineage...) {
 		if l.Exchange != nil && !seen[l.Exchange.Session] {
 			seen[l.Exchange.Session] = true
 			out = append(out, l)

@@ -2,11 +2,11 @@ package tokens
 
 import (
 	"context"
-	"encoding/hex"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/store"
 )
 
@@ -55,7 +55,7 @@ func (r *revocations) match(a *Access) (store.Revocation, bool) {
 	if len(r.byKind) == 0 {
 		return store.Revocation{}, false
 	}
-	if rev, ok := r.matchLink(a.self()); ok {
+	if rev, ok := r.matchLink(a.link()); ok {
 		return rev, true
 	}
 	for i := range a.Lineage {
@@ -115,23 +115,13 @@ func (r *revocations) matchLink(l Link) (store.Revocation, bool) {
 	return store.Revocation{}, false
 }
 
-// SessionOpened is when an exchange session was opened, read from its time-ordered ID (the first
-// 48 bits are milliseconds since the epoch). IDs that do not carry a time (sessions from before
-// time-ordered IDs) give the zero time: they were opened before any cut-off.
+// SessionOpened is when an exchange session was opened, read from its time-ordered ID ("xs-" and a
+// secrets.NewSortableID). IDs that do not carry a time (sessions from before time-ordered IDs) give
+// the zero time: they were opened before any cut-off.
 func SessionOpened(id string) time.Time {
-	_, hexID, ok := strings.Cut(id, "-")
-	if !ok || len(hexID) < 12 {
-		return time.Time{}
-	}
-	b, err := hex.DecodeString(hexID[:12])
-	if err != nil {
-		return time.Time{}
-	}
-	var ms uint64
-	for _, x := range b {
-		ms = ms<<8 | uint64(x)
-	}
-	return time.UnixMilli(int64(ms))
+	_, sortable, _ := strings.Cut(id, "-")
+	t, _ := secrets.SortableIDTime(sortable)
+	return t
 }
 
 // reload replaces the set with the store's current entries.

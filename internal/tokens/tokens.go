@@ -176,7 +176,7 @@ func (s *Service) standing(ctx context.Context, a *Access) (*Inactive, error) {
 		}
 		return nil, nil
 	}
-	if inactive, err := check(a.self()); inactive != nil || err != nil {
+	if inactive, err := check(a.link()); inactive != nil || err != nil {
 		return inactive, err
 	}
 	for _, l := range a.Lineage {

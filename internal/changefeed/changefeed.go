@@ -45,6 +45,9 @@ type Watcher struct {
 	wake       chan struct{}
 }
 
+// maxGaps bounds how many missing numbers the watcher waits for at once.
+const maxGaps = 10_000
+
 // Defaults for Watcher.GapHorizon and Watcher.ResyncInterval.
 const (
 	DefaultGapHorizon     = 2 * time.Minute
@@ -130,8 +133,14 @@ func (w *Watcher) Poll(ctx context.Context) error {
 			from = c.Seq
 			switch {
 			case c.Seq > w.seq:
-				for n := w.seq + 1; n < c.Seq; n++ {
-					w.gaps[n] = now
+				if c.Seq-w.seq-1 > maxGaps {
+					// Too many missing numbers to wait for one by one (a sequence reset or a
+					// restored database): drop every cache instead.
+					w.deliver(store.Change{Kind: store.ChangeResync, At: now})
+				} else {
+					for n := w.seq + 1; n < c.Seq; n++ {
+						w.gaps[n] = now
+					}
 				}
 				w.seq = c.Seq
 			case !w.hasGap(c.Seq):

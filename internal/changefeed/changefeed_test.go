@@ -148,3 +148,21 @@ func TestWatcherUnderRandomCommitOrder(t *testing.T) {
 		t.Fatalf("delivered %d changes, want 300", len(got))
 	}
 }
+
+// TestWatcherResyncsOnAJumpTooWideToTrack: a jump of more than maxGaps numbers (a restored
+// database, a reset sequence) is not tracked number by number; every cache is told to resync.
+func TestWatcherResyncsOnAJumpTooWideToTrack(t *testing.T) {
+	f := &fakeFeed{}
+	w, seen, _ := watch(t, f)
+	resyncs := 0
+	w.Subscribe(func(c store.Change) {
+		if c.Kind == store.ChangeResync {
+			resyncs++
+		}
+	})
+	f.commit(maxGaps + 50)
+	w.Poll(context.Background())
+	if w.Gaps() != 0 || resyncs != 1 || len(*seen) != 1 {
+		t.Fatalf("gaps %d, resyncs %d, delivered %v", w.Gaps(), resyncs, *seen)
+	}
+}

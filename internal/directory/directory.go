@@ -25,9 +25,10 @@ const (
 type Directory struct {
 	st store.Store
 
-	mu       sync.RWMutex
-	gen      uint64        // bumped on every invalidation, so a load that raced one is not cached
-	version  atomic.Uint64 // gen, readable without the lock
+	mu sync.RWMutex
+	// version is bumped (under mu) on every invalidation, so a load that raced one is not cached,
+	// and read without the lock by Version.
+	version  atomic.Uint64
 	clients  map[string]*store.Client
 	accounts map[string]*store.ServiceAccount
 	users    map[string]*store.User
@@ -54,7 +55,7 @@ func (d *Directory) reset() {
 func lookup[T any](d *Directory, m func() map[string]*T, id string, load func() (*T, error)) (*T, error) {
 	d.mu.RLock()
 	v, ok := m()[id]
-	gen := d.gen
+	gen := d.version.Load()
 	d.mu.RUnlock()
 	if ok {
 		return v, nil
@@ -64,7 +65,7 @@ func lookup[T any](d *Directory, m func() map[string]*T, id string, load func() 
 		return nil, err
 	}
 	d.mu.Lock()
-	if d.gen == gen {
+	if d.version.Load() == gen {
 		m()[id] = v
 	}
 	d.mu.Unlock()
@@ -105,7 +106,7 @@ func (d *Directory) HasPermission(ctx context.Context, roles []string, perm stri
 		return false, nil
 	}
 	d.mu.RLock()
-	table, gen := d.roles, d.gen
+	table, gen := d.roles, d.version.Load()
 	d.mu.RUnlock()
 	if table == nil {
 		list, err := d.st.ListRoles(ctx)
@@ -117,7 +118,7 @@ func (d *Directory) HasPermission(ctx context.Context, roles []string, perm stri
 			table[r.Name] = r.Permissions
 		}
 		d.mu.Lock()
-		if d.gen == gen {
+		if d.version.Load() == gen {
 			d.roles = table
 		}
 		d.mu.Unlock()
@@ -134,8 +135,7 @@ func (d *Directory) HasPermission(ctx context.Context, roles []string, perm stri
 func (d *Directory) Invalidate(c store.Change) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.gen++
-	d.version.Store(d.gen)
+	d.version.Add(1)
 	switch c.Kind {
 	case store.ChangeResync:
 		d.reset()

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,8 +27,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "signet:", err)
-		os.Exit(1)
+		code := 1
+		var ec *exitCode // a command that chose its status (policy check: 1 denied, 2 usage error)
+		if errors.As(err, &ec) {
+			code, err = ec.code, ec.err
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "signet:", err)
+		}
+		os.Exit(code)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -171,7 +172,11 @@ func TestCLIPolicyImpersonationAudit(t *testing.T) {
 	if check["allowed"] != true || check["rule"] != "support" || check["ttl"] != "10m0s" {
 		t.Fatalf("check: %v", check)
 	}
-	cliJSON(t, dir, &check, "policy", "check", "--actor", "dana", "--subject", "sam", "--client", spaID)
+	check = nil
+	out, err := cli(t, dir, "policy", "check", "--actor", "dana", "--subject", "sam", "--client", spaID, "--json")
+	if ec := (*exitCode)(nil); !errors.As(err, &ec) || ec.code != 1 || json.Unmarshal([]byte(out), &check) != nil {
+		t.Fatalf("a denied check exits 1 with its answer: %v %q", err, out)
+	}
 	if check["allowed"] != false || check["error"] != "unauthorized_client" || !strings.Contains(check["description"].(string), "is not among its actors") {
 		t.Fatalf("check deny: %v", check)
 	}

@@ -55,7 +55,7 @@ func policyAddCmd() *cobra.Command {
 			r.Subjects = exchange.Subjects{Users: subjectUsers, Roles: subjectRoles, ExcludeUsers: excludeUsers, ExcludeRoles: excludeRoles}
 			r.MaxTTL, r.RefreshTTL = exchange.Duration(ttl), exchange.Duration(refreshTTL)
 			ctx := cmd.Context()
-			if err := r.Validate(); err != nil {
+			if err := s.Policy.Check(ctx, r); err != nil {
 				return err
 			}
 			body, _ := json.Marshal(r)

@@ -63,6 +63,21 @@ func CheckNames(ctx context.Context, names Names, r *Rule) error {
 		return found(err)
 	}
 	client := func(v string) (bool, error) { _, err := names.GetClient(ctx, v); return found(err) }
+	// A requesting client, and the client a token was issued to, may also be a service account
+	// (it authenticates at the token endpoint like a client): by ID, as the endpoint knows it.
+	requester := func(v string) (bool, error) {
+		if ok, err := client(v); ok || err != nil {
+			return ok, err
+		}
+		if _, err := names.GetServiceAccount(ctx, v); !errors.Is(err, store.ErrNotFound) {
+			return err == nil, err
+		}
+		if sa, err := names.GetServiceAccountByName(ctx, v); err == nil {
+			problems = append(problems, fmt.Sprintf("service account %q requests by its ID: write %s", v, sa.ID))
+			return true, nil
+		}
+		return false, nil
+	}
 	const (
 		roles, users, accounts, clients = "signet role list", "signet user list", "signet serviceaccount list", "signet client list"
 	)
@@ -79,8 +94,8 @@ func CheckNames(ctx context.Context, names Names, r *Rule) error {
 		{"subjects.roles", "role", roles, r.Subjects.Roles, role},
 		{"subjects.exclude_users", "user with ID or username", users, r.Subjects.ExcludeUsers, user},
 		{"subjects.exclude_roles", "role", roles, r.Subjects.ExcludeRoles, role},
-		{"clients", "client with ID", clients, r.Clients, client},
-		{"actor_token_clients", "client with ID", clients, r.ActorTokenClients, client},
+		{"clients", "client or service account with ID", clients, r.Clients, requester},
+		{"actor_token_clients", "client or service account with ID", clients, r.ActorTokenClients, requester},
 	} {
 		if err := check(c.field, c.what, c.list, c.values, c.exists); err != nil {
 			return fmt.Errorf("rule %q: looking up %s: %w", r.Name, c.field, err)

@@ -178,15 +178,21 @@ func (p *Policy) Fresh(ctx context.Context) ([]Rule, error) {
 	return p.Rules(ctx)
 }
 
-// Put validates and stores a rule; it is in force in this process at once.
-func (p *Policy) Put(ctx context.Context, r Rule) error {
+// Check says whether Put would accept the rule: it is valid, names only what exists, and is not
+// the policy file's. Callers that audit a change check first, so a refused rule is not audited.
+func (p *Policy) Check(ctx context.Context, r Rule) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
 	if p.fileHas(r.Name) {
 		return &InvalidRule{Reason: fmt.Sprintf("rule %q is defined in the policy file %s; change it there", r.Name, p.file)}
 	}
-	if err := p.checkNames(ctx, &r); err != nil {
+	return p.checkNames(ctx, &r)
+}
+
+// Put checks (Check) and stores a rule; it is in force in this process at once.
+func (p *Policy) Put(ctx context.Context, r Rule) error {
+	if err := p.Check(ctx, r); err != nil {
 		return err
 	}
 	body, err := json.Marshal(r)

@@ -16,6 +16,7 @@ import (
 	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/directory"
 	"github.com/signet-id/signet/internal/exchange"
+	"github.com/signet-id/signet/internal/manage"
 	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/tokens"
@@ -52,6 +53,9 @@ type handler func(r *http.Request, who principal) (any, error)
 // Routes registers every endpoint on mux.
 func (a *API) Routes(mux *http.ServeMux, wrap func(name string, h http.Handler) http.Handler) {
 	for pattern, h := range map[string]handler{
+		"GET /admin/v1/roles":                    a.listRoles,
+		"POST /admin/v1/roles":                   a.createRole,
+		"DELETE /admin/v1/roles/{name}":          a.deleteRole,
 		"GET /admin/v1/policies":                 a.listPolicies,
 		"PUT /admin/v1/policies/{name}":          a.putPolicy,
 		"DELETE /admin/v1/policies/{name}":       a.deletePolicy,
@@ -80,6 +84,13 @@ func (a *API) serve(h handler) http.Handler {
 			var ref *exchange.Refusal
 			if errors.As(err, &ref) {
 				err = &oauth.Error{Code: ref.Code, Status: http.StatusBadRequest, Description: ref.Description}
+			}
+			var refused *manage.Refused
+			if errors.As(err, &refused) {
+				err = &oauth.Error{Code: oauth.CodeInvalidRequest, Status: http.StatusBadRequest, Description: refused.Reason}
+				if refused.Conflict {
+					err = &oauth.Error{Code: "conflict", Status: http.StatusConflict, Description: refused.Reason}
+				}
 			}
 			var invalid *exchange.InvalidRule
 			if errors.As(err, &invalid) {
@@ -144,6 +155,50 @@ func decode(r *http.Request, v any) error {
 		return oauth.InvalidRequest("the body must be a JSON object of the documented shape: %s", err.Error())
 	}
 	return nil
+}
+
+// roleBody is the body of POST /admin/v1/roles.
+type roleBody struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Permissions []string `json:"permissions"`
+}
+
+func (a *API) roles() *manage.Roles {
+	return &manage.Roles{Store: a.Store, Policy: a.Policy, Audit: a.Audit}
+}
+
+func (a *API) listRoles(r *http.Request, _ principal) (any, error) {
+	list, err := a.Store.ListRoles(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]any, 0, len(list))
+	for _, role := range list {
+		perms := role.Permissions
+		if perms == nil {
+			perms = []string{}
+		}
+		out = append(out, map[string]any{"name": role.Name, "description": role.Description, "permissions": perms, "built_in": role.BuiltIn})
+	}
+	return map[string]any{"roles": out}, nil
+}
+
+func (a *API) createRole(r *http.Request, who principal) (any, error) {
+	var in roleBody
+	if err := decode(r, &in); err != nil {
+		return nil, err
+	}
+	role, err := a.roles().Create(r.Context(), who.String(), store.Role{Name: in.Name, Description: in.Description, Permissions: in.Permissions})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"name": role.Name, "description": role.Description, "permissions": role.Permissions, "built_in": false}, nil
+}
+
+func (a *API) deleteRole(r *http.Request, who principal) (any, error) {
+	name := r.PathValue("name")
+	return map[string]string{"deleted": name}, a.roles().Delete(r.Context(), who.String(), name)
 }
 
 func (a *API) listPolicies(r *http.Request, _ principal) (any, error) {

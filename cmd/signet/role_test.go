@@ -2,8 +2,12 @@ package main
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/signet-id/signet/internal/exchange"
 )
 
 // TestCLIRolesUsersDefine: the customer role of docs/token-exchange.md can be created, rules refuse
@@ -158,4 +162,62 @@ func exitStatus(err error) int {
 		return ec.code
 	}
 	return 1
+}
+
+// TestCLIPolicyAddTakesEveryRuleField round-trips every field of the rule schema
+// (exchange.RuleFields) through `policy add` flags and `policy list --json`.
+func TestCLIPolicyAddTakesEveryRuleField(t *testing.T) {
+	dir := t.TempDir()
+	var api, spa, agent, bot map[string]any
+	cliJSON(t, dir, &api, "client", "create", "--name", "orders-api")
+	cliJSON(t, dir, &spa, "client", "create", "--name", "admin-spa", "--type", "spa", "--grant", "token-exchange")
+	cliJSON(t, dir, &agent, "client", "create", "--name", "agent-app", "--grant", "token-exchange")
+	cliJSON(t, dir, &bot, "serviceaccount", "create", "--name", "bot")
+	var role, u map[string]any
+	cliJSON(t, dir, &role, "role", "create", "customer", "--description", "people who buy")
+	for _, name := range []string{"sam", "dana", "olga"} {
+		cliJSON(t, dir, &u, "user", "create", "--username", name)
+	}
+	apiID, spaID, agentID := api["client_id"].(string), spa["client_id"].(string), agent["client_id"].(string)
+	want := exchange.Rule{
+		Name: "every-field", Mode: exchange.ModeImpersonation,
+		Actors:            exchange.Selector{Users: []string{"sam"}, Roles: []string{"support"}, ServiceAccounts: []string{"bot"}, Clients: []string{agentID}},
+		Subjects:          exchange.Subjects{Users: []string{"dana"}, Roles: []string{"customer"}, ExcludeUsers: []string{"olga"}, ExcludeRoles: []string{"admin"}},
+		Clients:           []string{spaID},
+		ActorTokenClients: []string{agentID},
+		Audiences:         []string{apiID},
+		Scopes:            []string{"read", "write"},
+		MaxTTL:            exchange.Duration(10 * time.Minute),
+		RequireReason:     true,
+		AllowRefresh:      true,
+		RefreshTTL:        exchange.Duration(2 * time.Hour),
+		NotifySubject:     true,
+		Disabled:          true,
+	}
+	if _, err := cli(t, dir, "policy", "add", "--name", "every-field", "--mode", "impersonation",
+		"--actor-user", "sam", "--actor-role", "support", "--actor-serviceaccount", "bot", "--actor-client", agentID,
+		"--subject-user", "dana", "--subject-role", "customer", "--exclude-user", "olga", "--exclude-role", "admin",
+		"--client", spaID, "--actor-token-client", agentID, "--audience", apiID, "--scope", "read", "--scope", "write",
+		"--max-ttl", "10m", "--require-reason", "--allow-refresh", "--refresh-ttl", "2h", "--notify-subject", "--disabled"); err != nil {
+		t.Fatal(err)
+	}
+	var raw []map[string]any
+	cliJSON(t, dir, &raw, "policy", "list")
+	if len(raw) != 1 {
+		t.Fatalf("policy list: %v", raw)
+	}
+	for _, f := range exchange.RuleFields() {
+		var v any = raw[0]
+		for _, part := range strings.Split(f, ".") {
+			v = v.(map[string]any)[part]
+		}
+		if v == nil {
+			t.Errorf("field %s did not survive `policy add` (a flag is missing?): %v", f, raw[0])
+		}
+	}
+	var got []exchange.Rule
+	cliJSON(t, dir, &got, "policy", "list")
+	if !reflect.DeepEqual(got[0], want) {
+		t.Fatalf("policy add → list:\n got %+v\nwant %+v", got[0], want)
+	}
 }

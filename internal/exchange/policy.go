@@ -299,6 +299,24 @@ func ruleKeys() (known map[string]struct{}, sub map[string]map[string]struct{}) 
 	return known, sub
 }
 
+// RuleFields lists every key of a rule, nested ones as "actors.users", sorted: the one schema of the
+// policy file, the admin API and the CLI (tests hold each of them to it).
+func RuleFields() []string {
+	known, sub := ruleKeys()
+	var out []string
+	for k := range known {
+		if nested, ok := sub[k]; ok {
+			for n := range nested {
+				out = append(out, k+"."+n)
+			}
+			continue
+		}
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // yamlKey is a field's key in the policy file, or "" for a field that is not part of it.
 func yamlKey(f reflect.StructField) string {
 	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")

@@ -3,7 +3,10 @@ package oauth_test
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/signet-id/signet/internal/exchange"
 	"github.com/signet-id/signet/internal/oauth"
@@ -86,5 +89,37 @@ func TestCheckExchangeAnswersAsTheEndpoint(t *testing.T) {
 	}
 	if _, _, err := x.Server.OAuth.CheckExchange(ctx, "no-such-client", exchange.Check{Actor: sam, Subject: dana}, ""); err == nil {
 		t.Fatal("a check for a client that does not exist")
+	}
+}
+
+// TestExchangeTokensNameTheirSessionAsDocumented: an exchanged token names its exchange session in
+// signet_exchange.session (introspection and the JWT alike) and has no sid, as
+// docs/introspection.md says.
+func TestExchangeTokensNameTheirSessionAsDocumented(t *testing.T) {
+	x := newXEnv(t)
+	code, body := x.impersonate("ticket 9")
+	if code != 200 {
+		t.Fatalf("impersonation: %d %v", code, body)
+	}
+	raw := body["access_token"].(string)
+	info := x.introspect(t, raw)
+	ex, _ := info["signet_exchange"].(map[string]any)
+	session, _ := ex["session"].(string)
+	if info["active"] != true || !strings.HasPrefix(session, "xs-") || ex["kind"] != "impersonation" {
+		t.Fatalf("introspection: %v", info)
+	}
+	if _, has := info["sid"]; has {
+		t.Fatalf("an exchange token has sid: %v", info)
+	}
+	sessions, err := x.Server.Store.ListExchangeSessions(context.Background(), time.Time{})
+	if err != nil || len(sessions) != 1 || sessions[0].ID != session {
+		t.Fatalf("signet_exchange.session is not the session `impersonation end` takes: %v %v", sessions, err)
+	}
+	doc, err := os.ReadFile("../../docs/introspection.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "is `signet_exchange.session`") || !strings.Contains(string(doc), "Exchange tokens have no `sid` claim") {
+		t.Fatal("docs/introspection.md no longer says where an exchange token names its session")
 	}
 }

@@ -107,7 +107,7 @@ func roleGrantCmd(grant bool) *cobra.Command {
 			ctx := cmd.Context()
 			role := args[0]
 			if _, err := s.Store.GetRole(ctx, role); err != nil {
-				return fmt.Errorf("no role %q (see `signet role list`)", role)
+				return fmt.Errorf("no role %q (see `signet role list`, or create it with `signet role create %s --description …`)", role, role)
 			}
 			var kind store.PrincipalKind
 			var id, name string

@@ -37,33 +37,41 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 
 func (w *signalWriter) String() string { w.mu.Lock(); defer w.mu.Unlock(); return w.b.String() }
 
-// TestREADMEActingForSomeoneRunsAsWritten runs the README's acting-for-someone example literally
-// (with `go run ./cmd/signet` as a built binary and the server on a free loopback port): it sets
-// its own placeholders from earlier commands, and ends with an active token whose act names Sam.
-func TestREADMEActingForSomeoneRunsAsWritten(t *testing.T) {
-	for _, tool := range []string{"bash", "jq", "curl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("the README example needs %s, which is not installed", tool)
-		}
-	}
-	readme, err := os.ReadFile("../../README.md")
+// shBlocks returns the ```sh blocks of a Markdown file that contain every one of marks.
+func shBlocks(t *testing.T, path string, marks ...string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var block string
-	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
-		if strings.Contains(m[1], "grant-type:token-exchange") && strings.Contains(m[1], "policy check") {
-			block = m[1]
+	var out []string
+	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(b), -1) {
+		all := true
+		for _, mark := range marks {
+			all = all && strings.Contains(m[1], mark)
+		}
+		if all {
+			out = append(out, m[1])
 		}
 	}
-	if block == "" {
-		t.Fatal("README.md has no sh example that performs a token exchange after policy check")
-	}
-	if strings.ContainsAny(block, "<>") {
-		t.Fatalf("the example has placeholders a shell cannot run:\n%s", block)
-	}
+	return out
+}
 
-	bin := filepath.Join(t.TempDir(), "signet")
+// runExample runs a documented shell example literally against a fresh server on a free loopback
+// port and a fresh data directory: `go run ./cmd/signet` and `signet` are a binary built from this
+// package, http://localhost:8080 is the server. It returns the example's standard output.
+func runExample(t *testing.T, script string) string {
+	t.Helper()
+	for _, tool := range []string{"bash", "jq", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("the example needs %s, which is not installed", tool)
+		}
+	}
+	if strings.ContainsAny(script, "<>") {
+		t.Fatalf("the example has placeholders a shell cannot run:\n%s", script)
+	}
+	binDir := t.TempDir()
+	bin := filepath.Join(binDir, "signet")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -83,10 +91,10 @@ func TestREADMEActingForSomeoneRunsAsWritten(t *testing.T) {
 	root.SetErr(out)
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		<-done
-	}()
+	})
 	select {
 	case <-out.ready:
 	case err := <-done:
@@ -113,19 +121,32 @@ func TestREADMEActingForSomeoneRunsAsWritten(t *testing.T) {
 		}
 	}
 
-	script := strings.ReplaceAll(block, "go run ./cmd/signet", bin)
+	script = strings.ReplaceAll(script, "go run ./cmd/signet", bin)
 	script = strings.ReplaceAll(script, "http://localhost:8080", issuer)
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-	cmd.Env = append(os.Environ(), "SIGNET_DATA_DIR="+dir, "SIGNET_ISSUER="+issuer, "SIGNET_LOG_LEVEL=error")
+	cmd.Env = append(os.Environ(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"SIGNET_DATA_DIR="+dir, "SIGNET_ISSUER="+issuer, "SIGNET_LOG_LEVEL=error")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("the README example fails: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+		t.Fatalf("the example fails: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
-	if !strings.Contains(stdout.String(), `ALLOW (impersonation) by rule "support-impersonates-customers"`) {
-		t.Fatalf("policy check did not allow:\n%s", stdout.String())
+	return stdout.String()
+}
+
+// TestREADMEActingForSomeoneRunsAsWritten runs the README's acting-for-someone example literally:
+// it sets its own placeholders from earlier commands, and ends with an active token whose act names
+// Sam.
+func TestREADMEActingForSomeoneRunsAsWritten(t *testing.T) {
+	blocks := shBlocks(t, "../../README.md", "grant-type:token-exchange", "policy check")
+	if len(blocks) != 1 {
+		t.Fatalf("README.md has %d sh examples that perform a token exchange after policy check; want 1", len(blocks))
 	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	stdout := runExample(t, blocks[0])
+	if !strings.Contains(stdout, `ALLOW (impersonation) by rule "support-impersonates-customers"`) {
+		t.Fatalf("policy check did not allow:\n%s", stdout)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	var info struct {
 		Active bool `json:"active"`
 		Act    struct {
@@ -136,6 +157,27 @@ func TestREADMEActingForSomeoneRunsAsWritten(t *testing.T) {
 		} `json:"signet_exchange"`
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &info); err != nil || !info.Active || info.Act.Sub == "" || info.Exchange.Kind != "impersonation" {
-		t.Fatalf("the introspection at the end: %v\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+		t.Fatalf("the introspection at the end: %v\n%s", err, stdout)
+	}
+}
+
+// TestTokenExchangeDocRunsAsWritten runs docs/token-exchange.md's shell examples in order: role
+// create makes the customer role the rule names, policy check allows, and the curl exchange issues.
+func TestTokenExchangeDocRunsAsWritten(t *testing.T) {
+	blocks := shBlocks(t, "../../docs/token-exchange.md", "signet")
+	if len(blocks) != 2 {
+		t.Fatalf("docs/token-exchange.md has %d sh examples with signet commands; this test runs 2 (the rules and the exchange)", len(blocks))
+	}
+	stdout := runExample(t, strings.Join(blocks, "\n"))
+	if !strings.Contains(stdout, "Created role customer") || !strings.Contains(stdout, `ALLOW (impersonation) by rule "support-impersonates-customers"`) {
+		t.Fatalf("role create and policy check:\n%s", stdout)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	var resp struct {
+		AccessToken     string `json:"access_token"`
+		IssuedTokenType string `json:"issued_token_type"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &resp); err != nil || resp.AccessToken == "" {
+		t.Fatalf("the exchange at the end: %v\n%s", err, stdout)
 	}
 }

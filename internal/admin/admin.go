@@ -275,12 +275,12 @@ func (a *API) checkPolicy(r *http.Request, _ principal) (any, error) {
 	if err == nil {
 		return map[string]any{"allowed": true, "mode": req.Mode, "rule": d.Rule, "scope": d.Scope, "audience": d.Audience, "ttl_seconds": int(d.ExpiresAt.Sub(req.Now).Seconds())}, nil
 	}
+	if errors.Is(err, oauth.ErrUnknownCaller) {
+		return nil, oauth.InvalidRequest("no client or service account with ID %q", in.Client)
+	}
 	var oe *oauth.Error
 	if !errors.As(err, &oe) || oe.Code == oauth.CodeServerError {
 		return nil, err
-	}
-	if oe.Code == oauth.CodeInvalidClient && strings.HasPrefix(oe.Description, "unknown client") {
-		return nil, oauth.InvalidRequest("no client or service account with ID %q", in.Client)
 	}
 	answer := map[string]any{"allowed": false, "mode": req.Mode, "error": oe.Code, "description": oe.Description}
 	var ref *exchange.Refusal

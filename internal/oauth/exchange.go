@@ -243,6 +243,10 @@ func requestedAllowed(caller *Caller, mode string, d *exchange.Decision, request
 	return nil
 }
 
+// ErrUnknownCaller is the cause of CheckExchange's refusal when no client or service account has
+// the requesting ID (a mistake in the question rather than an answer to it).
+var ErrUnknownCaller = errors.New("oauth: no client or service account has this ID")
+
 // CheckExchange answers "would this exchange be allowed, and by which rule?" (`signet policy check`,
 // POST /admin/v1/policies/check) by running what the token endpoint runs once the requesting client
 // is authenticated: the client or service account callerID must exist and be enabled and be allowed
@@ -256,7 +260,7 @@ func (h *Handler) CheckExchange(ctx context.Context, callerID string, c exchange
 		return exchange.Request{}, nil, err
 	}
 	if caller == nil {
-		return exchange.Request{}, nil, InvalidClient("unknown client %q: no client or service account has this ID", callerID)
+		return exchange.Request{}, nil, InvalidClient("unknown client %q: no client or service account has this ID", callerID).WithCause(ErrUnknownCaller)
 	}
 	if err := h.Auth.usable(caller); err != nil {
 		return exchange.Request{}, nil, err

@@ -221,3 +221,59 @@ func TestCLIPolicyAddTakesEveryRuleField(t *testing.T) {
 		t.Fatalf("policy add → list:\n got %+v\nwant %+v", got[0], want)
 	}
 }
+
+// TestCLIClientUpdateAddsAndRemoves: --add-X/--remove-X change one entry of a client's grants,
+// scopes, audiences and redirect URIs and keep the rest; --X replaces the whole list; mistakes are
+// refused with the list as it stands.
+func TestCLIClientUpdateAddsAndRemoves(t *testing.T) {
+	dir := t.TempDir()
+	var api, other, app map[string]any
+	cliJSON(t, dir, &api, "client", "create", "--name", "orders-api")
+	cliJSON(t, dir, &other, "client", "create", "--name", "billing-api")
+	apiID, otherID := api["client_id"].(string), other["client_id"].(string)
+	cliJSON(t, dir, &app, "client", "create", "--name", "app", "--type", "web", "--grant", "client_credentials",
+		"--scope", "read", "--audience", apiID, "--redirect-uri", "https://app.example/cb")
+	id := app["client_id"].(string)
+	list := func(v map[string]any, key string) string {
+		var out []string
+		for _, x := range v[key].([]any) {
+			out = append(out, x.(string))
+		}
+		return strings.Join(out, " ")
+	}
+	var got map[string]any
+	cliJSON(t, dir, &got, "client", "update", id, "--add-grant", "token-exchange", "--add-scope", "write", "--add-audience", otherID,
+		"--add-redirect-uri", "https://app.example/cb2")
+	if list(got, "grant_types") != "client_credentials urn:ietf:params:oauth:grant-type:token-exchange" || list(got, "scopes") != "read write" ||
+		list(got, "audiences") != apiID+" "+otherID || list(got, "redirect_uris") != "https://app.example/cb https://app.example/cb2" {
+		t.Fatalf("--add-X keeps the rest: %v", got)
+	}
+	cliJSON(t, dir, &got, "client", "update", id, "--remove-grant", "client_credentials", "--remove-scope", "read", "--remove-audience", apiID,
+		"--remove-redirect-uri", "https://app.example/cb")
+	if list(got, "grant_types") != "urn:ietf:params:oauth:grant-type:token-exchange" || list(got, "scopes") != "write" ||
+		list(got, "audiences") != otherID || list(got, "redirect_uris") != "https://app.example/cb2" {
+		t.Fatalf("--remove-X keeps the rest: %v", got)
+	}
+	cliJSON(t, dir, &got, "client", "update", id, "--grant", "client_credentials")
+	if list(got, "grant_types") != "client_credentials" || list(got, "scopes") != "write" {
+		t.Fatalf("--grant replaces the grants and only them: %v", got)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--grant", "jwt-bearer", "--add-grant", "refresh_token"}, "--grant replaces the whole list"},
+		{[]string{"--remove-scope", "read"}, `--remove-scope read: client "` + id + `" does not have it; its scopes are: write`},
+		{[]string{"--add-audience", "x", "--remove-audience", "x"}, "--add-audience and --remove-audience both name x"},
+		{[]string{"--add-grant", "implicit"}, "supported grants"},
+		{[]string{"--add-audience", "no-such-api"}, "no client has this ID"},
+	} {
+		if _, err := cli(t, dir, append([]string{"client", "update", id}, tc.args...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("update %v: want %q, got %v", tc.args, tc.want, err)
+		}
+	}
+	out, err := cli(t, dir, "client", "update", "--help")
+	if err != nil || !strings.Contains(out, "REPLACE the whole list") || !strings.Contains(out, "--add-redirect-uri") {
+		t.Fatalf("help says --X replaces: %v\n%s", err, out)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -76,6 +77,24 @@ func runExample(t *testing.T, script string) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	dir := t.TempDir()
+	issuer := startServer(t, dir)
+	script = strings.ReplaceAll(script, "go run ./cmd/signet", bin)
+	script = strings.ReplaceAll(script, "http://localhost:8080", issuer)
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"SIGNET_DATA_DIR="+dir, "SIGNET_ISSUER="+issuer, "SIGNET_LOG_LEVEL=error")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("the example fails: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// startServer runs `signet serve` on dataDir (with extra flags) on a free loopback port until the
+// test ends, and returns its issuer URL once it answers /ready.
+func startServer(t *testing.T, dataDir string, extra ...string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +105,7 @@ func runExample(t *testing.T, script string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &signalWriter{marker: "Signet is running.", ready: make(chan struct{})}
 	root := newRoot()
-	root.SetArgs([]string{"serve", "--data-dir", dir, "--addr", addr, "--issuer", issuer, "--log-level", "warn"})
+	root.SetArgs(append([]string{"serve", "--data-dir", dataDir, "--addr", addr, "--issuer", issuer, "--log-level", "warn"}, extra...))
 	root.SetOut(out)
 	root.SetErr(out)
 	done := make(chan error, 1)
@@ -109,7 +128,7 @@ func runExample(t *testing.T, script string) string {
 		if resp, err := http.Get(issuer + "/ready"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return issuer
 			}
 		}
 		select {
@@ -120,18 +139,31 @@ func runExample(t *testing.T, script string) string {
 			t.Fatalf("the server never answered /ready:\n%s", out)
 		}
 	}
+}
 
-	script = strings.ReplaceAll(script, "go run ./cmd/signet", bin)
-	script = strings.ReplaceAll(script, "http://localhost:8080", issuer)
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-	cmd.Env = append(os.Environ(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"SIGNET_DATA_DIR="+dir, "SIGNET_ISSUER="+issuer, "SIGNET_LOG_LEVEL=error")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("the example fails: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+// TestServeTakesEveryDocumentedRuleFieldAndRefusesUnknownNames: a policy file with refresh_ttl
+// (the trap: it was refused as an unknown key and the server exited) starts the server (the values
+// themselves round-trip in exchange.TestPolicyFileTakesEveryRuleField); a file naming a role that does not exist stops the start-up, saying which.
+func TestServeTakesEveryDocumentedRuleFieldAndRefusesUnknownNames(t *testing.T) {
+	dir := t.TempDir()
+	var api map[string]any
+	cliJSON(t, dir, &api, "client", "create", "--name", "orders-api")
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	rule := "rules:\n  - name: support-refresh\n    mode: impersonation\n    actors: {roles: [support]}\n    subjects: {roles: [%s]}\n" +
+		"    audiences: [" + api["client_id"].(string) + "]\n    max_ttl: 15m\n    allow_refresh: true\n    refresh_ttl: 2h\n    notify_subject: false\n"
+	if err := os.WriteFile(file, []byte(strings.Replace(rule, "%s", "customer", 1)), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	return stdout.String()
+	root := newRoot()
+	root.SetArgs([]string{"serve", "--data-dir", dir, "--addr", "127.0.0.1:0", "--policy-file", file, "--log-level", "error"})
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), `subjects.roles: no role "customer"`) {
+		t.Fatalf("a policy file naming a role that does not exist: %v", err)
+	}
+	var role map[string]any
+	cliJSON(t, dir, &role, "role", "create", "customer")
+	startServer(t, dir, "--policy-file", file) // fails the test unless the server starts and answers
 }
 
 // TestREADMEActingForSomeoneRunsAsWritten runs the README's acting-for-someone example literally:

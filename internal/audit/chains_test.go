@@ -188,4 +188,3 @@ func pgExec(t *testing.T, db *sql.DB, q string) {
 		t.Fatal(fmt.Errorf("%s: %w", q, err))
 	}
 }
-

@@ -45,8 +45,11 @@ type xenv struct {
 	samToken, danaToken, agentToken        string
 }
 
-func newXEnv(t testing.TB) *xenv {
-	env := testenv.Start(t, testenv.Options{})
+func newXEnv(t testing.TB) *xenv { return newXEnvOn(t, "") }
+
+// newXEnvOn is newXEnv on the database db (a DSN; empty: SQLite).
+func newXEnvOn(t testing.TB, db string) *xenv {
+	env := testenv.Start(t, testenv.Options{DB: db})
 	ctx := context.Background()
 	env.Server.Store.PutRole(ctx, &store.Role{Name: "customer"})
 	x := &xenv{Env: env}
@@ -218,39 +221,75 @@ func TestZitadelTokenExchangeClient(t *testing.T) {
 	}
 }
 
-// TestKillSwitchAndSessionEnd: ending a session or flipping the kill switch makes derived tokens
-// inactive at once, including tokens exchanged again from them.
+// TestKillSwitchAndSessionEnd: an operator ending a session or flipping the kill switch through the
+// admin API makes derived tokens inactive at once, including tokens exchanged again from them; each
+// action is audited and recorded on the sessions it ended.
 func TestKillSwitchAndSessionEnd(t *testing.T) {
-	x := newXEnv(t)
-	ctx := context.Background()
-	_, body := x.impersonate("ticket 1")
-	tok1 := body["access_token"].(string)
-	// Exchanged again by the SPA (down-scoping): same session.
-	_, again := x.exchangeAs(x.spa, map[string]string{"subject_token": tok1, "subject_token_type": typeAT, "scope": "read"})
-	tok2, _ := again["access_token"].(string)
-	if tok2 == "" || x.introspect(t, tok2)["active"] != true {
-		t.Fatalf("down-scoping an impersonation token: %v", again)
-	}
-	session := x.introspect(t, tok1)["signet_exchange"].(map[string]any)["session"].(string)
-	if err := x.Server.Tokens.Revoke(ctx, store.Revocation{Kind: store.RevokeSession, Value: session, At: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	for _, raw := range []string{tok1, tok2} {
-		if x.introspect(t, raw)["active"] != false {
-			t.Fatal("a token of an ended session is still active")
+	onBackends(t, func(t *testing.T, db string) {
+		x := newXEnvOn(t, db)
+		ctx := context.Background()
+		admin := x.AdminToken(store.KindUser, x.olga.ID, x.spa.Client)
+		operator := "user:" + x.olga.ID
+		_, body := x.impersonate("ticket 1")
+		tok1 := body["access_token"].(string)
+		// Exchanged again by the SPA (down-scoping): same session.
+		_, again := x.exchangeAs(x.spa, map[string]string{"subject_token": tok1, "subject_token_type": typeAT, "scope": "read"})
+		tok2, _ := again["access_token"].(string)
+		if tok2 == "" || x.introspect(t, tok2)["active"] != true {
+			t.Fatalf("down-scoping an impersonation token: %v", again)
 		}
+		session := x.introspect(t, tok1)["signet_exchange"].(map[string]any)["session"].(string)
+		if code, ended := x.Bearer("POST", "/admin/v1/impersonations/"+session+"/end", admin, map[string]any{"reason": "ticket closed"}); code != 200 || ended["ended"] != float64(1) {
+			t.Fatalf("ending the session through the admin API: %d %v", code, ended)
+		}
+		for _, raw := range []string{tok1, tok2} {
+			if got := x.introspect(t, raw); got["active"] != false {
+				t.Fatalf("a token of an ended session is still active: %v", got)
+			}
+		}
+		rec, err := x.Server.Store.GetExchangeSession(ctx, session)
+		if err != nil || rec.EndedAt.IsZero() || rec.EndedBy != operator {
+			t.Fatalf("the session record must say when and by whom it ended: %+v %v", rec, err)
+		}
+		wantEvent(t, x.audits(t, audit.TypeSessionEnded), operator, map[string]any{"session": session, "reason": "ticket closed", "kind": "impersonation", "session_actor": x.sam.ID})
+
+		_, body = x.impersonate("ticket 2")
+		tok3 := body["access_token"].(string)
+		session3 := x.introspect(t, tok3)["signet_exchange"].(map[string]any)["session"].(string)
+		if code, off := x.Bearer("POST", "/admin/v1/impersonation/disable", admin, map[string]any{"reason": "incident"}); code != 200 || off["impersonation_disabled"] != true {
+			t.Fatalf("the kill switch through the admin API: %d %v", code, off)
+		}
+		if x.introspect(t, tok3)["active"] != false {
+			t.Fatal("the kill switch left an impersonation token active")
+		}
+		if rec, err := x.Server.Store.GetExchangeSession(ctx, session3); err != nil || rec.EndedAt.IsZero() || rec.EndedBy != operator {
+			t.Fatalf("the kill switch must end the open impersonation sessions: %+v %v", rec, err)
+		}
+		wantEvent(t, x.audits(t, audit.TypeImpersonationOff), operator, map[string]any{"reason": "incident"})
+		code, body := x.impersonate("ticket 3")
+		if code != 403 || body["error"] != "access_denied" || !strings.Contains(body["error_description"].(string), "kill switch") {
+			t.Fatalf("impersonation while disabled: %d %v", code, body)
+		}
+	})
+}
+
+// wantEvent asserts that events holds exactly one event, by actor, whose details include want.
+func wantEvent(t *testing.T, events []store.AuditEvent, actor string, want map[string]any) {
+	t.Helper()
+	if len(events) != 1 {
+		t.Fatalf("want one event, got %d: %+v", len(events), events)
 	}
-	_, body = x.impersonate("ticket 2")
-	tok3 := body["access_token"].(string)
-	if err := x.Server.Sessions.Disable(ctx, "test", "incident"); err != nil {
+	var details map[string]any
+	if err := json.Unmarshal(events[0].Details, &details); err != nil {
 		t.Fatal(err)
 	}
-	if x.introspect(t, tok3)["active"] != false {
-		t.Fatal("the kill switch left an impersonation token active")
+	if events[0].Actor != actor {
+		t.Fatalf("event %s by %q, want %q", events[0].Type, events[0].Actor, actor)
 	}
-	code, body := x.impersonate("ticket 3")
-	if code != 403 || body["error"] != "access_denied" || !strings.Contains(body["error_description"].(string), "kill switch") {
-		t.Fatalf("impersonation while disabled: %d %v", code, body)
+	for k, v := range want {
+		if details[k] != v {
+			t.Fatalf("event %s: %s is %v, want %v (details %v)", events[0].Type, k, details[k], v, details)
+		}
 	}
 }
 

@@ -304,20 +304,32 @@ func (failingAudit) OpenExchangeSession(context.Context, *store.ExchangeSession,
 	return errors.New("disk full")
 }
 
+func (failingAudit) RotateRefreshToken(_ context.Context, _ []byte, _ *store.Token, _ time.Time, event *store.AuditEvent) error {
+	if event != nil {
+		return errors.New("disk full")
+	}
+	return errors.New("a refresh must be audited with its rotation")
+}
+
 // TestAuditFailureIssuesNoToken: when the audit write fails, the exchange fails and no token or
 // session exists.
 func TestAuditFailureIssuesNoToken(t *testing.T) {
-	x := newXEnv(t)
-	x.Server.OAuth.Audit = audit.New(failingAudit{x.Server.Store})
-	x.Server.OAuth.Exchange.Store = failingAudit{x.Server.Store}
-	code, body := x.impersonate("ticket 9")
-	if code != 500 || body["error"] != "server_error" || body["access_token"] != nil {
-		t.Fatalf("want server_error and no token, got %d %v", code, body)
-	}
-	sessions, err := x.Server.Store.ListExchangeSessions(context.Background(), time.Time{})
-	if err != nil || len(sessions) != 0 {
-		t.Fatalf("a session was opened without an audit event: %v %v", sessions, err)
-	}
+	onBackends(t, func(t *testing.T, db string) {
+		x := newXEnvOn(t, db)
+		x.Server.OAuth.Audit = audit.New(failingAudit{x.Server.Store})
+		x.Server.OAuth.Exchange.Store = failingAudit{x.Server.Store}
+		code, body := x.impersonate("ticket 9")
+		if code != 500 || body["error"] != "server_error" || body["access_token"] != nil {
+			t.Fatalf("want server_error and no token, got %d %v", code, body)
+		}
+		sessions, err := x.Server.Store.ListExchangeSessions(context.Background(), time.Time{})
+		if err != nil || len(sessions) != 0 {
+			t.Fatalf("a session was opened without an audit event: %v %v", sessions, err)
+		}
+		if ev := x.audits(t, audit.TypeExchangeAllowed); len(ev) != 0 {
+			t.Fatalf("an exchange that failed was audited as allowed: %+v", ev)
+		}
+	})
 }
 
 // forged signs a token with a key Signet does not know.

@@ -10,10 +10,12 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/exchange"
 	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/testenv"
+	"github.com/signet-id/signet/internal/tokens"
 )
 
 const typeRT = "urn:ietf:params:oauth:token-type:refresh_token"
@@ -25,8 +27,11 @@ type renv struct {
 	offlineAgentToken string
 }
 
-func newREnv(t *testing.T) *renv {
-	x := &renv{xenv: newXEnv(t)}
+func newREnv(t *testing.T) *renv { return newREnvOn(t, "") }
+
+// newREnvOn is newREnv on the database db (a DSN; empty: SQLite).
+func newREnvOn(t *testing.T, db string) *renv {
+	x := &renv{xenv: newXEnvOn(t, db)}
 	ctx := context.Background()
 	x.offline = x.CreateClient(store.Client{Name: "offline-agent", GrantTypes: []string{grantTE, "refresh_token"}})
 	x.helpdesk = x.CreateClient(store.Client{Name: "helpdesk", GrantTypes: []string{grantTE, "refresh_token"}, AccessTokenFormat: store.FormatOpaque})
@@ -218,6 +223,50 @@ func TestConcurrentRefreshHasOneWinner(t *testing.T) {
 	if _, re := x.refresh(t, x.offline, winners[0]["refresh_token"].(string)); re != nil {
 		t.Fatalf("the winner's refresh token must work: %v", re)
 	}
+}
+
+// TestAuditFailureDuringRefreshIssuesNoToken: when the audit event of a refresh cannot be written,
+// the refresh fails with no token, the refresh token is not consumed, and once the audit log is
+// back the same refresh token works (with its event).
+func TestAuditFailureDuringRefreshIssuesNoToken(t *testing.T) {
+	onBackends(t, func(t *testing.T, db string) {
+		x := newREnvOn(t, db)
+		rt := x.delegateOffline(t)["refresh_token"].(string)
+		working := x.Server.OAuth.Tokens
+		failing := tokens.New(tokens.Config{Issuer: x.Server.Config.Issuer, Store: failingAudit{x.Server.Store}, Keys: x.Server.Keys,
+			Secrets: x.Server.Secrets, Leeway: x.Server.Config.Leeway, Principals: x.Server.Dir})
+		if err := failing.LoadRevocations(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		refreshes := func() int {
+			n := 0
+			for _, e := range x.audits(t, audit.TypeTokenIssued) {
+				if strings.Contains(string(e.Details), `"grant":"refresh_token"`) {
+					n++
+				}
+			}
+			return n
+		}
+		x.Server.OAuth.Tokens = failing
+		code, body := x.PostForm("/oauth/v2/token", map[string]string{"grant_type": "refresh_token", "refresh_token": rt}, x.offline.ID, x.offline.Secret)
+		x.Server.OAuth.Tokens = working
+		if code != 500 || body["error"] != "server_error" || body["access_token"] != nil || body["refresh_token"] != nil {
+			t.Fatalf("want server_error and no token, got %d %v", code, body)
+		}
+		if n := refreshes(); n != 0 {
+			t.Fatalf("%d refreshes audited for a refresh that failed", n)
+		}
+		tok, re := x.refresh(t, x.offline, rt)
+		if re != nil {
+			t.Fatalf("a refresh that failed must not consume the refresh token: %v", re)
+		}
+		if got := x.introspect(t, tok.AccessToken); got["active"] != true {
+			t.Fatalf("the retried refresh's token: %v", got)
+		}
+		if n := refreshes(); n != 1 {
+			t.Fatalf("%d refreshes audited, want the retried one", n)
+		}
+	})
 }
 
 // TestRefreshRefusals: each way a refresh token can stop being usable, with its precise reason.

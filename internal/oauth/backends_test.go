@@ -10,12 +10,23 @@ import (
 	"github.com/signet-id/signet/internal/testenv"
 )
 
-// onBackends runs f on SQLite and on PostgreSQL (a schema of its own); db is the DSN to start the
-// provider with (empty: SQLite).
-func onBackends(t *testing.T, f func(t *testing.T, db string)) {
+// onBackends runs f on each backend, "sqlite" and "postgres"; f starts its providers with
+// dsnFor(t, backend).
+func onBackends(t *testing.T, f func(t *testing.T, backend string)) {
 	t.Helper()
-	t.Run("sqlite", func(t *testing.T) { f(t, "") })
-	t.Run("postgres", func(t *testing.T) { f(t, testenv.PostgresDSN(t)) })
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) { f(t, backend) })
+	}
+}
+
+// dsnFor returns the DSN of a fresh database on backend: empty for SQLite (a temp dir), a schema of
+// its own for PostgreSQL.
+func dsnFor(t testing.TB, backend string) string {
+	t.Helper()
+	if backend == "postgres" {
+		return testenv.PostgresDSN(t)
+	}
+	return ""
 }
 
 // forgetRevocations deletes every revocation entry and reloads the server's set, as pruning does

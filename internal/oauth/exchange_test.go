@@ -47,9 +47,9 @@ type xenv struct {
 
 func newXEnv(t testing.TB) *xenv { return newXEnvOn(t, "") }
 
-// newXEnvOn is newXEnv on the database db (a DSN; empty: SQLite).
-func newXEnvOn(t testing.TB, db string) *xenv {
-	env := testenv.Start(t, testenv.Options{DB: db})
+// newXEnvOn is newXEnv on backend ("sqlite" or "postgres"; empty: SQLite).
+func newXEnvOn(t testing.TB, backend string) *xenv {
+	env := testenv.Start(t, testenv.Options{DB: dsnFor(t, backend)})
 	ctx := context.Background()
 	env.Server.Store.PutRole(ctx, &store.Role{Name: "customer"})
 	x := &xenv{Env: env}
@@ -225,8 +225,8 @@ func TestZitadelTokenExchangeClient(t *testing.T) {
 // admin API makes derived tokens inactive at once, including tokens exchanged again from them; each
 // action is audited and recorded on the sessions it ended.
 func TestKillSwitchAndSessionEnd(t *testing.T) {
-	onBackends(t, func(t *testing.T, db string) {
-		x := newXEnvOn(t, db)
+	onBackends(t, func(t *testing.T, backend string) {
+		x := newXEnvOn(t, backend)
 		ctx := context.Background()
 		admin := x.AdminToken(store.KindUser, x.olga.ID, x.spa.Client)
 		operator := "user:" + x.olga.ID
@@ -314,8 +314,8 @@ func (failingAudit) RotateRefreshToken(_ context.Context, _ []byte, _ *store.Tok
 // TestAuditFailureIssuesNoToken: when the audit write fails, the exchange fails and no token or
 // session exists.
 func TestAuditFailureIssuesNoToken(t *testing.T) {
-	onBackends(t, func(t *testing.T, db string) {
-		x := newXEnvOn(t, db)
+	onBackends(t, func(t *testing.T, backend string) {
+		x := newXEnvOn(t, backend)
 		x.Server.OAuth.Audit = audit.New(failingAudit{x.Server.Store})
 		x.Server.OAuth.Exchange.Store = failingAudit{x.Server.Store}
 		code, body := x.impersonate("ticket 9")

@@ -29,9 +29,9 @@ type renv struct {
 
 func newREnv(t *testing.T) *renv { return newREnvOn(t, "") }
 
-// newREnvOn is newREnv on the database db (a DSN; empty: SQLite).
-func newREnvOn(t *testing.T, db string) *renv {
-	x := &renv{xenv: newXEnvOn(t, db)}
+// newREnvOn is newREnv on backend ("sqlite" or "postgres").
+func newREnvOn(t *testing.T, backend string) *renv {
+	x := &renv{xenv: newXEnvOn(t, backend)}
 	ctx := context.Background()
 	x.offline = x.CreateClient(store.Client{Name: "offline-agent", GrantTypes: []string{grantTE, "refresh_token"}})
 	x.helpdesk = x.CreateClient(store.Client{Name: "helpdesk", GrantTypes: []string{grantTE, "refresh_token"}, AccessTokenFormat: store.FormatOpaque})
@@ -229,8 +229,8 @@ func TestConcurrentRefreshHasOneWinner(t *testing.T) {
 // the refresh fails with no token, the refresh token is not consumed, and once the audit log is
 // back the same refresh token works (with its event).
 func TestAuditFailureDuringRefreshIssuesNoToken(t *testing.T) {
-	onBackends(t, func(t *testing.T, db string) {
-		x := newREnvOn(t, db)
+	onBackends(t, func(t *testing.T, backend string) {
+		x := newREnvOn(t, backend)
 		rt := x.delegateOffline(t)["refresh_token"].(string)
 		working := x.Server.OAuth.Tokens
 		failing := tokens.New(tokens.Config{Issuer: x.Server.Config.Issuer, Store: failingAudit{x.Server.Store}, Keys: x.Server.Keys,
@@ -269,8 +269,15 @@ func TestAuditFailureDuringRefreshIssuesNoToken(t *testing.T) {
 	})
 }
 
-// TestRefreshRefusals: each way a refresh token can stop being usable, with its precise reason.
+// TestRefreshRefusals: each way a refresh token can stop being usable, with its precise reason, on
+// both backends. Where the refusal must outlast the revocation entry (a kill switch, a switch turned
+// back on, an ended session), it is checked again once the entry is pruned: the session record and
+// the setting keep refusing.
 func TestRefreshRefusals(t *testing.T) {
+	onBackends(t, testRefreshRefusals)
+}
+
+func testRefreshRefusals(t *testing.T, backend string) {
 	ctx := context.Background()
 	impersonate := func(x *renv) string {
 		samToken := x.Token(store.KindUser, x.sam.ID, x.helpdesk.Client, "read")
@@ -285,23 +292,24 @@ func TestRefreshRefusals(t *testing.T) {
 		name         string
 		setup        func(x *renv) (testenv.Client, string)
 		code, reason string
+		pruned       string // the refusal once the revocation entries are pruned; empty: not checked
 	}{
 		{"another client", func(x *renv) (testenv.Client, string) {
 			return x.helpdesk, x.delegateOffline(t)["refresh_token"].(string)
 		},
-			"invalid_grant", "issued to another client"},
+			"invalid_grant", "issued to another client", ""},
 		{"an access token in its place", func(x *renv) (testenv.Client, string) {
 			return x.offline, x.delegateOffline(t)["access_token"].(string)
-		}, "invalid_grant", "is an access token"},
+		}, "invalid_grant", "is an access token", ""},
 		{"made up", func(x *renv) (testenv.Client, string) { return x.offline, "sgn_rt_" + strings.Repeat("A", 43) },
-			"invalid_grant", "not a refresh token issued by"},
+			"invalid_grant", "not a refresh token issued by", ""},
 		{"kill switch", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			if err := x.Server.Sessions.Disable(ctx, "ops", "incident"); err != nil {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", "revoked"},
+		}, "invalid_grant", "revoked", "was ended at"},
 		{"kill switch flipped back on", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			if err := x.Server.Sessions.Disable(ctx, "ops", "incident"); err != nil {
@@ -311,21 +319,21 @@ func TestRefreshRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", "revoked"},
+		}, "invalid_grant", "revoked", "was ended at"},
 		{"session ended", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			if _, err := x.Server.Sessions.EndActor(ctx, x.sam.ID, "ops", "shift over"); err != nil {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", "revoked"},
+		}, "invalid_grant", "revoked", "was ended at"},
 		{"rule removed", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			if err := x.Server.Policy.Remove(ctx, "helpdesk-sessions"); err != nil {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", `rule "helpdesk-sessions", which allowed impersonation session`},
+		}, "invalid_grant", `rule "helpdesk-sessions", which allowed impersonation session`, ""},
 		{"rule no longer allows refresh", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			r := exchange.Rule{Name: "helpdesk-sessions", Mode: exchange.ModeImpersonation, Actors: exchange.Selector{Roles: []string{"support"}},
@@ -334,14 +342,14 @@ func TestRefreshRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", "allow_refresh is off"},
+		}, "invalid_grant", "allow_refresh is off", ""},
 		{"actor lost the role", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			if err := x.Server.Store.RevokeRole(ctx, store.KindUser, x.sam.ID, "support"); err != nil {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", "is not among its actors"},
+		}, "invalid_grant", "is not among its actors", ""},
 		{"subject locked", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			x.dana.Locked = true
@@ -349,7 +357,7 @@ func TestRefreshRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", "is locked"},
+		}, "invalid_grant", "is locked", ""},
 		{"revoked at the revocation endpoint", func(x *renv) (testenv.Client, string) {
 			body := x.delegateOffline(t)
 			rt := body["refresh_token"].(string)
@@ -363,10 +371,10 @@ func TestRefreshRefusals(t *testing.T) {
 				t.Fatalf("the revocation is audited with its grant: %+v", ev)
 			}
 			return x.offline, rt
-		}, "invalid_grant", "revoked"},
+		}, "invalid_grant", "revoked", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			x := newREnv(t)
+			x := newREnvOn(t, backend)
 			c, rt := tc.setup(x)
 			x.Server.Watcher.Poll(ctx) // apply store changes now, as the change feed would within 250 ms
 			before := len(x.audits(t, "exchange.denied"))
@@ -377,6 +385,12 @@ func TestRefreshRefusals(t *testing.T) {
 			if got := len(x.audits(t, "exchange.denied")) - before; got != map[bool]int{true: 1, false: 0}[names] {
 				t.Fatalf("%d denials audited for this refusal", got)
 			}
+			if tc.pruned == "" {
+				return
+			}
+			forgetRevocations(t, x.Env)
+			_, re = x.refresh(t, c, rt)
+			wantRefused(t, re, tc.code, tc.pruned)
 		})
 	}
 }

@@ -94,8 +94,10 @@ func wantRefused(t *testing.T, re *oauth2.RetrieveError, code, contains string) 
 // TestDelegationRefreshRotates: a rule with allow_refresh yields a refresh token that
 // golang.org/x/oauth2 uses; each use rotates it, the new access token keeps the act chain and the
 // session, and the rotation is audited.
-func TestDelegationRefreshRotates(t *testing.T) {
-	x := newREnv(t)
+func TestDelegationRefreshRotates(t *testing.T) { onBackends(t, testDelegationRefreshRotates) }
+
+func testDelegationRefreshRotates(t *testing.T, backend string) {
+	x := newREnvOn(t, backend)
 	body := x.delegateOffline(t)
 	rt, _ := body["refresh_token"].(string)
 	if !strings.HasPrefix(rt, "sgn_rt_") || body["issued_token_type"] != typeAT || body["token_type"] != "Bearer" {
@@ -145,8 +147,10 @@ func TestDelegationRefreshRotates(t *testing.T) {
 
 // TestRefreshTokenReuseRevokesTheGrant: presenting a rotated refresh token again is theft by
 // assumption; the grant's every token becomes inactive and the event is audited.
-func TestRefreshTokenReuseRevokesTheGrant(t *testing.T) {
-	x := newREnv(t)
+func TestRefreshTokenReuseRevokesTheGrant(t *testing.T) { onBackends(t, testRefreshTokenReuseRevokesTheGrant) }
+
+func testRefreshTokenReuseRevokesTheGrant(t *testing.T, backend string) {
+	x := newREnvOn(t, backend)
 	body := x.delegateOffline(t)
 	rt := body["refresh_token"].(string)
 	tok, re := x.refresh(t, x.offline, rt)
@@ -184,8 +188,10 @@ func TestRefreshTokenReuseRevokesTheGrant(t *testing.T) {
 
 // TestConcurrentRefreshHasOneWinner: racing uses of one refresh token yield exactly one new token
 // pair; the losers are refused as a lost race and revoke nothing (RefreshRaceWindow).
-func TestConcurrentRefreshHasOneWinner(t *testing.T) {
-	x := newREnv(t)
+func TestConcurrentRefreshHasOneWinner(t *testing.T) { onBackends(t, testConcurrentRefreshHasOneWinner) }
+
+func testConcurrentRefreshHasOneWinner(t *testing.T, backend string) {
+	x := newREnvOn(t, backend)
 	rt := x.delegateOffline(t)["refresh_token"].(string)
 	const n = 6
 	var wg sync.WaitGroup

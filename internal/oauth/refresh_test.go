@@ -147,7 +147,9 @@ func testDelegationRefreshRotates(t *testing.T, backend string) {
 
 // TestRefreshTokenReuseRevokesTheGrant: presenting a rotated refresh token again is theft by
 // assumption; the grant's every token becomes inactive and the event is audited.
-func TestRefreshTokenReuseRevokesTheGrant(t *testing.T) { onBackends(t, testRefreshTokenReuseRevokesTheGrant) }
+func TestRefreshTokenReuseRevokesTheGrant(t *testing.T) {
+	onBackends(t, testRefreshTokenReuseRevokesTheGrant)
+}
 
 func testRefreshTokenReuseRevokesTheGrant(t *testing.T, backend string) {
 	x := newREnvOn(t, backend)
@@ -188,7 +190,9 @@ func testRefreshTokenReuseRevokesTheGrant(t *testing.T, backend string) {
 
 // TestConcurrentRefreshHasOneWinner: racing uses of one refresh token yield exactly one new token
 // pair; the losers are refused as a lost race and revoke nothing (RefreshRaceWindow).
-func TestConcurrentRefreshHasOneWinner(t *testing.T) { onBackends(t, testConcurrentRefreshHasOneWinner) }
+func TestConcurrentRefreshHasOneWinner(t *testing.T) {
+	onBackends(t, testConcurrentRefreshHasOneWinner)
+}
 
 func testConcurrentRefreshHasOneWinner(t *testing.T, backend string) {
 	x := newREnvOn(t, backend)

@@ -226,6 +226,19 @@ func testConcurrentRefreshHasOneWinner(t *testing.T, backend string) {
 	if len(winners) != 1 {
 		t.Fatalf("%d concurrent refreshes of one token succeeded; exactly one must", len(winners))
 	}
+	// Each lost race is audited as a refused continuation of the session; only the winner as issued.
+	if denied := len(x.audits(t, audit.TypeExchangeDenied)); denied != n-1 {
+		t.Fatalf("%d refusals audited for %d lost races", denied, n-1)
+	}
+	issued := 0
+	for _, e := range x.audits(t, audit.TypeTokenIssued) {
+		if strings.Contains(string(e.Details), `"grant":"refresh_token"`) {
+			issued++
+		}
+	}
+	if issued != 1 {
+		t.Fatalf("%d refreshes audited as issued; exactly the winner's must be", issued)
+	}
 	// The losers revoked nothing: the winner's new tokens work.
 	if got := x.introspect(t, winners[0]["access_token"].(string)); got["active"] != true {
 		t.Fatalf("the winner's access token is dead on arrival: %v", got)

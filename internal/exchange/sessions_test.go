@@ -141,7 +141,9 @@ func TestEndingEverySessionOfOne(t *testing.T) {
 		actor, subject    string   // in the event
 		client            string
 	}{
-		{"actor", store.RevokeSessionsOfActor, "u-sam", func(m *exchange.Sessions, id string) (int, error) { return m.EndActor(context.Background(), id, "ops", "why") },
+		{"actor", store.RevokeSessionsOfActor, "u-sam", func(m *exchange.Sessions, id string) (int, error) {
+			return m.EndActor(context.Background(), id, "ops", "why")
+		},
 			[]string{"xs-1", "xs-2"}, "u-sam", "", ""},
 		{"subject", store.RevokeSessionsOfSubject, "u-dana", func(m *exchange.Sessions, id string) (int, error) {
 			return m.EndSubject(context.Background(), id, "ops", "why")

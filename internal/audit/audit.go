@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -46,7 +47,7 @@ const (
 type Store interface {
 	AppendAudit(ctx context.Context, events ...*store.AuditEvent) error
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
-	AuditChains(ctx context.Context) ([]store.AuditChain, error)
+	AuditChains(ctx context.Context, unregistered bool) ([]store.AuditChain, error)
 	GetSetting(ctx context.Context, name string) (string, error) // where the keyed chain begins
 }
 
@@ -227,11 +228,11 @@ func Verify(ctx context.Context, st Store, key []byte, anchors ...Anchor) (*Resu
 		return broken(res, 0, reason), nil
 	}
 	res.KeyedFrom = from
-	chains, err := st.AuditChains(ctx)
+	chains, err := st.AuditChains(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	known := map[string]bool{"": true}
+	known := map[string]bool{}
 	for _, c := range chains {
 		known[c.ID] = true
 	}
@@ -329,7 +330,11 @@ type chain struct {
 func (c *chain) walk(ctx context.Context, st Store, res *Result) *Result {
 	const pageSize = 1000
 	for {
-		page, err := st.ListAudit(ctx, store.AuditFilter{InChain: &store.ChainPosition{Chain: c.id, Position: c.last}, Limit: pageSize})
+		after := c.last
+		if c.last == 0 {
+			after = math.MinInt64 // from the start: a position below 1 is forged, and must be seen
+		}
+		page, err := st.ListAudit(ctx, store.AuditFilter{InChain: &store.ChainPosition{Chain: c.id, Position: after}, Limit: pageSize})
 		if err != nil {
 			c.err = err
 			return nil
@@ -358,6 +363,8 @@ func (c *chain) walk(ctx context.Context, st Store, res *Result) *Result {
 func (c *chain) next(e *store.AuditEvent) string {
 	at := place(c.id, e.Position)
 	switch {
+	case e.Position < 1:
+		return fmt.Sprintf("event %s is at no position of its chain (positions start at 1): it was forged", at)
 	case e.Position != c.last+1:
 		return fmt.Sprintf("event %s is missing: the chain jumps from %d to %d (deleted)", place(c.id, c.last+1), c.last, e.Position)
 	case !bytes.Equal(e.PrevHash, c.prev) && c.last == 0:

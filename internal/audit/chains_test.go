@@ -50,11 +50,12 @@ func replicas(t *testing.T, n int) (a, b *postgres.Store, db *sql.DB) {
 func TestChainsPerReplicaVerify(t *testing.T) {
 	a, _, _ := replicas(t, 40)
 	res := verify(t, a.Store, testKey)
-	if !res.Intact || res.Events != 80 || len(res.Chains) != 2 || res.Head == nil {
+	// Chain "" holds the event that seals it (nothing before the keyed chain), then the replicas'.
+	if !res.Intact || res.Events != 81 || len(res.Chains) != 3 || res.Head == nil || res.Chains[0].Chain != "" || res.Chains[0].Events != 1 {
 		t.Fatalf("two replicas' chains: %+v", res)
 	}
 	var anchors []audit.Anchor
-	for i, h := range res.Chains {
+	for i, h := range res.Chains[1:] {
 		want := []string{"replica-a", "replica-b"}[i]
 		if h.Chain != want || h.Position != 40 || h.Events != 40 || !strings.HasPrefix(h.Anchor, want+"@40:") {
 			t.Fatalf("chain %d: %+v, want %s ending at event 40", i, h, want)
@@ -134,7 +135,7 @@ func TestChainDeletedWholeNeedsAnAnchor(t *testing.T) {
 	}
 	pgExec(t, db, `DELETE FROM audit_events WHERE chain = 'replica-b'`)
 	pgExec(t, db, `DELETE FROM audit_chains WHERE id = 'replica-b'`)
-	if res := verify(t, a.Store, testKey); !res.Intact || len(res.Chains) != 1 {
+	if res := verify(t, a.Store, testKey); !res.Intact || len(res.Chains) != 2 {
 		t.Fatalf("without an anchor a chain deleted whole leaves the others valid: %+v", res)
 	}
 	res := verify(t, a.Store, testKey, anchor)
@@ -174,7 +175,7 @@ func TestWritersOfOneChainTakeTurns(t *testing.T) {
 		}
 	}
 	res := verify(t, stores[0].Store, testKey)
-	if !res.Intact || len(res.Chains) != 1 || res.Events != 60-failed {
+	if !res.Intact || len(res.Chains) != 2 || res.Events != 1+60-failed {
 		t.Fatalf("one chain written by two writers: %+v (%d writes failed)", res, failed)
 	}
 	if failed > 0 {

@@ -53,7 +53,7 @@ const SETType = "secevent+jwt"
 // Store is what the deliverer reads and writes.
 type Store interface {
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
-	AuditChains(ctx context.Context) ([]store.AuditChain, error)
+	AuditChains(ctx context.Context, unregistered bool) ([]store.AuditChain, error)
 	GetSetting(ctx context.Context, name string) (string, error)
 	PutSetting(ctx context.Context, name, value string) error
 	GetUser(ctx context.Context, id string) (*store.User, error)
@@ -154,7 +154,7 @@ func (w *Webhook) deliverPending(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	chains, err := w.Store.AuditChains(ctx)
+	chains, err := w.Store.AuditChains(ctx, false) // every chain is registered with its first event
 	if err != nil {
 		return err
 	}
@@ -211,9 +211,12 @@ func (w *Webhook) cursors(ctx context.Context) (map[string]int64, error) {
 	if n, perr := strconv.ParseInt(v, 10, 64); perr == nil {
 		return map[string]int64{"": n}, nil
 	}
-	cursors := map[string]int64{}
+	var cursors map[string]int64
 	if err := json.Unmarshal([]byte(v), &cursors); err != nil {
 		return nil, fmt.Errorf("webhook cursor %s: %w", w.cursorSetting(), err)
+	}
+	if cursors == nil { // "null": no event handled yet
+		cursors = map[string]int64{}
 	}
 	return cursors, nil
 }

@@ -362,7 +362,9 @@ type Store interface {
 	// only when the events are durable.
 	AppendAudit(ctx context.Context, events ...*AuditEvent) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) // oldest first (by Seq; by Position with InChain)
-	AuditChains(ctx context.Context) ([]AuditChain, error)              // every chain registered or holding events, by ID
+	// AuditChains lists the registered chains by ID; with unregistered also chains that hold events
+	// but no registration (only tampering makes one: verification asks, reading the whole log).
+	AuditChains(ctx context.Context, unregistered bool) ([]AuditChain, error)
 
 	// Token-exchange rules and sessions.
 	ListExchangeRules(ctx context.Context) ([]ExchangeRule, error)

@@ -5,8 +5,10 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -15,7 +17,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -103,23 +104,18 @@ func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*Store, err
 	return &Store{Store: s, dsn: dsn}, nil
 }
 
-// opened counts the stores this process opened, so that each has a chain of its own.
-var opened atomic.Int64
-
-// DefaultAuditChain names the audit chain of a store this process opens: host name and process ID
-// ("db-7/4182"), with the store's number after the first ("db-7/4182.2"; tests run replicas in one
-// process). A process restarted with the same name (a container's PID 1 on the same host)
-// continues its chain from the registered head.
+// DefaultAuditChain names the audit chain of a store this process opens: host name, process ID and
+// a random instance tag ("db-7/4182/9f3a61c2"), so that no two writers share a chain by accident —
+// containers that all run as PID 1 under one configured host name included. A process that
+// restarts starts a new chain; chains are cheap, and verification walks them all.
 func DefaultAuditChain() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "unknown-host"
 	}
-	name := host + "/" + strconv.Itoa(os.Getpid())
-	if n := opened.Add(1); n > 1 {
-		name += "." + strconv.FormatInt(n, 10)
-	}
-	return name
+	tag := make([]byte, 4)
+	rand.Read(tag)
+	return host + "/" + strconv.Itoa(os.Getpid()) + "/" + hex.EncodeToString(tag)
 }
 
 // Session settings that keep one frozen or partitioned replica from stalling the others: a wait for a

@@ -92,15 +92,15 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 	return out, rows.Err()
 }
 
-// AuditChains lists every registered chain and every chain that holds events, by name.
-func (s *Store) AuditChains(ctx context.Context) ([]store.AuditChain, error) {
+// AuditChains lists the registered chains, and with unregistered every chain that holds events, by
+// name. Only the second needs to read the whole log.
+func (s *Store) AuditChains(ctx context.Context, unregistered bool) ([]store.AuditChain, error) {
 	rows, err := s.R.QueryContext(ctx, `SELECT id, chain_seq, hash, opened_at, updated_at FROM audit_chains`)
 	if err != nil {
 		return nil, fmt.Errorf("audit chains: %w", err)
 	}
 	defer rows.Close()
 	var out []store.AuditChain
-	registered := map[string]bool{}
 	for rows.Next() {
 		c := store.AuditChain{Registered: true}
 		var opened, updated int64
@@ -108,26 +108,30 @@ func (s *Store) AuditChains(ctx context.Context) ([]store.AuditChain, error) {
 			return nil, err
 		}
 		c.OpenedAt, c.UpdatedAt = fromTS(opened), fromTS(updated)
-		out, registered[c.ID] = append(out, c), true
+		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	rows.Close()
-	unregistered, err := s.R.QueryContext(ctx, `SELECT DISTINCT chain FROM audit_events WHERE chain NOT IN (SELECT id FROM audit_chains)`)
+	if !unregistered {
+		slices.SortFunc(out, func(a, b store.AuditChain) int { return strings.Compare(a.ID, b.ID) })
+		return out, nil
+	}
+	others, err := s.R.QueryContext(ctx, `SELECT DISTINCT chain FROM audit_events WHERE chain NOT IN (SELECT id FROM audit_chains)`)
 	if err != nil {
 		return nil, fmt.Errorf("audit chains: %w", err)
 	}
-	defer unregistered.Close()
-	for unregistered.Next() {
+	defer others.Close()
+	for others.Next() {
 		var c store.AuditChain
-		if err := unregistered.Scan(&c.ID); err != nil {
+		if err := others.Scan(&c.ID); err != nil {
 			return nil, err
 		}
 		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b store.AuditChain) int { return strings.Compare(a.ID, b.ID) })
-	return out, unregistered.Err()
+	return out, others.Err()
 }
 
 // --- exchange rules and sessions ------------------------------------------------------------------

@@ -90,16 +90,19 @@ func (s *Store) newBatcher(chainID string) *Batcher {
 	return b
 }
 
-// SealLegacyChain ends the chain "" with a keyed event when it ends with events written before the
-// keyed chain (plain SHA-256) and this store appends to another chain: the keyed event's HMAC
-// covers the last unkeyed hash, so rewriting the old events breaks a link (on SQLite the store's
-// own next event does that). Replicas sealing at once add one event each, which is harmless.
+// SealLegacyChain makes sure the chain "" ends with a keyed event when this store appends to
+// another chain (PostgreSQL: one chain per writer). When chain "" ends with events written before
+// the keyed chain (plain SHA-256), the keyed event's HMAC covers the last unkeyed hash, so rewriting
+// the old events breaks a link (on SQLite the store's own next event does that). When chain "" is
+// empty, the keyed event takes its first position, so that nobody without the key can add a
+// "history from before the keyed chain" there later. Replicas sealing at once add one event each,
+// which is harmless.
 func (s *Store) SealLegacyChain(ctx context.Context) error {
 	if s.auditChain == "" || len(s.auditKey) == 0 {
 		return nil
 	}
 	head, err := s.readChainHead(ctx, "")
-	if err != nil || head.position == 0 {
+	if err != nil {
 		return err
 	}
 	v, err := s.GetSetting(ctx, store.AuditKeyedFromSetting)
@@ -113,10 +116,13 @@ func (s *Store) SealLegacyChain(ctx context.Context) error {
 	if err != nil || head.position >= from {
 		return nil // sealed already, or a marker verification will report
 	}
+	reason := `{"reason":"no event was written before the keyed chain; each writer appends to its own chain"}`
+	if head.position > 0 {
+		reason = fmt.Sprintf(`{"reason":"events 1-%d were written before the keyed chain; from now on each writer appends to its own chain"}`, head.position)
+	}
 	b := s.newBatcher("")
 	defer b.Close()
-	details := fmt.Sprintf(`{"reason":"events 1-%d were written before the keyed chain; from now on each writer appends to its own chain"}`, head.position)
-	return b.Do(ctx, &Write{What: "seal the audit chain", Audit: []*store.AuditEvent{{At: time.Now(), Type: "audit.sealed", Actor: "signet", Details: []byte(details)}}})
+	return b.Do(ctx, &Write{What: "seal the audit chain", Audit: []*store.AuditEvent{{At: time.Now(), Type: "audit.sealed", Actor: "signet", Details: []byte(reason)}}})
 }
 
 // Batcher exposes the group-commit writer (for append-only logs that want it too).

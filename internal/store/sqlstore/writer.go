@@ -6,9 +6,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/signet-id/signet/internal/store"
 )
@@ -98,7 +100,9 @@ func (b *Batcher) Queued() int { return len(b.reqs) }
 // items/commits is the average batch, the fsyncs (and round trips) saved.
 func (b *Batcher) Stats() (commits, items uint64) { return b.commits.Load(), b.items.Load() }
 
-// Do queues w and waits until it is committed (nil) or has failed.
+// Do queues w and waits until it is committed (nil) or has failed. Once w is queued, Do answers
+// only with the truth: a caller whose context ends is still told whether w committed (the writer
+// does not start writes whose context has ended, and a batch is bounded by commitDeadline).
 func (b *Batcher) Do(ctx context.Context, w *Write) error {
 	if len(w.Audit) > 0 && b.chain == nil {
 		return errNoAuditKey
@@ -114,9 +118,15 @@ func (b *Batcher) Do(ctx context.Context, w *Write) error {
 	select {
 	case err := <-it.result:
 		return err
-	case <-ctx.Done():
-		// The write may still commit; the caller only stops waiting.
-		return ctx.Err()
+	case <-b.stopped:
+		// The writer answered everything it took before stopping; a write queued as Close ran was
+		// not taken and never will be.
+		select {
+		case err := <-it.result:
+			return err
+		default:
+			return ErrClosed
+		}
 	}
 }
 
@@ -196,9 +206,9 @@ func (b *Batcher) commit(items []*batchItem) {
 }
 
 // maxStaleHeads is how often in a row a batch may find its chain's head moved by another writer
-// before its writes fail: writers share a chain only by accident (two with one name), and then
-// take turns.
-const maxStaleHeads = 5
+// before its audited writes fail: writers share a chain only by accident (two with one name), and
+// then take turns.
+const maxStaleHeads = 8
 
 // attempt runs items as one transaction and settles a prefix of them: all on success; on a failing
 // write, that write (with its error) and the writes before it, which are run again without it. The
@@ -237,14 +247,23 @@ func (b *Batcher) attempt(items []*batchItem, stale int) int {
 	case owners[failed].item < 0:
 		// The chain's head moved under us: another writer appends to this chain too.
 		b.chain.forget()
-		if stale+1 >= maxStaleHeads {
-			err = fmt.Errorf("append audit event: the audit chain %q is written by another writer at the same time: %w", b.chain.id, store.ErrConflict)
-			for _, it := range items {
-				it.result <- err
-			}
-			return len(items)
+		if stale+1 < maxStaleHeads {
+			return b.attempt(items, stale+1)
 		}
-		return b.attempt(items, stale+1)
+		// The audited writes give up; the others are not the chain's business and go on.
+		err = fmt.Errorf("append audit event: the audit chain %q is written by another writer at the same time: %w", b.chain.id, store.ErrConflict)
+		var rest []*batchItem
+		for _, it := range items {
+			if len(it.w.Audit) > 0 {
+				it.result <- err
+			} else {
+				rest = append(rest, it)
+			}
+		}
+		for len(rest) > 0 {
+			rest = rest[b.attempt(rest, 0):]
+		}
+		return len(items)
 	}
 	bad := owners[failed].item
 	if owners[failed].stmt < 0 {
@@ -359,12 +378,23 @@ func (c *chain) forget() {
 // link places e after head and returns the new head.
 func (c *chain) link(head chainHead, e *store.AuditEvent) chainHead {
 	e.Chain, e.Position = c.id, head.position+1
+	// Fields are text in every backend: what a request put there (a subject with a NUL byte, invalid
+	// UTF-8) is stored with U+FFFD in its place rather than refused, so the attempt is still audited.
+	e.Type, e.Actor, e.Subject, e.Client = storable(e.Type), storable(e.Actor), storable(e.Subject), storable(e.Client)
 	e.At, e.PrevHash = e.At.Truncate(time.Microsecond).UTC(), bytes.Clone(head.hash)
 	if len(e.Details) == 0 {
 		e.Details = []byte("{}")
 	}
 	e.Hash = store.ChainHash(c.key, e.PrevHash, e)
 	return chainHead{position: e.Position, hash: e.Hash}
+}
+
+// storable returns s as valid UTF-8 without NUL bytes (PostgreSQL's text holds neither).
+func storable(s string) string {
+	if utf8.ValidString(s) && !strings.Contains(s, "\x00") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func (c *chain) insert(e *store.AuditEvent) Step {

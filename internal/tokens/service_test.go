@@ -142,12 +142,12 @@ func TestIssuedTokensResolveToTheirContent(t *testing.T) {
 			}
 			type view struct {
 				ID, Issuer, Subject, ClientID, GrantID, SessionID, Format string
-				Kind                                                     store.PrincipalKind
-				Audience, Scope                                          []string
-				Times                                                    [3]int64
-				Act                                                      *tokens.Actor
-				Exchange                                                 *tokens.Exchange
-				Lineage                                                  []tokens.Link
+				Kind                                                      store.PrincipalKind
+				Audience, Scope                                           []string
+				Times                                                     [3]int64
+				Act                                                       *tokens.Actor
+				Exchange                                                  *tokens.Exchange
+				Lineage                                                   []tokens.Link
 			}
 			see := func(a *tokens.Access) view {
 				return view{a.ID, a.Issuer, a.Subject, a.ClientID, a.GrantID, a.SessionID, a.Format, a.SubjectKind, a.Audience, a.Scope,

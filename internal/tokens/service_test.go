@@ -3,6 +3,7 @@ package tokens_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -458,5 +459,76 @@ func TestPrincipalsStanding(t *testing.T) {
 	}
 	if got := strings.Join(asked(), " "); got != "serviceaccount:sa-bot" {
 		t.Fatalf("a service account acting alone is asked about as %s", got)
+	}
+}
+
+// TestCorruptRecordsAreFaultsOrRefusals: a stored record whose claims cannot be read is a server
+// fault, never an active token; a stored record of another kind behind an access token's prefix,
+// or a JWT of ours whose claims have the wrong types, is not an active access token.
+func TestCorruptRecordsAreFaultsOrRefusals(t *testing.T) {
+	f := newFixture(t)
+	store1 := func(raw, kind string, claims []byte) {
+		t.Helper()
+		rec := &store.Token{Hash: f.sk.HashToken(raw), ID: secrets.NewID(), Kind: kind, ClientID: "c-app", SubjectKind: store.KindUser, Subject: "u-dana",
+			IssuedAt: f.now, ExpiresAt: f.now.Add(time.Hour), Claims: claims}
+		if err := f.st.CreateToken(f.ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refreshBehindAccessPrefix := secrets.NewOpaqueToken(secrets.AccessTokenPrefix)
+	store1(refreshBehindAccessPrefix, store.TokenRefresh, nil)
+	if _, code, detail := f.resolve(t, refreshBehindAccessPrefix); code != "wrong_type" || !strings.Contains(detail, "is a refresh") {
+		t.Fatalf("a refresh record behind sgn_at_: %q %s", code, detail)
+	}
+	badAccess := secrets.NewOpaqueToken(secrets.AccessTokenPrefix)
+	store1(badAccess, store.TokenAccess, []byte(`{"act":"not an object"}`))
+	if a, inactive, err := f.svc.Resolve(f.ctx, badAccess); err == nil || a != nil || inactive != nil || !strings.Contains(err.Error(), "stored claims") {
+		t.Fatalf("unreadable stored claims: %v %v %v", a, inactive, err)
+	}
+	badRefresh := secrets.NewOpaqueToken(secrets.RefreshTokenPrefix)
+	store1(badRefresh, store.TokenRefresh, []byte(`{"act":"not an object"}`))
+	if _, _, inactive, err := f.svc.ResolveRefresh(f.ctx, badRefresh); err == nil || inactive != nil || !strings.Contains(err.Error(), "stored claims") {
+		t.Fatalf("unreadable stored refresh claims: %v %v", inactive, err)
+	}
+	wrongTypes, err := f.km.Sign(keys.ES256, tokens.AccessTokenType, map[string]any{"iss": issuer, "sub": "u-dana", "aud": []string{"c-api"},
+		"exp": f.now.Add(time.Hour).Unix(), "iat": f.now.Unix(), "jti": "j-1", "scope": 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, code, detail := f.resolve(t, wrongTypes); code != "malformed" || !strings.Contains(detail, "claims do not have access token types") {
+		t.Fatalf("a JWT of ours with a numeric scope: %q %s", code, detail)
+	}
+	if got := (&tokens.Inactive{Code: "revoked", Detail: "by jti x"}).String(); got != "revoked: by jti x" {
+		t.Fatalf("Inactive.String() = %q", got)
+	}
+}
+
+// lookupFails is a store whose look-up of a token by ID fails (a lost connection).
+type lookupFails struct{ store.Store }
+
+func (lookupFails) GetTokenByID(context.Context, string) (*store.Token, error) {
+	return nil, errors.New("connection lost")
+}
+
+// TestRevokeByIDNeedsToKnowWhatItRevokes: revoking by token ID first looks the token up (a refresh
+// token takes its grant); when the look-up fails, nothing is recorded and the caller hears of it.
+// An ID the store does not know (a JWT access token) is revoked as given.
+func TestRevokeByIDNeedsToKnowWhatItRevokes(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.base
+	cfg.Store = lookupFails{f.st}
+	svc := tokens.New(cfg)
+	rev := store.Revocation{Kind: store.RevokeTokenID, Value: "j-1", At: f.now, ExpiresAt: f.now.Add(time.Hour)}
+	if err := svc.Revoke(f.ctx, rev); err == nil || !strings.Contains(err.Error(), "connection lost") {
+		t.Fatalf("a failed look-up: %v", err)
+	}
+	if list, err := f.st.ListRevocations(f.ctx, f.now); err != nil || len(list) != 0 {
+		t.Fatalf("a revocation was recorded without knowing what it revokes: %+v %v", list, err)
+	}
+	if err := f.svc.Revoke(f.ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := f.st.ListRevocations(f.ctx, f.now); err != nil || len(list) != 1 || list[0].Kind != store.RevokeTokenID || list[0].Value != "j-1" {
+		t.Fatalf("an unknown ID is revoked as given: %+v %v", list, err)
 	}
 }

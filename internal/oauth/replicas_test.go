@@ -14,16 +14,22 @@ import (
 	"github.com/signet-id/signet/internal/testenv"
 )
 
-// TestConcurrentRefreshOnTwoReplicas: two replicas on one PostgreSQL database receive the same
-// refresh token at once. Exactly one wins; the losers are refused as a lost race and revoke nothing,
-// so the winner's new tokens work on both replicas.
-func TestConcurrentRefreshOnTwoReplicas(t *testing.T) {
+// twoReplicas starts two servers on one PostgreSQL database (a schema of their own) with one master
+// key and one issuer, as a deployment behind a load balancer runs them.
+func twoReplicas(t *testing.T) (a, b *testenv.Env) {
+	t.Helper()
 	dsn := testenv.PostgresDSN(t)
 	key := make([]byte, 32)
 	rand.Read(key)
 	opt := testenv.Options{DB: dsn, MasterKey: base64.StdEncoding.EncodeToString(key), Issuer: "http://signet.replicas.test"}
-	a := testenv.Start(t, opt)
-	b := testenv.Start(t, opt)
+	return testenv.Start(t, opt), testenv.Start(t, opt)
+}
+
+// TestConcurrentRefreshOnTwoReplicas: two replicas on one PostgreSQL database receive the same
+// refresh token at once. Exactly one wins; the losers are refused as a lost race and revoke nothing,
+// so the winner's new tokens work on both replicas.
+func TestConcurrentRefreshOnTwoReplicas(t *testing.T) {
+	a, b := twoReplicas(t)
 	ctx := context.Background()
 	api := a.CreateClient(store.Client{Name: "api"})
 	app := a.CreateClient(store.Client{Name: "app", GrantTypes: []string{grantTE, "refresh_token"}})
@@ -92,12 +98,7 @@ func TestConcurrentRefreshOnTwoReplicas(t *testing.T) {
 // operator acting on replica a (ending a session, flipping the kill switch off and on, removing a
 // rule) is honoured by replica b, which had the tokens, the switch and the rule cached.
 func TestReplicasShareSessionEndKillSwitchAndRules(t *testing.T) {
-	dsn := testenv.PostgresDSN(t)
-	key := make([]byte, 32)
-	rand.Read(key)
-	opt := testenv.Options{DB: dsn, MasterKey: base64.StdEncoding.EncodeToString(key), Issuer: "http://signet.replicas.test"}
-	a := testenv.Start(t, opt)
-	b := testenv.Start(t, opt)
+	a, b := twoReplicas(t)
 	ctx := context.Background()
 	if err := a.Server.Store.PutRole(ctx, &store.Role{Name: "customer"}); err != nil {
 		t.Fatal(err)

@@ -138,6 +138,9 @@ func TestCachedJWKSVerifiesTokensAfterRotation(t *testing.T) {
 		}
 	}
 	verify("before rotation")
+	if n := fetches.n.Load(); n != 1 {
+		t.Fatalf("the first verification fetched the key set %d times", n)
+	}
 	before, err := cc.Token(ctx(t))
 	if err != nil {
 		t.Fatal(err)

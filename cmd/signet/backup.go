@@ -62,6 +62,9 @@ On PostgreSQL, use pg_dump (the command prints how) and keep the master key with
 			defer s.Close()
 			v := backupView{Database: out, Fingerprint: s.Secrets.Fingerprint(), MasterKeySource: cfg.Source("master-key")}
 			keyOut := out + ".master.key"
+			if root := gitWorkTree(out); root != "" && !force {
+				return fmt.Errorf("%s is inside the git work tree %s, where a database copy and its master key are easily committed: write the backup elsewhere or pass --force", out, root)
+			}
 			if !force {
 				for _, p := range []string{out, keyOut} {
 					if _, err := os.Stat(p); err == nil {
@@ -103,7 +106,7 @@ On PostgreSQL, use pg_dump (the command prints how) and keep the master key with
 	f := cmd.Flags()
 	f.StringVar(&out, "out", "", "file to write the database copy to (required); the master key goes to FILE.master.key")
 	f.BoolVar(&withoutKey, "without-master-key", false, "do not copy master.key (back it up separately: the copy is unreadable without it)")
-	f.BoolVar(&force, "force", false, "replace FILE and FILE.master.key if they exist")
+	f.BoolVar(&force, "force", false, "replace FILE and FILE.master.key if they exist; write inside a git work tree")
 	return cmd
 }
 

@@ -362,3 +362,22 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestREADMETestCommandIsWhatCIRuns: the README's test command is `go test ./...` alone, and .ci/run
+// runs that command (with -count=1 -v for its summary) and nothing else for the tests.
+func TestREADMETestCommandIsWhatCIRuns(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := os.ReadFile("../../.ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile("(?m)^go test \\./\\.\\.\\. +# run every test").Match(readme) || strings.Contains(string(readme), "npm --prefix test/node") {
+		t.Error("README's test command is not `go test ./...` alone")
+	}
+	if !strings.Contains(string(ci), "\ngo test -count=1 -v ./... > ") || regexp.MustCompile(`(?m)^[^#]*\bnpm\b`).Match(ci) || !strings.Contains(string(ci), "go mod tidy -diff") {
+		t.Error(".ci/run does not run exactly the README's command (or runs npm itself, or skips go mod tidy -diff)")
+	}
+}

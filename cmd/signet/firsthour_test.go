@@ -149,6 +149,29 @@ func TestMissingMasterKeyIsNeverRegenerated(t *testing.T) {
 	}
 }
 
+// TestMissingMasterKeyOnPostgreSQL: the same refusal when the database is a PostgreSQL schema.
+func TestMissingMasterKeyOnPostgreSQL(t *testing.T) {
+	dsn, dir := testenv.PostgresDSN(t), t.TempDir()
+	cfg, _ := config.Defaults()
+	cfg.DataDir, cfg.DB = dir, dsn
+	s, err := server.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, _, err := runCLI("client", "list", "--db", dsn, "--data-dir", dir); err != nil {
+		t.Fatalf("with its key: %v", err)
+	}
+	os.Remove(secrets.MasterKeyPath(dir))
+	_, stderr, err := runCLI("client", "list", "--db", dsn, "--data-dir", dir)
+	if err == nil || !strings.Contains(stderr, "exists but its master key does not") {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	if _, err := os.Stat(secrets.MasterKeyPath(dir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a new master key was written")
+	}
+}
+
 // TestSetPasswordRecoversTheAdmin: the first-run admin whose password was lost gets a new one.
 func TestSetPasswordRecoversTheAdmin(t *testing.T) {
 	dir := t.TempDir()

@@ -91,14 +91,23 @@ func printBanner(w io.Writer, s *server.Server, fr *server.FirstRun, addr string
 	flags := storeArgs(cfg)
 	fmt.Fprintf(w, `
 Next steps (in another terminal; every command needs the same data flags as serve):
-  go run ./cmd/signet client create --name my-api --json%[2]s
+  %[3]s client create --name my-api --json%[2]s
   curl -s -u '<client_id>:<client_secret>' -d grant_type=client_credentials %[1]s/oauth/v2/token
   curl -s -u '<client_id>:<client_secret>' -d token=<access_token> %[1]s/oauth/v2/introspect
 Discovery: %[1]s/.well-known/openid-configuration
-`, cfg.Issuer, flags)
+`, cfg.Issuer, flags, invokedAs())
 	if strings.Contains(flags, "$SIGNET_") {
 		fmt.Fprintln(w, "(export SIGNET_DB and SIGNET_MASTER_KEY with the values serve was given; they are not printed)")
 	}
+}
+
+// invokedAs is how the user ran this binary: `go run ./cmd/signet` (a binary in Go's build cache)
+// or the path they typed.
+func invokedAs() string {
+	if exe := os.Args[0]; !strings.Contains(exe, "go-build") {
+		return shellQuote(exe)
+	}
+	return "go run ./cmd/signet"
 }
 
 // storeArgs are the flags that point a command at the same data as this server (in shell syntax,

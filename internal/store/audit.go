@@ -16,8 +16,10 @@ import (
 // events to check unkeyed; it cannot be moved to downgrade keyed events (see docs/audit.md).
 const AuditKeyedFromSetting = "audit_chain_keyed_from"
 
-// Canonical is the byte string an audit event's hash covers: every field but the hashes, in a fixed
-// order, then the details exactly as stored (so any change to them, even whitespace, shows).
+// Canonical is the byte string an audit event's hash covers: its position in its chain and every
+// other field but the hashes, in a fixed order, then the details exactly as stored (so any change to
+// them, even whitespace, shows). The chain's name is bound by the chain's first link (ChainGenesis),
+// the global Seq by nothing: it only locates events.
 func (e *AuditEvent) Canonical() []byte {
 	details := e.Details
 	if len(details) == 0 {
@@ -28,7 +30,7 @@ func (e *AuditEvent) Canonical() []byte {
 		b.WriteString(strconv.Quote(s))
 		b.WriteByte('\n')
 	}
-	field(strconv.FormatInt(e.Seq, 10))
+	field(strconv.FormatInt(e.Position, 10))
 	field(e.At.UTC().Format(time.RFC3339Nano))
 	field(e.Type)
 	field(e.Actor)
@@ -55,4 +57,17 @@ func chainSum(h hash.Hash, prev []byte, e *AuditEvent) []byte {
 	h.Write(prev)
 	h.Write(e.Canonical())
 	return h.Sum(nil)
+}
+
+// ChainGenesis is what the first event of a chain links to (its PrevHash): nothing for the chain ""
+// (SQLite's, and PostgreSQL's before chains per writer), else HMAC-SHA-256(key, "signet audit chain
+// v1" ⏎ name). It binds the chain's name to its events: moving events to another chain, or renaming
+// one, breaks the first link.
+func ChainGenesis(key []byte, chain string) []byte {
+	if chain == "" {
+		return []byte{}
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("signet audit chain v1\n" + chain))
+	return m.Sum(nil)
 }

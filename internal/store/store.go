@@ -215,15 +215,30 @@ type Role struct {
 
 // AuditEvent is one entry of the append-only, hash-chained audit log (SPEC §8).
 type AuditEvent struct {
-	Seq      int64 // assigned by AppendAudit: 1, 2, 3, …
+	Seq int64 // assigned by AppendAudit: unique and increasing in the order events were written; it locates an event
+	// Chain and Position place the event in its hash chain: each writer (a replica, the CLI) appends to
+	// its own chain, numbered 1, 2, 3, … without gaps. SQLite has one chain, "", where Position == Seq.
+	Chain    string
+	Position int64
 	At       time.Time
 	Type     string
 	Actor    string
 	Subject  string
 	Client   string
 	Details  []byte // a JSON object; nil means {}
-	PrevHash []byte // assigned by AppendAudit
+	PrevHash []byte // assigned by AppendAudit: the hash of the event before it in its chain
 	Hash     []byte // assigned by AppendAudit: ChainHash(audit key, PrevHash, event)
+}
+
+// AuditChain is one hash chain of the audit log as its registry records it: the head its writer
+// last committed. Events of a chain the registry lacks are reported with Registered false.
+type AuditChain struct {
+	ID         string
+	Position   int64  // the head's position (0: no events yet)
+	Hash       []byte // the head's hash
+	OpenedAt   time.Time
+	UpdatedAt  time.Time
+	Registered bool
 }
 
 // AuditFilter selects audit events; zero fields match everything.
@@ -231,7 +246,15 @@ type AuditFilter struct {
 	Actor, Subject, Type string
 	Since                time.Time
 	AfterSeq             int64
-	Limit                int // 0: no limit
+	// InChain, when set, selects the events of one chain after a position, in chain order.
+	InChain *ChainPosition
+	Limit   int // 0: no limit
+}
+
+// ChainPosition is a place in one audit chain.
+type ChainPosition struct {
+	Chain    string
+	Position int64
 }
 
 // ExchangeRule is a token-exchange policy rule, stored as JSON (its shape belongs to the exchange
@@ -334,7 +357,8 @@ type Store interface {
 	// without one) and stores them in order, group-committed with concurrent callers; it returns
 	// only when the events are durable.
 	AppendAudit(ctx context.Context, events ...*AuditEvent) error
-	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) // oldest first
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) // oldest first (by Seq; by Position with InChain)
+	AuditChains(ctx context.Context) ([]AuditChain, error)               // every chain registered or holding events, by ID
 
 	// Token-exchange rules and sessions.
 	ListExchangeRules(ctx context.Context) ([]ExchangeRule, error)

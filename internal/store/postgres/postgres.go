@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"time"
 
@@ -37,8 +38,11 @@ type Store struct {
 	dsn string
 }
 
-// Open connects and migrates; opts configure the store (sqlstore.WithAuditKey to write audit events).
+// Open connects and migrates; opts configure the store (sqlstore.WithAuditKey to write audit events,
+// sqlstore.WithAuditChain to name its audit chain: by default the host name and the process ID, so
+// that every process appends to a chain of its own and none waits for another).
 func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*Store, error) {
+	opts = append([]sqlstore.Option{sqlstore.WithAuditChain(DefaultAuditChain())}, opts...)
 	dsn, maxConns, err := poolSize(dsn)
 	if err != nil {
 		return nil, err
@@ -82,15 +86,29 @@ func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*Store, err
 		db.Close()
 		return nil, fmt.Errorf("migrating the PostgreSQL database: %w", err)
 	}
+	writerCfg := cfg.Copy()
 	s := sqlstore.New(db, db, sqlstore.Dialect{
 		Name: "postgres", Positional: true, IsUnique: isUnique,
-		LockAudit: `SELECT pg_advisory_xact_lock(7355608)`, // one audit chain writer at a time across replicas
+		Committer: func() sqlstore.Committer { return newPipeline(writerCfg) },
 		AfterChange: func(ctx context.Context, tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, `SELECT pg_notify('`+Channel+`', '')`)
 			return err
 		},
 	}, opts...)
+	if err := s.SealLegacyChain(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sealing the audit log's unkeyed events: %w", err)
+	}
 	return &Store{Store: s, dsn: dsn}, nil
+}
+
+// DefaultAuditChain names this process's audit chain: host name and process ID.
+func DefaultAuditChain() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return host + "/" + strconv.Itoa(os.Getpid())
 }
 
 // Session settings that keep one frozen or partitioned replica from stalling the others: a wait for a

@@ -56,7 +56,8 @@ func Open(ctx context.Context, path string, opts ...sqlstore.Option) (*sqlstore.
 		r.Close()
 		return nil, err
 	}
-	st := sqlstore.New(w, r, sqlstore.Dialect{Name: "sqlite", IsUnique: isUnique}, opts...)
+	// One writer, one audit chain: "" (whatever the options say).
+	st := sqlstore.New(w, r, sqlstore.Dialect{Name: "sqlite", IsUnique: isUnique}, append(opts, sqlstore.WithAuditChain(""))...)
 	if stop, err := startCheckpointer(dsn+"&_pragma=synchronous(FULL)", checkpointEvery); err == nil {
 		st.OnClose(stop)
 	} else {

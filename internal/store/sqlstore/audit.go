@@ -1,9 +1,7 @@
 package sqlstore
 
 import (
-	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,41 +10,25 @@ import (
 	"github.com/signet-id/signet/internal/store"
 )
 
-// AppendAudit chains events after the newest stored one with the audit key (HMAC-SHA-256; in an
-// upgraded database the first keyed event covers the last unkeyed hash) and inserts them, through
-// the group-commit batcher: concurrent appends share one transaction and one fsync, and each caller
-// returns only once its events are committed.
+// AppendAudit chains events onto the store's audit chain with the audit key (HMAC-SHA-256) and
+// inserts them, through the group-commit writer: concurrent appends share one transaction and one
+// fsync, and each caller returns only once its events are committed.
 func (s *Store) AppendAudit(ctx context.Context, events ...*store.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	appendTx, err := s.auditAppender(ctx, events)
-	if err != nil {
-		return err
-	}
-	return s.batch.Do(ctx, appendTx)
+	return s.batch.Do(ctx, &Write{What: "append audit event", Audit: events})
 }
 
 // OpenExchangeSession records the event and the session in one batched transaction.
 func (s *Store) OpenExchangeSession(ctx context.Context, x *store.ExchangeSession, event *store.AuditEvent) error {
-	appendTx, err := s.auditAppender(ctx, []*store.AuditEvent{event})
-	if err != nil {
-		return err
-	}
-	insert, err := s.prepared(ctx, s.q(`INSERT INTO exchange_sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-	if err != nil {
-		return err
-	}
-	return s.batch.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if err := appendTx(ctx, tx); err != nil {
-			return err
-		}
-		_, err := tx.StmtContext(ctx, insert).ExecContext(ctx, x.ID, x.Kind, x.Actor, x.Subject, x.Client, x.Rule, x.Reason, ts(x.CreatedAt), ts(x.ExpiresAt), ts(x.EndedAt), x.EndedBy)
-		if err != nil {
-			// The batcher rolls this item back, audit event included: forget the head it set.
-			s.auditHead.tx = nil
-		}
-		return s.mapErr(err, "exchange session "+x.ID)
+	return s.batch.Do(ctx, &Write{
+		What: "exchange session " + x.ID,
+		Stmts: []Stmt{{
+			Query: `INSERT INTO exchange_sessions (` + sessionCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			Args:  []any{x.ID, x.Kind, x.Actor, x.Subject, x.Client, x.Rule, x.Reason, ts(x.CreatedAt), ts(x.ExpiresAt), ts(x.EndedAt), x.EndedBy},
+		}},
+		Audit: []*store.AuditEvent{event},
 	})
 }
 
@@ -54,47 +36,7 @@ func (s *Store) OpenExchangeSession(ctx context.Context, x *store.ExchangeSessio
 // after keyed ones would break the chain.
 var errNoAuditKey = errors.New("append audit event: the store was opened without the audit key")
 
-// auditAppender prepares the work that chains and inserts events inside a batch transaction.
-func (s *Store) auditAppender(ctx context.Context, events []*store.AuditEvent) (func(context.Context, *sql.Tx) error, error) {
-	if len(s.auditKey) == 0 {
-		return nil, errNoAuditKey
-	}
-	insert, err := s.prepared(ctx, s.q(`INSERT INTO audit_events (seq, at, type, actor, subject, client, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-	if err != nil {
-		return nil, fmt.Errorf("append audit event: %w", err)
-	}
-	return func(ctx context.Context, tx *sql.Tx) error {
-		if s.d.LockAudit != "" {
-			if _, err := tx.ExecContext(ctx, s.d.LockAudit); err != nil {
-				return fmt.Errorf("lock audit log: %w", err)
-			}
-		}
-		seq, prev := s.auditHead.seq, s.auditHead.hash
-		if s.auditHead.tx != tx {
-			seq, prev = 0, []byte{}
-			err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
-			if err != nil && err != sql.ErrNoRows {
-				return fmt.Errorf("audit chain head: %w", err)
-			}
-		}
-		stmt := tx.StmtContext(ctx, insert)
-		for _, e := range events {
-			seq++
-			e.Seq, e.At, e.PrevHash = seq, e.At.Truncate(time.Microsecond).UTC(), bytes.Clone(prev)
-			if len(e.Details) == 0 {
-				e.Details = []byte("{}")
-			}
-			e.Hash = store.ChainHash(s.auditKey, e.PrevHash, e)
-			if _, err := stmt.ExecContext(ctx, e.Seq, ts(e.At), e.Type, e.Actor, e.Subject, e.Client, string(e.Details), e.PrevHash, e.Hash); err != nil {
-				s.auditHead.tx = nil
-				return fmt.Errorf("append audit event: %w", err)
-			}
-			prev = e.Hash
-		}
-		s.auditHead.tx, s.auditHead.seq, s.auditHead.hash = tx, seq, prev
-		return nil
-	}, nil
-}
+const auditCols = `seq, chain, chain_seq, at, type, actor, subject, client, details, prev_hash, hash`
 
 // ListAudit returns events matching f, oldest first.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
@@ -116,11 +58,17 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 	if f.AfterSeq > 0 {
 		add("seq > ?", f.AfterSeq)
 	}
-	q := `SELECT seq, at, type, actor, subject, client, details, prev_hash, hash FROM audit_events`
+	order := " ORDER BY seq"
+	if f.InChain != nil {
+		add("chain = ?", f.InChain.Chain)
+		add("chain_seq > ?", f.InChain.Position)
+		order = " ORDER BY chain_seq"
+	}
+	q := `SELECT ` + auditCols + ` FROM audit_events`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " ORDER BY seq"
+	q += order
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
@@ -134,11 +82,35 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 		var e store.AuditEvent
 		var at int64
 		var details string
-		if err := rows.Scan(&e.Seq, &at, &e.Type, &e.Actor, &e.Subject, &e.Client, &details, &e.PrevHash, &e.Hash); err != nil {
+		if err := rows.Scan(&e.Seq, &e.Chain, &e.Position, &at, &e.Type, &e.Actor, &e.Subject, &e.Client, &details, &e.PrevHash, &e.Hash); err != nil {
 			return nil, err
 		}
 		e.At, e.Details = fromTS(at), []byte(details)
 		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// AuditChains lists every registered chain and every chain that holds events, by name.
+func (s *Store) AuditChains(ctx context.Context) ([]store.AuditChain, error) {
+	rows, err := s.R.QueryContext(ctx, `
+		SELECT c.id, c.chain_seq, c.hash, c.opened_at, c.updated_at, 1 FROM audit_chains c
+		UNION ALL
+		SELECT DISTINCT e.chain, 0, NULL, 0, 0, 0 FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_chains c WHERE c.id = e.chain)
+		ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("audit chains: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AuditChain
+	for rows.Next() {
+		var c store.AuditChain
+		var opened, updated, registered int64
+		if err := rows.Scan(&c.ID, &c.Position, &c.Hash, &opened, &updated, &registered); err != nil {
+			return nil, err
+		}
+		c.OpenedAt, c.UpdatedAt, c.Registered = fromTS(opened), fromTS(updated), registered == 1
+		out = append(out, c)
 	}
 	return out, rows.Err()
 }

@@ -25,9 +25,9 @@ type Dialect struct {
 	Positional bool
 	// IsUnique reports a unique-constraint violation.
 	IsUnique func(error) bool
-	// LockAudit, when set, runs first in a transaction that appends to the audit log, so that
-	// writers on several replicas extend the hash chain one after another.
-	LockAudit string
+	// Committer, when set, runs the group-commit writer's batches (PostgreSQL: pipelined); nil runs
+	// them through database/sql on the write pool.
+	Committer func() Committer
 	// AfterChange runs in a transaction that appended changes (PostgreSQL: NOTIFY); may be nil.
 	AfterChange func(ctx context.Context, tx *sql.Tx) error
 }
@@ -39,37 +39,12 @@ type Store struct {
 	d       Dialect
 	batch   *Batcher
 	queries sync.Map // query text → rebound text
-	stmts   sync.Map // rebound query → *sql.Stmt prepared on W (hot-path writes)
 	onClose []func() // backend helpers to stop before the pools close
 
 	// auditKey chains audit events (HMAC-SHA-256); without it AppendAudit refuses to write, so no
-	// unkeyed event can follow keyed ones.
-	auditKey []byte
-
-	// auditHead caches the audit chain's head within one batch transaction, so a batch of
-	// appends reads it once. Only the batcher's goroutine touches it.
-	auditHead struct {
-		tx   *sql.Tx
-		seq  int64
-		hash []byte
-	}
-}
-
-// prepared returns a hot-path write statement prepared once per store. Call it outside a batch
-// transaction: on SQLite the only writer connection is busy inside one.
-func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
-	if v, ok := s.stmts.Load(query); ok {
-		return v.(*sql.Stmt), nil
-	}
-	st, err := s.W.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if v, loaded := s.stmts.LoadOrStore(query, st); loaded {
-		st.Close()
-		return v.(*sql.Stmt), nil
-	}
-	return st, nil
+	// unkeyed event can follow keyed ones. auditChain names the chain this store's writer appends to.
+	auditKey   []byte
+	auditChain string
 }
 
 // Option configures a store when it is opened.
@@ -81,14 +56,67 @@ func WithAuditKey(key []byte) Option {
 	return func(s *Store) { s.auditKey = bytes.Clone(key) }
 }
 
+// WithAuditChain names the audit chain the store appends to (see store.AuditEvent): one per writer
+// that may write at the same time as others. SQLite has one writer and one chain, "".
+func WithAuditChain(name string) Option {
+	return func(s *Store) { s.auditChain = name }
+}
+
+// AuditChainName is the chain a store appends to unless WithAuditChain says otherwise.
+func (s *Store) AuditChainName() string { return s.auditChain }
+
 // New returns a store over open, migrated databases.
 func New(w, r *sql.DB, d Dialect, opts ...Option) *Store {
 	s := &Store{W: w, R: r, d: d}
 	for _, o := range opts {
 		o(s)
 	}
-	s.batch = NewBatcher(w, 256)
+	s.batch = s.newBatcher(s.auditChain)
 	return s
+}
+
+// newBatcher starts a group-commit writer appending audit events to the named chain.
+func (s *Store) newBatcher(chainID string) *Batcher {
+	c := NewSQLCommitter(s.W)
+	if s.d.Committer != nil {
+		c = s.d.Committer()
+	}
+	b := &Batcher{c: c, max: 256, q: s.q, mapErr: s.mapErr, done: make(chan struct{}), stopped: make(chan struct{})}
+	b.reqs = make(chan *batchItem, b.max*4)
+	if len(s.auditKey) > 0 {
+		b.chain = &chain{id: chainID, key: s.auditKey, q: s.q, read: s.readChainHead}
+	}
+	go b.run()
+	return b
+}
+
+// SealLegacyChain ends the chain "" with a keyed event when it ends with events written before the
+// keyed chain (plain SHA-256) and this store appends to another chain: the keyed event's HMAC
+// covers the last unkeyed hash, so rewriting the old events breaks a link (on SQLite the store's
+// own next event does that). Replicas sealing at once add one event each, which is harmless.
+func (s *Store) SealLegacyChain(ctx context.Context) error {
+	if s.auditChain == "" || len(s.auditKey) == 0 {
+		return nil
+	}
+	head, err := s.readChainHead(ctx, "")
+	if err != nil || head.position == 0 {
+		return err
+	}
+	v, err := s.GetSetting(ctx, store.AuditKeyedFromSetting)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // verification reports the missing marker
+	}
+	if err != nil {
+		return err
+	}
+	from, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || head.position >= from {
+		return nil // sealed already, or a marker verification will report
+	}
+	b := s.newBatcher("")
+	defer b.Close()
+	details := fmt.Sprintf(`{"reason":"events 1-%d were written before the keyed chain; from now on each writer appends to its own chain"}`, head.position)
+	return b.Do(ctx, &Write{What: "seal the audit chain", Audit: []*store.AuditEvent{{At: time.Now(), Type: "audit.sealed", Actor: "signet", Details: []byte(details)}}})
 }
 
 // Batcher exposes the group-commit writer (for append-only logs that want it too).
@@ -128,7 +156,6 @@ func (s *Store) Close() error {
 		f()
 	}
 	s.batch.Close()
-	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
 	err := s.W.Close()
 	if s.R != s.W {
 		err = errors.Join(err, s.R.Close())

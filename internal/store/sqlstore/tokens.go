@@ -12,10 +12,9 @@ import (
 
 const tokenCols = `hash, id, kind, client_id, subject_kind, subject, scope, audience, issued_at, expires_at, revoked_at, grant_id, session_id, claims, used_at`
 
-// CreateToken stores an opaque token through the group-commit batcher.
+// CreateToken stores an opaque token through the group-commit writer.
 func (s *Store) CreateToken(ctx context.Context, tk *store.Token) error {
-	query := s.q(`INSERT INTO tokens (` + tokenCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-	return s.insertOnce(ctx, query, tokenArgs(tk), "token "+tk.ID)
+	return s.insertOnce(ctx, `INSERT INTO tokens (`+tokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, tokenArgs(tk), "token "+tk.ID)
 }
 
 func tokenArgs(tk *store.Token) []any {
@@ -23,26 +22,10 @@ func tokenArgs(tk *store.Token) []any {
 		ts(tk.IssuedAt), ts(tk.ExpiresAt), ts(tk.RevokedAt), tk.GrantID, tk.SessionID, bytesOrNil(tk.Claims), ts(tk.UsedAt)}
 }
 
-// insertOnce runs an INSERT … ON CONFLICT DO NOTHING in a batch; no row inserted is ErrConflict.
+// insertOnce runs an INSERT through the group-commit writer; a row that exists already (a unique
+// key taken) is ErrConflict, and fails this write alone.
 func (s *Store) insertOnce(ctx context.Context, query string, args []any, what string) error {
-	stmt, err := s.prepared(ctx, query)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return s.batch.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
-		if err != nil {
-			return s.mapErr(err, what)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("%s: %w", what, store.ErrConflict)
-		}
-		return nil
-	})
+	return s.batch.Do(ctx, &Write{What: what, Stmts: []Stmt{{Query: query, Args: args}}})
 }
 
 func scanToken(sc scanner) (*store.Token, error) {
@@ -86,47 +69,35 @@ var revokedTokens = map[string]struct {
 }
 
 // RotateRefreshToken marks a refresh token used and stores its successor, atomically.
-// The audit event, when given, is appended in the same transaction, last: rotation and event are
-// durable together or not at all.
+// The audit event, when given, is appended in the same transaction: rotation and event are durable
+// together or not at all.
 func (s *Store) RotateRefreshToken(ctx context.Context, hash []byte, next *store.Token, at time.Time, event *store.AuditEvent) error {
-	appendTx := func(context.Context, *sql.Tx) error { return nil }
+	w := &Write{
+		What: "rotate refresh token",
+		Stmts: []Stmt{
+			{
+				Query: `UPDATE tokens SET used_at = ? WHERE hash = ? AND kind = ? AND used_at = 0 AND revoked_at = 0`,
+				Args:  []any{ts(at), hash, store.TokenRefresh},
+				Want:  1,
+				Refuse: func(ctx context.Context) error {
+					var used, revoked int64
+					err := s.R.QueryRowContext(ctx, s.q(`SELECT used_at, revoked_at FROM tokens WHERE hash = ? AND kind = ?`), hash, store.TokenRefresh).Scan(&used, &revoked)
+					if errors.Is(err, sql.ErrNoRows) {
+						return fmt.Errorf("refresh token: %w", store.ErrNotFound)
+					}
+					if err != nil {
+						return fmt.Errorf("refresh token: %w", err)
+					}
+					return fmt.Errorf("refresh token already used or revoked: %w", store.ErrConflict)
+				},
+			},
+			{Query: `INSERT INTO tokens (` + tokenCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, Args: tokenArgs(next)},
+		},
+	}
 	if event != nil {
-		var err error
-		if appendTx, err = s.auditAppender(ctx, []*store.AuditEvent{event}); err != nil {
-			return err
-		}
+		w.Audit = []*store.AuditEvent{event}
 	}
-	mark, err := s.prepared(ctx, s.q(`UPDATE tokens SET used_at = ? WHERE hash = ? AND kind = ? AND used_at = 0 AND revoked_at = 0`))
-	if err != nil {
-		return fmt.Errorf("rotate refresh token: %w", err)
-	}
-	insert, err := s.prepared(ctx, s.q(`INSERT INTO tokens (`+tokenCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-	if err != nil {
-		return fmt.Errorf("rotate refresh token: %w", err)
-	}
-	return s.batch.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, mark).ExecContext(ctx, ts(at), hash, store.TokenRefresh)
-		if err != nil {
-			return s.mapErr(err, "rotate refresh token")
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			var used, revoked int64
-			err := tx.QueryRowContext(ctx, s.q(`SELECT used_at, revoked_at FROM tokens WHERE hash = ? AND kind = ?`), hash, store.TokenRefresh).Scan(&used, &revoked)
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("refresh token: %w", store.ErrNotFound)
-			}
-			if err != nil {
-				return err
-			}
-			return fmt.Errorf("refresh token already used or revoked: %w", store.ErrConflict)
-		}
-		if _, err = tx.StmtContext(ctx, insert).ExecContext(ctx, tokenArgs(next)...); err != nil {
-			return s.mapErr(err, "token "+next.ID)
-		}
-		return appendTx(ctx, tx)
-	})
+	return s.batch.Do(ctx, w)
 }
 
 // AddRevocation records a revocation (and marks a stored token revoked for kind jti).
@@ -173,6 +144,5 @@ func (s *Store) ListRevocations(ctx context.Context, now time.Time) ([]store.Rev
 
 // UseAssertionID records (issuer, jti) once, through the batcher.
 func (s *Store) UseAssertionID(ctx context.Context, issuer, jti string, exp time.Time) error {
-	query := s.q(`INSERT INTO assertion_ids (issuer, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`)
-	return s.insertOnce(ctx, query, []any{issuer, jti, ts(exp)}, "assertion jti")
+	return s.insertOnce(ctx, `INSERT INTO assertion_ids (issuer, jti, expires_at) VALUES (?, ?, ?)`, []any{issuer, jti, ts(exp)}, "assertion jti")
 }

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"prune", testPrune},
 		{"concurrent token writes are group-committed", testConcurrentTokens},
 		{"audit log is chained", testAudit},
+		{"a failing write in a group commit fails alone", testGroupCommitIsolation},
 		{"audit chain golden vectors", testAuditGolden},
 		{"audit chain is keyed from the first event", testAuditKeyedFrom},
 		{"exchange rules and sessions", testExchange},
@@ -599,6 +600,117 @@ func testConcurrentTokens(t *testing.T, s store.Store) {
 	}
 }
 
+// testGroupCommitIsolation: concurrent writes of every kind, a third of them bound to fail (a token
+// or assertion ID that exists, a refresh token already used, a session ID taken), go through the
+// group-commit writer together. Each caller gets its own answer; what succeeded is stored with its
+// audit event, what failed left nothing, and the audit chain has no gap and no fork.
+func testGroupCommitIsolation(t *testing.T, s store.Store) {
+	used := token("used", 200, at.Add(time.Hour))
+	used.Kind, used.UsedAt = store.TokenRefresh, at
+	ok(t, s.CreateToken(ctx, used), "a used refresh token")
+	ok(t, s.CreateToken(ctx, token("taken", 201, at.Add(time.Hour))), "a token")
+	ok(t, s.UseAssertionID(ctx, "iss", "seen", at.Add(time.Hour)), "an assertion ID")
+	ok(t, s.OpenExchangeSession(ctx, &store.ExchangeSession{ID: "s-taken", Kind: "delegation", CreatedAt: at, ExpiresAt: at.Add(time.Hour)},
+		&store.AuditEvent{At: at, Type: "exchange.allowed", Subject: "s-taken"}), "a session")
+	const n = 120
+	type outcome struct {
+		i   int
+		err error
+	}
+	results := make(chan outcome, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fail := i%3 == 0
+			var err error
+			switch i % 4 {
+			case 0: // a token
+				tk := token(fmt.Sprintf("g%03d", i), 0, at.Add(time.Hour))
+				tk.Hash = []byte(fmt.Sprintf("g-hash-%03d", i))
+				if fail {
+					tk.Hash = []byte{201, 1, 2, 3} // the token "taken"
+				}
+				err = s.CreateToken(ctx, tk)
+			case 1: // an assertion ID
+				jti := fmt.Sprintf("jti-%03d", i)
+				if fail {
+					jti = "seen"
+				}
+				err = s.UseAssertionID(ctx, "iss", jti, at.Add(time.Hour))
+			case 2: // a refresh rotation with its audit event
+				hash := []byte{byte(i), 1, 2, 3}
+				if !fail {
+					r := token(fmt.Sprintf("r%03d", i), byte(i), at.Add(time.Hour))
+					r.Kind = store.TokenRefresh
+					if err := s.CreateToken(ctx, r); err != nil {
+						results <- outcome{i, err}
+						return
+					}
+				} else {
+					hash = used.Hash
+				}
+				next := token(fmt.Sprintf("r%03d-next", i), 0, at.Add(time.Hour))
+				next.Kind, next.Hash = store.TokenRefresh, []byte(fmt.Sprintf("next-%03d", i))
+				err = s.RotateRefreshToken(ctx, hash, next, at, &store.AuditEvent{At: at, Type: "token.refreshed", Subject: fmt.Sprint(i)})
+			case 3: // a session with its audit event
+				id := fmt.Sprintf("s%03d", i)
+				if fail {
+					id = "s-taken"
+				}
+				err = s.OpenExchangeSession(ctx, &store.ExchangeSession{ID: id, Kind: "delegation", CreatedAt: at, ExpiresAt: at.Add(time.Hour)},
+					&store.AuditEvent{At: at, Type: "exchange.allowed", Subject: fmt.Sprint(i)})
+			}
+			results <- outcome{i, err}
+		}()
+	}
+	wg.Wait()
+	close(results)
+	audited := map[string]bool{}
+	for r := range results {
+		fail := r.i%3 == 0
+		switch {
+		case fail && !errors.Is(r.err, store.ErrConflict):
+			t.Fatalf("write %d (kind %d) was bound to fail with ErrConflict: %v", r.i, r.i%4, r.err)
+		case !fail && r.err != nil:
+			t.Fatalf("write %d (kind %d) failed with its neighbours: %v", r.i, r.i%4, r.err)
+		}
+		if r.i%4 >= 2 {
+			audited[fmt.Sprint(r.i)] = !fail
+		}
+	}
+	events, err := s.ListAudit(ctx, store.AuditFilter{})
+	ok(t, err, "list audit")
+	checkChain(t, events)
+	seen := map[string]bool{}
+	for _, e := range events {
+		seen[e.Subject] = true
+	}
+	for subject, want := range audited {
+		if seen[subject] != want {
+			t.Fatalf("write %s: audit event stored = %v, want %v (stored with its write or not at all)", subject, seen[subject], want)
+		}
+	}
+	for i := range n {
+		fail := i%3 == 0
+		var err error
+		switch i % 4 {
+		case 0:
+			_, err = s.GetToken(ctx, []byte(fmt.Sprintf("g-hash-%03d", i)))
+		case 2:
+			_, err = s.GetToken(ctx, []byte(fmt.Sprintf("next-%03d", i)))
+		case 3:
+			_, err = s.GetExchangeSession(ctx, fmt.Sprintf("s%03d", i))
+		default:
+			continue
+		}
+		if (err == nil) == fail {
+			t.Fatalf("write %d (kind %d): stored = %v, want %v", i, i%4, err == nil, !fail)
+		}
+	}
+}
+
 func ignoreConflict(err error) error {
 	if errors.Is(err, store.ErrConflict) {
 		return nil
@@ -632,13 +744,7 @@ func testAudit(t *testing.T, s store.Store) {
 	if len(all) != n+2 {
 		t.Fatalf("%d events, want %d", len(all), n+2)
 	}
-	prev := []byte{}
-	for i, e := range all {
-		if e.Seq != int64(i+1) || string(e.PrevHash) != string(prev) || string(e.Hash) != string(store.ChainHash(AuditKey, prev, &e)) {
-			t.Fatalf("event %d breaks the chain: %+v", i+1, e)
-		}
-		prev = e.Hash
-	}
+	checkChain(t, all)
 	if got, _ := s.ListAudit(ctx, store.AuditFilter{Actor: "a0", Type: "token.issued"}); len(got) != n/3 {
 		t.Fatalf("actor+type filter: %d", len(got))
 	}
@@ -739,11 +845,40 @@ func testExchange(t *testing.T, s store.Store) {
 	// The failed item left no audit event behind, and the chain continues without a gap.
 	ok(t, s.AppendAudit(ctx, &store.AuditEvent{At: at, Type: "after"}), "append after a failed item")
 	events, _ := s.ListAudit(ctx, store.AuditFilter{})
-	for i, e := range events {
-		if e.Seq != int64(i+1) || e.Type == "x" {
-			t.Fatalf("audit log after a failed item: %+v", events)
+	for _, e := range events {
+		if e.Type == "x" {
+			t.Fatalf("the failed item's audit event was stored: %+v", events)
 		}
 	}
+	checkChain(t, events)
+}
+
+// checkChain checks events, all of one store, as one chain: positions 1, 2, 3, … in the order of
+// their sequence numbers, the first linked to the chain's documented genesis (nothing for chain "",
+// else HMAC-SHA-256(audit key, "signet audit chain v1" ⏎ name)), each next to the one before.
+func checkChain(t *testing.T, events []store.AuditEvent) {
+	t.Helper()
+	if len(events) == 0 {
+		t.Fatal("no audit events")
+	}
+	prev := genesis(events[0].Chain)
+	for i, e := range events {
+		if e.Chain != events[0].Chain || e.Position != int64(i+1) || (i > 0 && e.Seq <= events[i-1].Seq) {
+			t.Fatalf("event %d: chain %q position %d seq %d; want one chain numbered 1, 2, 3, … in the order of seq: %+v", i+1, e.Chain, e.Position, e.Seq, events)
+		}
+		if string(e.PrevHash) != string(prev) || string(e.Hash) != string(store.ChainHash(AuditKey, prev, &e)) {
+			t.Fatalf("event %d breaks the chain: %+v", i+1, e)
+		}
+		prev = e.Hash
+	}
+}
+
+// genesis is what a chain's first event links to, computed from docs/audit.md with crypto/hmac.
+func genesis(chain string) []byte {
+	if chain == "" {
+		return []byte{}
+	}
+	return hmacSHA256(AuditKey, []byte("signet audit chain v1\n"+chain))
 }
 
 // goldenEvents are fixed audit events as a caller hands them to AppendAudit, with the canonical
@@ -779,6 +914,13 @@ var (
 	}
 )
 
+// The genesis of the chain named replica-a and the hash of the first golden event on it, computed
+// outside Go (Python's hmac) from docs/audit.md.
+const (
+	goldenGenesisReplicaA = "23db4ee481dd7f36ffc5d994e5a415bb161fb07eba9ee134d7242dbb40318fbd"
+	goldenReplicaAFirst   = "bc552af2da4f32dcaba4ced61037f76c50c3453461a47c0c72b9f281a797cf64"
+)
+
 func hmacSHA256(key []byte, parts ...[]byte) []byte {
 	m := hmac.New(sha256.New, key)
 	for _, p := range parts {
@@ -798,17 +940,28 @@ func testAuditGolden(t *testing.T, s store.Store) {
 	if len(stored) != len(events) {
 		t.Fatalf("%d events stored, want %d", len(stored), len(events))
 	}
-	prev := []byte{}
+	// A named chain (PostgreSQL: one per writer) starts from its genesis; the vector pins it for
+	// the name "replica-a".
+	if g := hex.EncodeToString(genesis("replica-a")); g != goldenGenesisReplicaA {
+		t.Fatalf("the genesis of chain replica-a computed from the documented formula is %s, the vector says %s", g, goldenGenesisReplicaA)
+	}
+	if g := hex.EncodeToString(store.ChainGenesis(AuditKey, "replica-a")); g != goldenGenesisReplicaA {
+		t.Fatalf("store.ChainGenesis(replica-a) = %s, the vector says %s", g, goldenGenesisReplicaA)
+	}
+	if h := hex.EncodeToString(hmacSHA256(AuditKey, genesis("replica-a"), canonical[0])); h != goldenReplicaAFirst {
+		t.Fatalf("the first golden event on chain replica-a hashes to %s, the vector says %s", h, goldenReplicaAFirst)
+	}
+	prev := genesis(stored[0].Chain)
 	for i, e := range stored {
 		want := hmacSHA256(AuditKey, prev, canonical[i])
-		if hex.EncodeToString(want) != goldenKeyed[i] {
+		if e.Chain == "" && hex.EncodeToString(want) != goldenKeyed[i] {
 			t.Fatalf("event %d: crypto/hmac over the documented bytes gives %x, the vector says %s", i+1, want, goldenKeyed[i])
 		}
-		if string(e.PrevHash) != string(prev) || hex.EncodeToString(e.Hash) != goldenKeyed[i] {
-			t.Fatalf("event %d: stored prev %x hash %x, want prev %x hash %s", i+1, e.PrevHash, e.Hash, prev, goldenKeyed[i])
+		if e.Position != int64(i+1) || string(e.PrevHash) != string(prev) || string(e.Hash) != string(want) {
+			t.Fatalf("event %d on chain %q: stored position %d prev %x hash %x, want position %d prev %x hash %x", i+1, e.Chain, e.Position, e.PrevHash, e.Hash, i+1, prev, want)
 		}
-		if string(events[i].Hash) != string(e.Hash) || events[i].Seq != int64(i+1) {
-			t.Fatalf("event %d: AppendAudit reported seq %d hash %x, the store holds %x", i+1, events[i].Seq, events[i].Hash, e.Hash)
+		if string(events[i].Hash) != string(e.Hash) || events[i].Seq != e.Seq || events[i].Position != e.Position || events[i].Chain != e.Chain {
+			t.Fatalf("event %d: AppendAudit reported seq %d position %d hash %x, the store holds seq %d position %d hash %x", i+1, events[i].Seq, events[i].Position, events[i].Hash, e.Seq, e.Position, e.Hash)
 		}
 		prev = e.Hash
 	}
@@ -860,17 +1013,27 @@ func RunUpgrade(t *testing.T, old *sql.DB, dollar bool, open func(t *testing.T) 
 	ok(t, s.AppendAudit(ctx, next), "append after the upgrade")
 	stored, err := s.ListAudit(ctx, store.AuditFilter{})
 	ok(t, err, "list")
-	if len(stored) != len(events)+1 {
-		t.Fatalf("%d events after the upgrade, want %d", len(stored), len(events)+1)
-	}
 	for i := range events {
-		if hex.EncodeToString(stored[i].Hash) != goldenUnkeyed[i] {
+		if hex.EncodeToString(stored[i].Hash) != goldenUnkeyed[i] || stored[i].Chain != "" || stored[i].Position != int64(i+1) {
 			t.Fatalf("the upgrade changed old event %d", i+1)
 		}
 	}
-	wantCanonical := []byte("\"4\"\n\"2026-11-24T12:30:15.123456Z\"\n\"after.upgrade\"\n\"a\"\n\"\"\n\"\"\n{}")
-	first := stored[len(events)]
-	if string(first.PrevHash) != string(prev) || string(first.Hash) != string(hmacSHA256(AuditKey, prev, wantCanonical)) {
+	// The first keyed event of chain "" seals the old ones: the store's next event on SQLite (one
+	// chain), the seal PostgreSQL writes when its replicas move to chains of their own.
+	legacy, err := s.ListAudit(ctx, store.AuditFilter{InChain: &store.ChainPosition{Chain: "", Position: int64(len(events))}})
+	ok(t, err, "list chain \"\"")
+	if len(legacy) != 1 {
+		t.Fatalf("%d keyed events on chain \"\" after the upgrade, want the one that seals the old ones", len(legacy))
+	}
+	first := legacy[0]
+	if first.Type != "after.upgrade" && first.Type != "audit.sealed" {
+		t.Fatalf("chain \"\" continues with %q", first.Type)
+	}
+	wantCanonical := []byte(fmt.Sprintf("\"4\"\n\"%s\"\n\"%s\"\n\"%s\"\n\"\"\n\"\"\n%s", first.At.UTC().Format(time.RFC3339Nano), first.Type, first.Actor, first.Details))
+	if first.Position != 4 || string(first.PrevHash) != string(prev) || string(first.Hash) != string(hmacSHA256(AuditKey, prev, wantCanonical)) {
 		t.Fatalf("the first keyed event must be HMAC(audit key, last unkeyed hash || canonical): %+v", first)
+	}
+	if next.Chain != "" {
+		checkChain(t, []store.AuditEvent{*next})
 	}
 }

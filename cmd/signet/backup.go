@@ -159,5 +159,5 @@ func pgDumpAdvice(cfg *config.Config) error {
 	return fmt.Errorf("signet backup copies SQLite databases; this server's database is PostgreSQL (%s). Back it up with pg_dump, which takes a consistent snapshot while the server runs:\n"+
 		"  pg_dump --format=custom --file signet.dump '%s'\n"+
 		"and keep %s with the dump: without it the dump cannot be read. Restore with pg_restore into an empty database (see docs/operations.md, Backups)",
-		cfg.Source("db"), redactDSN(cfg.DB), key)
+		cfg.Source("db"), server.RedactDSN(cfg.DB), key)
 }

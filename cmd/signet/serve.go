@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -81,7 +80,7 @@ func serveCmd() *cobra.Command {
 // command at this server's data.
 func printBanner(w io.Writer, s *server.Server, fr *server.FirstRun, addr string) {
 	cfg := s.Config
-	fmt.Fprintf(w, "Signet is running.\n  issuer:    %s\n  listening: %s\n  database:  %s\n", cfg.Issuer, addr, redactDSN(cfg.DSN()))
+	fmt.Fprintf(w, "Signet is running.\n  issuer:    %s\n  listening: %s\n  database:  %s\n", cfg.Issuer, addr, server.RedactDSN(cfg.DSN()))
 	if s.MasterKeyCreated {
 		fmt.Fprintf(w, "  master key: generated into %s (development only: set SIGNET_MASTER_KEY in production; back it up with the database)\n", secrets.MasterKeyPath(cfg.DataDir))
 	}
@@ -123,7 +122,7 @@ func storeArgs(cfg *config.Config) string {
 		add("data-dir", cfg.DataDir)
 	}
 	if cfg.DB != "" && cfg.Source("db") != cfg.ConfigFile {
-		if redactDSN(cfg.DB) != cfg.DB {
+		if server.RedactDSN(cfg.DB) != cfg.DB {
 			b.WriteString(` --db "$SIGNET_DB"`)
 		} else {
 			add("db", cfg.DB)
@@ -141,16 +140,6 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// redactDSN hides a password in a database URL.
-func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			return u.Redacted()
-		}
-	}
-	return dsn
 }
 
 // tuneGC lets the heap grow to nine times its live size between collections (GOGC=800: the hot

@@ -79,14 +79,17 @@ func OpenExisting(ctx context.Context, cfg *config.Config, log *slog.Logger) (*S
 // where names the database a configuration points at and the setting that chose it.
 func where(cfg *config.Config) string {
 	if cfg.DB != "" {
-		return fmt.Sprintf("%s (from %s)", redact(cfg.DB), cfg.Source("db"))
+		return fmt.Sprintf("%s (from %s)", RedactDSN(cfg.DB), cfg.Source("db"))
 	}
 	return fmt.Sprintf("%s (the data directory %s, from %s)", cfg.DSN(), cfg.DataDir, cfg.Source("data-dir"))
 }
 
-func redact(dsn string) string {
+// RedactDSN hides a password in a database URL.
+func RedactDSN(dsn string) string {
 	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		return u.Redacted()
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
 	}
 	return dsn
 }

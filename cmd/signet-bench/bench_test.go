@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,18 +50,55 @@ func TestParseWrk(t *testing.T) {
 	}
 }
 
+// TestScriptRotatesBodies: a scenario with many bodies gets a wrk script that reads them, one a
+// line, from a file holding exactly those bodies in order; a second scenario's bodies never
+// overwrite the first's.
 func TestScriptRotatesBodies(t *testing.T) {
 	d := &driver{dir: t.TempDir()}
-	path, err := d.script(request{auth: "Basic abc", bodies: []string{"token=a", "token=b"}})
+	first := []string{"token=a", "token=b&token_type_hint=access_token", "token=c"}
+	path, err := d.script(request{auth: "Basic abc", bodies: first})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(path)
-	s := string(b)
-	for _, want := range []string{`wrk.method = "POST"`, `"Basic abc"`, "application/x-www-form-urlencoded", "io.lines(", "function request()"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("script lacks %s:\n%s", want, s)
+	second, err := d.script(request{bodies: []string{"token=z"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		script string
+		bodies []string
+	}{{path, first}, {second, []string{"token=z"}}} {
+		b, err := os.ReadFile(tc.script)
+		if err != nil {
+			t.Fatal(err)
 		}
+		s := string(b)
+		for _, want := range []string{`wrk.method = "POST"`, "application/x-www-form-urlencoded", "function request()"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("script lacks %s:\n%s", want, s)
+			}
+		}
+		m := regexp.MustCompile(`io\.lines\(("[^"]*")\)`).FindStringSubmatch(s)
+		if m == nil {
+			t.Fatalf("script reads no bodies file:\n%s", s)
+		}
+		bodiesPath, err := strconv.Unquote(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		written, err := os.ReadFile(bodiesPath)
+		if err != nil {
+			t.Fatalf("the bodies file the script reads: %v", err)
+		}
+		if got := strings.Split(strings.TrimSuffix(string(written), "\n"), "\n"); !slices.Equal(got, tc.bodies) {
+			t.Fatalf("the script sends %q, want %q", got, tc.bodies)
+		}
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), `wrk.headers["Authorization"] = "Basic abc"`) {
+		t.Fatalf("the first script does not authenticate:\n%s", b)
+	}
+	if b, _ := os.ReadFile(second); strings.Contains(string(b), "Authorization") {
+		t.Fatalf("a request without credentials must send none:\n%s", b)
 	}
 }
 

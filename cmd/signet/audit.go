@@ -65,8 +65,8 @@ func auditCmd() *cobra.Command {
 	list.Flags().IntVar(&f.Limit, "limit", 0, "at most this many events")
 	var anchorFlags []string
 	verify := &cobra.Command{
-		Use:   "verify [--anchor SEQ:HASH:TAG]",
-		Short: "Walk the keyed hash chain; name the first broken link; print the head as an anchor to keep elsewhere",
+		Use:   "verify [--anchor [CHAIN@]SEQ:HASH:TAG]",
+		Short: "Walk every keyed hash chain; name the first broken link; print each chain's head as an anchor to keep elsewhere",
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			anchors := make([]audit.Anchor, 0, len(anchorFlags))
 			for _, f := range anchorFlags {
@@ -84,7 +84,7 @@ func auditCmd() *cobra.Command {
 				return err
 			}
 			if !res.Intact {
-				return fmt.Errorf("audit log broken at event %d", res.Seq)
+				return fmt.Errorf("audit log broken: %s", res.Reason)
 			}
 			return nil
 		}),
@@ -98,22 +98,42 @@ func auditCmd() *cobra.Command {
 // head with its anchor for the operator to keep outside the database.
 func printVerify(w io.Writer, res *audit.Result) {
 	if !res.Intact {
-		if res.Seq == 0 {
+		switch {
+		case res.Position == 0 && res.Seq == 0:
 			fmt.Fprintf(w, "BROKEN: %s\n", res.Reason)
-			return
+		case res.Chain == "":
+			fmt.Fprintf(w, "BROKEN at event %d: %s (%d events before it verified)\n", res.Position, res.Reason, res.Events)
+		default:
+			fmt.Fprintf(w, "BROKEN in chain %s at event %d: %s (%d events before it verified)\n", res.Chain, res.Position, res.Reason, res.Events)
 		}
-		fmt.Fprintf(w, "BROKEN at event %d: %s (%d events before it verified)\n", res.Seq, res.Reason, res.Events)
 		return
 	}
-	fmt.Fprintf(w, "OK: %d events, chain intact\n", res.Events)
+	if len(res.Chains) > 1 {
+		fmt.Fprintf(w, "OK: %d events in %d chains, every chain intact\n", res.Events, len(res.Chains))
+	} else {
+		fmt.Fprintf(w, "OK: %d events, chain intact\n", res.Events)
+	}
+	var legacyHead int64 // the last event of chain ""
+	for _, h := range res.Chains {
+		if h.Chain == "" {
+			legacyHead = h.Position
+		}
+	}
 	switch {
-	case res.Unkeyed > 0 && res.KeyedFrom > int64(res.Events):
-		fmt.Fprintf(w, "all %d events were written before the keyed chain (SHA-256 only); the next event seals them with its HMAC\n", res.Unkeyed)
+	case res.Unkeyed > 0 && res.KeyedFrom > legacyHead:
+		fmt.Fprintf(w, "all %d events of chain \"\" were written before the keyed chain (SHA-256 only); the next event seals them with its HMAC\n", res.Unkeyed)
 	case res.Unkeyed > 0:
 		fmt.Fprintf(w, "events 1-%d were written before the keyed chain (SHA-256 only) and are sealed by event %d's HMAC\n", res.Unkeyed, res.KeyedFrom)
 	}
-	if res.Head != nil {
-		fmt.Fprintf(w, "head: event %d, hash %s\n", res.Head.Seq, res.Head.Hash)
-		fmt.Fprintf(w, "anchor: %s\n(keep it outside the database; `signet audit verify --anchor <it>` later detects deleted or rewritten events)\n", res.Head.Anchor)
+	for _, h := range res.Chains {
+		if h.Chain == "" {
+			fmt.Fprintf(w, "head: event %d, hash %s\n", h.Position, h.Hash)
+		} else {
+			fmt.Fprintf(w, "head of chain %s: event %d (seq %d), hash %s\n", h.Chain, h.Position, h.Seq, h.Hash)
+		}
+		fmt.Fprintf(w, "anchor: %s\n", h.Anchor)
+	}
+	if len(res.Chains) > 0 {
+		fmt.Fprintln(w, "(keep the anchors outside the database; `signet audit verify --anchor <it>` later detects deleted or rewritten events)")
 	}
 }

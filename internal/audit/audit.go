@@ -37,12 +37,16 @@ const (
 	TypeServiceAccountChanged = "serviceaccount.changed"
 	TypeRoleChanged           = "role.changed"
 	TypePublicKeyChanged      = "key.changed" // key files: created or revoked
+	// Written by the store: the first keyed event of chain "" on PostgreSQL, sealing events written
+	// before the keyed chain when replicas move to chains of their own.
+	TypeAuditSealed = "audit.sealed"
 )
 
 // Store is what the log needs from the store.
 type Store interface {
 	AppendAudit(ctx context.Context, events ...*store.AuditEvent) error
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
+	AuditChains(ctx context.Context) ([]store.AuditChain, error)
 	GetSetting(ctx context.Context, name string) (string, error) // where the keyed chain begins
 }
 
@@ -98,89 +102,121 @@ func (l *Log) Record(ctx context.Context, events ...Event) error {
 type Result struct {
 	Events int    `json:"events"`
 	Intact bool   `json:"intact"`
-	Seq    int64  `json:"broken_at_seq,omitempty"`
+	Seq    int64  `json:"broken_at_seq,omitempty"` // the broken event's sequence number, when it exists
 	Reason string `json:"reason,omitempty"`
-	// KeyedFrom is the first event chained with the audit key; the Unkeyed events before it were
-	// written by versions before the keyed chain (SHA-256 only) and are sealed by its HMAC.
+	// Chain and Position place the broken link in its chain.
+	Chain    string `json:"broken_in_chain,omitempty"`
+	Position int64  `json:"broken_at_position,omitempty"`
+	// KeyedFrom is the first event of chain "" chained with the audit key; the Unkeyed events before
+	// it were written by versions before the keyed chain (SHA-256 only) and are sealed by its HMAC.
 	KeyedFrom int64 `json:"keyed_from"`
 	Unkeyed   int   `json:"unkeyed_events"`
-	// Head is the newest event of an intact chain, to record outside the database.
-	Head *Head `json:"head,omitempty"`
+	// Head is the newest event of an intact log, Chains the head of every chain (each writer's), all
+	// with anchors to record outside the database.
+	Head   *Head  `json:"head,omitempty"`
+	Chains []Head `json:"chains,omitempty"`
 }
 
-// Head is the newest event of the chain.
+// Head is the newest event of a chain.
 type Head struct {
-	Seq    int64  `json:"seq"`
-	Hash   string `json:"hash"`   // hex
-	Anchor string `json:"anchor"` // the head as an Anchor, to keep outside the database
+	Chain    string `json:"chain"`
+	Position int64  `json:"position"`
+	Seq      int64  `json:"seq"`
+	Hash     string `json:"hash"`   // hex
+	Anchor   string `json:"anchor"` // the head as an Anchor, to keep outside the database
+	Events   int    `json:"events"` // how many events the chain holds
 }
 
-// Anchor is a head of the chain recorded outside the database. Verify given an anchor checks that
-// event Seq still has Hash, which detects what the chain alone cannot: events deleted from the end,
-// or the whole log rewritten. Tag is an HMAC under the audit key, so only Signet makes anchors and
-// one planted in the operator's records by someone without the key is refused.
+// Anchor is a chain's head recorded outside the database. Verify given an anchor checks that the
+// event at Seq in Chain still has Hash, which detects what the chains alone cannot: events deleted
+// from a chain's end, a chain deleted whole, or the log rewritten. Tag is an HMAC under the audit
+// key, so only Signet makes anchors and one planted in the operator's records by someone without
+// the key is refused.
 type Anchor struct {
-	Seq  int64
-	Hash []byte
-	Tag  []byte
+	Chain string
+	Seq   int64 // the position in the chain (in chain "" also the event's sequence number)
+	Hash  []byte
+	Tag   []byte
 }
 
 // anchorTagSize is how much of the HMAC an anchor keeps (128 bits): short to copy, long enough that
 // it cannot be guessed.
 const anchorTagSize = 16
 
-// NewAnchor returns the anchor of event seq with hash; its tag is the first 16 bytes of
-// HMAC-SHA-256(audit key, "signet audit anchor v1\n" || seq in decimal || "\n" || hash).
-func NewAnchor(key []byte, seq int64, hash []byte) Anchor {
-	return Anchor{Seq: seq, Hash: bytes.Clone(hash), Tag: anchorTag(key, seq, hash)}
+// NewAnchor returns the anchor of the event at position seq of chain with hash. Its tag is the first
+// 16 bytes of HMAC-SHA-256(audit key, "signet audit anchor v1" ⏎ seq ⏎ hash) for chain "", and of
+// HMAC-SHA-256(audit key, "signet audit anchor v2" ⏎ chain ⏎ seq ⏎ hash) for a named chain.
+func NewAnchor(key []byte, chain string, seq int64, hash []byte) Anchor {
+	return Anchor{Chain: chain, Seq: seq, Hash: bytes.Clone(hash), Tag: anchorTag(key, chain, seq, hash)}
 }
 
-func anchorTag(key []byte, seq int64, hash []byte) []byte {
+func anchorTag(key []byte, chain string, seq int64, hash []byte) []byte {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte("signet audit anchor v1\n" + strconv.FormatInt(seq, 10) + "\n"))
+	if chain == "" {
+		m.Write([]byte("signet audit anchor v1\n" + strconv.FormatInt(seq, 10) + "\n"))
+	} else {
+		m.Write([]byte("signet audit anchor v2\n" + chain + "\n" + strconv.FormatInt(seq, 10) + "\n"))
+	}
 	m.Write(hash)
 	return m.Sum(nil)[:anchorTagSize]
 }
 
-// String is the anchor as printed by `signet audit verify`: seq:hash:tag, hashes in hex.
-func (a Anchor) String() string { return fmt.Sprintf("%d:%x:%x", a.Seq, a.Hash, a.Tag) }
+// String is the anchor as printed by `signet audit verify`: SEQ:HASH:TAG for chain "", and
+// CHAIN@SEQ:HASH:TAG for a named chain, hashes in hex.
+func (a Anchor) String() string {
+	if a.Chain == "" {
+		return fmt.Sprintf("%d:%x:%x", a.Seq, a.Hash, a.Tag)
+	}
+	return fmt.Sprintf("%s@%d:%x:%x", a.Chain, a.Seq, a.Hash, a.Tag)
+}
 
 // ParseAnchor reads what String wrote.
 func ParseAnchor(s string) (Anchor, error) {
-	parts := strings.Split(strings.TrimSpace(s), ":")
-	if len(parts) != 3 {
-		return Anchor{}, fmt.Errorf("audit anchor %q: want seq:hash:tag as printed by `signet audit verify`", s)
+	s = strings.TrimSpace(s)
+	parts := strings.Split(s, ":")
+	if len(parts) < 3 {
+		return Anchor{}, fmt.Errorf("audit anchor %q: want [CHAIN@]SEQ:HASH:TAG as printed by `signet audit verify`", s)
 	}
-	seq, err := strconv.ParseInt(parts[0], 10, 64)
+	place, hashHex, tagHex := strings.Join(parts[:len(parts)-2], ":"), parts[len(parts)-2], parts[len(parts)-1]
+	chain, num := "", place
+	if i := strings.LastIndex(place, "@"); i >= 0 {
+		chain, num = place[:i], place[i+1:]
+		if chain == "" {
+			return Anchor{}, fmt.Errorf("audit anchor %q: the chain before @ is empty", s)
+		}
+	}
+	seq, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || seq < 1 {
 		return Anchor{}, fmt.Errorf("audit anchor %q: the event number is not a positive integer", s)
 	}
-	hash, err1 := hex.DecodeString(parts[1])
-	tag, err2 := hex.DecodeString(parts[2])
+	hash, err1 := hex.DecodeString(hashHex)
+	tag, err2 := hex.DecodeString(tagHex)
 	if err1 != nil || err2 != nil || len(hash) != sha256.Size || len(tag) != anchorTagSize {
 		return Anchor{}, fmt.Errorf("audit anchor %q: the hash (32 bytes) and tag (16 bytes) must be hex", s)
 	}
-	return Anchor{Seq: seq, Hash: hash, Tag: tag}, nil
+	return Anchor{Chain: chain, Seq: seq, Hash: hash, Tag: tag}, nil
 }
 
 // ErrNoKey means Verify was called without the audit key.
 var ErrNoKey = errors.New("verify the audit log: no audit key")
 
-// Verify walks the whole chain in order with the audit key and reports the first broken link: an
-// edited event (its hash no longer matches), a deleted or reordered one (a gap in the sequence, or a
-// link to the wrong predecessor), an event re-hashed without the key, or a keyed-from marker that
-// was removed or moved past the newest event. Events before the marker are checked with the unkeyed
-// hash they were written with; moving the marker anywhere inside the chain breaks a link, because
-// every keyed HMAC covers the hash before it. Each anchor must be one Signet made, and its event
-// must still exist with the anchored hash.
+// Verify walks every chain of the log in order with the audit key and reports the first broken
+// link: an edited event (its hash no longer matches), a deleted or reordered one (a gap in the
+// chain's positions, or a link to the wrong predecessor), an event moved to another chain (the
+// chain's first link binds its name), an event re-hashed without the key, a chain whose events end
+// before or after the head its writer registered, or a keyed-from marker that was removed or moved
+// past the newest event of chain "". Events of chain "" before the marker are checked with the
+// unkeyed hash they were written with; moving the marker anywhere inside the chain breaks a link,
+// because every keyed HMAC covers the hash before it. Each anchor must be one Signet made, and its
+// event must still exist with the anchored hash.
 func Verify(ctx context.Context, st Store, key []byte, anchors ...Anchor) (*Result, error) {
 	if len(key) == 0 {
 		return nil, ErrNoKey
 	}
 	res := &Result{Intact: true}
 	for _, a := range anchors {
-		if !hmac.Equal(a.Tag, anchorTag(key, a.Seq, a.Hash)) {
-			return broken(res, a.Seq, fmt.Sprintf("the anchor for event %d was not made with this master key's audit key, or was altered", a.Seq)), nil
+		if !hmac.Equal(a.Tag, anchorTag(key, a.Chain, a.Seq, a.Hash)) {
+			return brokenAt(res, a.Chain, a.Seq, fmt.Sprintf("the anchor for event %s was not made with this master key's audit key, or was altered", place(a.Chain, a.Seq))), nil
 		}
 	}
 	from, reason, err := keyedFrom(ctx, st)
@@ -191,21 +227,71 @@ func Verify(ctx context.Context, st Store, key []byte, anchors ...Anchor) (*Resu
 		return broken(res, 0, reason), nil
 	}
 	res.KeyedFrom = from
-	c := &chain{key: key, keyedFrom: from, prev: []byte{}, anchors: anchors}
-	seq, reason, err := c.walk(ctx, st, res)
+	chains, err := st.AuditChains(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if reason == "" {
-		seq, reason = c.end()
+	known := map[string]bool{"": true}
+	for _, c := range chains {
+		known[c.ID] = true
 	}
-	if reason != "" {
-		return broken(res, seq, reason), nil
+	for _, a := range anchors {
+		if !known[a.Chain] {
+			return brokenAt(res, a.Chain, a.Seq, fmt.Sprintf("chain %q is gone, but an anchor records its event %d: the chain was deleted", a.Chain, a.Seq)), nil
+		}
 	}
-	if c.last > 0 {
-		res.Head = &Head{Seq: c.last, Hash: hex.EncodeToString(c.prev), Anchor: NewAnchor(key, c.last, c.prev).String()}
+	var newest *Head
+	for _, reg := range chains {
+		c := &chain{id: reg.ID, key: key, keyedFrom: from, prev: store.ChainGenesis(key, reg.ID), anchors: anchors}
+		if reg.ID != "" {
+			c.keyedFrom = 1
+		}
+		if bad := c.walk(ctx, st, res); bad != nil || c.err != nil {
+			if c.err != nil {
+				return nil, c.err
+			}
+			return bad, nil
+		}
+		if bad := c.end(res, reg); bad != nil {
+			return bad, nil
+		}
+		if c.last > 0 {
+			h := Head{Chain: c.id, Position: c.last, Seq: c.lastSeq, Hash: hex.EncodeToString(c.prev), Anchor: NewAnchor(key, c.id, c.last, c.prev).String(), Events: c.events}
+			res.Chains = append(res.Chains, h)
+			if newest == nil || h.Seq > newest.Seq {
+				newest = &res.Chains[len(res.Chains)-1]
+			}
+		}
+	}
+	if !chainsHave(chains, "") {
+		// No event of chain "" and no registration: the marker must still point at its start.
+		c := &chain{id: "", keyedFrom: from}
+		if bad := c.end(res, store.AuditChain{}); bad != nil {
+			return bad, nil
+		}
+	}
+	if newest != nil {
+		h := *newest
+		res.Head = &h
 	}
 	return res, nil
+}
+
+func chainsHave(chains []store.AuditChain, id string) bool {
+	for _, c := range chains {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// place names an event in messages: its number for chain "", chain@number otherwise.
+func place(chain string, seq int64) string {
+	if chain == "" {
+		return strconv.FormatInt(seq, 10)
+	}
+	return fmt.Sprintf("%s@%d", chain, seq)
 }
 
 // keyedFrom reads the sequence number from which the chain is keyed; reason is set when the
@@ -225,74 +311,109 @@ func keyedFrom(ctx context.Context, st Store) (from int64, reason string, err er
 	return from, "", nil
 }
 
-// chain checks events one after the other.
+// chain checks one chain's events one after the other.
 type chain struct {
+	id        string
 	key       []byte
-	keyedFrom int64
+	keyedFrom int64 // positions before it are unkeyed (chain "" only)
 	anchors   []Anchor
-	prev      []byte // the hash of the last event checked
-	last      int64  // its sequence number
+	prev      []byte // the hash of the last event checked (the genesis before the first)
+	last      int64  // its position
+	lastSeq   int64  // its sequence number
+	events    int
+	err       error
 }
 
-// walk checks every stored event in order, counting them in res, and stops at the first broken link.
-func (c *chain) walk(ctx context.Context, st Store, res *Result) (seq int64, reason string, err error) {
+// walk checks every event of the chain in order, counting them in res, and returns the result for
+// the first broken link (nil when none; c.err on a read error).
+func (c *chain) walk(ctx context.Context, st Store, res *Result) *Result {
 	const pageSize = 1000
 	for {
-		page, err := st.ListAudit(ctx, store.AuditFilter{AfterSeq: c.last, Limit: pageSize})
+		page, err := st.ListAudit(ctx, store.AuditFilter{InChain: &store.ChainPosition{Chain: c.id, Position: c.last}, Limit: pageSize})
 		if err != nil {
-			return 0, "", err
+			c.err = err
+			return nil
 		}
 		for i := range page {
-			if seq, reason := c.next(&page[i]); reason != "" {
-				return seq, reason, nil
+			if reason := c.next(&page[i]); reason != "" {
+				res.Seq = page[i].Seq
+				if page[i].Position != c.last+1 {
+					res.Seq = 0 // the missing event has no number
+				}
+				return brokenAt(res, c.id, min(page[i].Position, c.last+1), reason)
 			}
 			res.Events++
-			if page[i].Seq < c.keyedFrom {
+			c.events++
+			if c.id == "" && page[i].Position < c.keyedFrom {
 				res.Unkeyed++
 			}
 		}
 		if len(page) < pageSize {
-			return 0, "", nil
+			return nil
 		}
 	}
 }
 
-// next checks e against the events before it and the anchors; on a broken link it returns where and why.
-func (c *chain) next(e *store.AuditEvent) (int64, string) {
+// next checks e against the events before it and the anchors; on a broken link it says why.
+func (c *chain) next(e *store.AuditEvent) string {
+	at := place(c.id, e.Position)
 	switch {
-	case e.Seq != c.last+1:
-		return c.last + 1, fmt.Sprintf("event %d is missing: the log jumps from %d to %d (deleted)", c.last+1, c.last, e.Seq)
+	case e.Position != c.last+1:
+		return fmt.Sprintf("event %s is missing: the chain jumps from %d to %d (deleted)", place(c.id, c.last+1), c.last, e.Position)
+	case !bytes.Equal(e.PrevHash, c.prev) && c.last == 0:
+		return fmt.Sprintf("event %s does not start chain %q (its first link is not the chain's: moved from another chain, or the chain renamed)", at, c.id)
 	case !bytes.Equal(e.PrevHash, c.prev):
-		return e.Seq, fmt.Sprintf("event %d does not link to event %d (its predecessor was changed, deleted or replaced)", e.Seq, c.last)
-	case e.Seq >= c.keyedFrom && !hmac.Equal(e.Hash, store.ChainHash(c.key, c.prev, e)):
-		return e.Seq, fmt.Sprintf("event %d was modified after it was written (its content no longer matches its HMAC: edited, re-hashed without the audit key, or written under another master key)", e.Seq)
-	case e.Seq < c.keyedFrom && !bytes.Equal(e.Hash, store.UnkeyedChainHash(c.prev, e)):
-		return e.Seq, fmt.Sprintf("event %d was modified after it was written (its content no longer matches its hash)", e.Seq)
+		return fmt.Sprintf("event %s does not link to event %s (its predecessor was changed, deleted or replaced)", at, place(c.id, c.last))
+	case e.Position >= c.keyedFrom && !hmac.Equal(e.Hash, store.ChainHash(c.key, c.prev, e)):
+		return fmt.Sprintf("event %s was modified after it was written (its content no longer matches its HMAC: edited, re-hashed without the audit key, or written under another master key)", at)
+	case e.Position < c.keyedFrom && !bytes.Equal(e.Hash, store.UnkeyedChainHash(c.prev, e)):
+		return fmt.Sprintf("event %s was modified after it was written (its content no longer matches its hash)", at)
 	}
 	for _, a := range c.anchors {
-		if a.Seq == e.Seq && !bytes.Equal(a.Hash, e.Hash) {
-			return e.Seq, fmt.Sprintf("event %d does not match its anchor: the log was rewritten up to this event", e.Seq)
+		if a.Chain == c.id && a.Seq == e.Position && !bytes.Equal(a.Hash, e.Hash) {
+			return fmt.Sprintf("event %s does not match its anchor: the log was rewritten up to this event", at)
 		}
 	}
-	c.prev, c.last = e.Hash, e.Seq
-	return 0, ""
+	c.prev, c.last, c.lastSeq = e.Hash, e.Position, e.Seq
+	return ""
 }
 
-// end checks what the last event implies: no anchor lies beyond it, and the keyed chain does not
-// begin after the event that would follow it.
-func (c *chain) end() (int64, string) {
+// end checks what the chain's last event implies: it is the head the chain's writer registered, no
+// anchor lies beyond it, and (chain "") the keyed chain does not begin after the event that would
+// follow it.
+func (c *chain) end(res *Result, reg store.AuditChain) *Result {
 	for _, a := range c.anchors {
-		if a.Seq > c.last {
-			return c.last + 1, fmt.Sprintf("the log ends at event %d, but an anchor records event %d: events were deleted from the end", c.last, a.Seq)
+		if a.Chain == c.id && a.Seq > c.last {
+			return brokenAt(res, c.id, c.last+1, fmt.Sprintf("chain %q ends at event %d, but an anchor records event %d: events were deleted from the end", c.id, c.last, a.Seq))
 		}
 	}
-	if c.keyedFrom > c.last+1 {
-		return c.last + 1, fmt.Sprintf("the log is marked as keyed from event %d but ends at event %d: its keyed events were deleted or the marker (setting %s) was moved", c.keyedFrom, c.last, store.AuditKeyedFromSetting)
+	switch {
+	case !reg.Registered && c.last > 0:
+		return brokenAt(res, c.id, 0, fmt.Sprintf("chain %q holds %d events but is not registered: its registration was deleted", c.id, c.last))
+	case reg.Registered && reg.Position > c.last:
+		return brokenAt(res, c.id, c.last+1, fmt.Sprintf("chain %q ends at event %d, but its writer registered event %d as its head: events were deleted from the end", c.id, c.last, reg.Position))
+	case reg.Registered && (reg.Position != c.last || !bytes.Equal(reg.Hash, c.prev)):
+		return brokenAt(res, c.id, reg.Position, fmt.Sprintf("chain %q ends at event %d, but its registered head is event %d with another hash: the chain or its registration was altered", c.id, c.last, reg.Position))
 	}
-	return 0, ""
+	if c.id == "" && c.keyedFrom > c.last+1 {
+		return brokenAt(res, "", c.last+1, fmt.Sprintf("the log is marked as keyed from event %d but ends at event %d: its keyed events were deleted or the marker (setting %s) was moved", c.keyedFrom, c.last, store.AuditKeyedFromSetting))
+	}
+	return nil
 }
 
 func broken(r *Result, seq int64, reason string) *Result {
-	r.Intact, r.Seq, r.Reason, r.Head = false, seq, reason, nil
+	r.Intact, r.Seq, r.Reason, r.Head, r.Chains = false, seq, reason, nil, nil
+	return r
+}
+
+// brokenAt reports a broken link at a position of a chain; for chain "" the position is also the
+// event's number.
+func brokenAt(r *Result, chain string, position int64, reason string) *Result {
+	seq := r.Seq
+	if chain == "" {
+		seq = position
+	}
+	broken(r, seq, reason)
+	r.Chain, r.Position = chain, position
 	return r
 }

@@ -97,7 +97,8 @@ func hmacLink(key []byte) func(prev []byte, e *store.AuditEvent) []byte {
 }
 
 // rehash does what someone with write access to the database can: recompute prev_hash and hash of
-// every event from seq on with link, so that the chain is consistent again under that function.
+// every event from seq on with link, so that the chain is consistent again under that function, and
+// register the new head as the writer would.
 func rehash(t *testing.T, st *sqlstore.Store, from int64, link func(prev []byte, e *store.AuditEvent) []byte) {
 	t.Helper()
 	events, err := st.ListAudit(ctx, store.AuditFilter{})
@@ -113,6 +114,15 @@ func rehash(t *testing.T, st *sqlstore.Store, from int64, link func(prev []byte,
 		}
 		prev = e.Hash
 	}
+	register(t, st)
+}
+
+// register records chain ""'s newest event as its head, as the migration and the writer do.
+func register(t *testing.T, st *sqlstore.Store) {
+	t.Helper()
+	exec(t, st, `INSERT INTO audit_chains (id, chain_seq, hash, opened_at, updated_at)
+		SELECT '', chain_seq, hash, 0, 0 FROM audit_events WHERE chain = '' ORDER BY chain_seq DESC LIMIT 1
+		ON CONFLICT (id) DO UPDATE SET chain_seq = excluded.chain_seq, hash = excluded.hash`)
 }
 
 func setMarker(t *testing.T, st *sqlstore.Store, v string) {
@@ -138,14 +148,14 @@ func TestVerifyNamesTheFirstBrokenLink(t *testing.T) {
 		{"details re-spaced", `UPDATE audit_events SET details = replace(details, ',', ', ') WHERE seq = 4`, 4, "modified"},
 		{"edited hash", `UPDATE audit_events SET hash = zeroblob(32) WHERE seq = 6`, 6, "modified"},
 		{"prev_hash points elsewhere", `UPDATE audit_events SET prev_hash = (SELECT hash FROM audit_events WHERE seq = 4) WHERE seq = 6`, 6, "does not link"},
-		{"sequence renumbered", `UPDATE audit_events SET seq = 11 WHERE seq = 10; UPDATE audit_events SET seq = 10 WHERE seq = 9`, 9, "missing"},
-		{"two events swapped", `UPDATE audit_events SET seq = 100 WHERE seq = 4; UPDATE audit_events SET seq = 4 WHERE seq = 5; UPDATE audit_events SET seq = 5 WHERE seq = 100`, 4, "does not link"},
+		{"sequence renumbered", `UPDATE audit_events SET chain_seq = 11 WHERE seq = 10; UPDATE audit_events SET chain_seq = 10 WHERE seq = 9`, 9, "missing"},
+		{"two events swapped", `UPDATE audit_events SET chain_seq = 100 WHERE seq = 4; UPDATE audit_events SET chain_seq = 4 WHERE seq = 5; UPDATE audit_events SET chain_seq = 5 WHERE seq = 4`, 4, "does not link"},
 		{"first event deleted", `DELETE FROM audit_events WHERE seq = 1`, 1, "missing"},
 		{"middle event deleted", `DELETE FROM audit_events WHERE seq = 5`, 5, "missing"},
-		{"deleted and renumbered", `DELETE FROM audit_events WHERE seq = 5; UPDATE audit_events SET seq = seq - 1 WHERE seq > 5`, 5, "does not link"},
+		{"deleted and renumbered", `DELETE FROM audit_events WHERE seq = 5; UPDATE audit_events SET chain_seq = chain_seq - 1 WHERE seq > 5`, 5, "does not link"},
 		// The HMAC covers the sequence number: renumbering the rest after deleting the first event,
 		// with the new first event's link emptied, leaves no gap and no broken link, only the HMAC.
-		{"first deleted, renumbered and relinked", `DELETE FROM audit_events WHERE seq = 1; UPDATE audit_events SET seq = seq - 1; UPDATE audit_events SET prev_hash = x'' WHERE seq = 1`, 1, "modified"},
+		{"first deleted, renumbered and relinked", `DELETE FROM audit_events WHERE seq = 1; UPDATE audit_events SET chain_seq = chain_seq - 1; UPDATE audit_events SET prev_hash = x'' WHERE chain_seq = 1`, 1, "modified"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, st := logWith(t, 10)
@@ -176,14 +186,17 @@ func TestVerifyReportsTheHead(t *testing.T) {
 	}
 }
 
-// TestTailDeletionNeedsAnAnchor: deleting the newest events leaves a valid, shorter chain (the
-// documented limit); an anchor taken before catches it.
+// TestTailDeletionNeedsAnAnchor: deleting the newest events is caught by the head the writer
+// registered; deleting them and rewinding the registration leaves a valid, shorter chain (the
+// documented limit), which an anchor taken before catches.
 func TestTailDeletionNeedsAnAnchor(t *testing.T) {
 	_, st := logWith(t, 10)
-	anchor := audit.NewAnchor(testKey, verify(t, st, testKey).Head.Seq, mustHead(t, st))
+	anchor := audit.NewAnchor(testKey, "", verify(t, st, testKey).Head.Seq, mustHead(t, st))
 	exec(t, st, `DELETE FROM audit_events WHERE seq >= 9`)
+	wantBroken(t, verify(t, st, testKey), 9, "registered event 10 as its head")
+	register(t, st)
 	if res := verify(t, st, testKey); !res.Intact || res.Events != 8 {
-		t.Fatalf("the chain alone cannot see a shortened tail: %+v", res)
+		t.Fatalf("the chain alone cannot see a shortened tail with its registration rewound: %+v", res)
 	}
 	wantBroken(t, verify(t, st, testKey, anchor), 9, "deleted from the end")
 }
@@ -202,8 +215,8 @@ func mustHead(t *testing.T, st *sqlstore.Store) []byte {
 func TestAnchorsMustBeSignets(t *testing.T) {
 	_, st := logWith(t, 4)
 	head := mustHead(t, st)
-	wantBroken(t, verify(t, st, testKey, audit.NewAnchor(otherKey, 4, head)), 4, "not made with this master key")
-	wantBroken(t, verify(t, st, testKey, audit.NewAnchor(testKey, 3, head)), 3, "does not match its anchor")
+	wantBroken(t, verify(t, st, testKey, audit.NewAnchor(otherKey, "", 4, head)), 4, "not made with this master key")
+	wantBroken(t, verify(t, st, testKey, audit.NewAnchor(testKey, "", 3, head)), 3, "does not match its anchor")
 	for _, s := range []string{"", "4", "x:00:00", "4:zz:00", "4:" + strings.Repeat("00", 32) + ":00", "0:" + strings.Repeat("00", 32) + ":" + strings.Repeat("00", 16)} {
 		if _, err := audit.ParseAnchor(s); err == nil {
 			t.Errorf("ParseAnchor(%q) accepted a malformed anchor", s)
@@ -257,11 +270,14 @@ func upgraded(t *testing.T, n, m int) (*audit.Log, *sqlstore.Store) {
 		e := &store.AuditEvent{Seq: int64(i), At: at.Add(time.Duration(i) * time.Minute), Type: audit.TypeTokenIssued, Actor: "cli:ops", Subject: "u1",
 			Details: []byte(fmt.Sprintf(`{"jti":"j%d"}`, i))}
 		e.PrevHash, e.Hash = prev, sha256Link(prev, e)
-		exec(t, st, `INSERT INTO audit_events (seq, at, type, actor, subject, client, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.Seq, e.At.UnixMicro(), e.Type, e.Actor, e.Subject, e.Client, string(e.Details), e.PrevHash, e.Hash)
+		exec(t, st, `INSERT INTO audit_events (seq, chain_seq, at, type, actor, subject, client, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.Seq, e.Seq, e.At.UnixMicro(), e.Type, e.Actor, e.Subject, e.Client, string(e.Details), e.PrevHash, e.Hash)
 		prev = e.Hash
 	}
 	setMarker(t, st, strconv.Itoa(n+1))
+	if n > 0 {
+		register(t, st) // as the migration does
+	}
 	record(t, l, n, m)
 	return l, st
 }
@@ -377,7 +393,7 @@ func TestForgedMarkerCannotDowngradeKeyedEvents(t *testing.T) {
 // every event is unkeyed, and an anchor kept outside the database catches it.
 func TestWholeLogRewrittenUnkeyedNeedsAnAnchor(t *testing.T) {
 	_, st := upgraded(t, 4, 4)
-	anchor := audit.NewAnchor(testKey, 8, mustHead(t, st))
+	anchor := audit.NewAnchor(testKey, "", 8, mustHead(t, st))
 	exec(t, st, `UPDATE audit_events SET subject = 'eve' WHERE seq = 6`)
 	setMarker(t, st, "9")
 	rehash(t, st, 5, sha256Link)

@@ -4,79 +4,56 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/zitadel/oidc/v3/pkg/client"
-	"github.com/zitadel/oidc/v3/pkg/client/profile"
 
 	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/store"
+	"github.com/signet-id/signet/internal/store/sqlite"
 	"github.com/signet-id/signet/jwtverify"
 )
 
-// memStore is an in-memory keys.Store with the rotation semantics store.go documents.
-type memStore struct {
-	mu   sync.Mutex
-	keys []store.SigningKey
+// sqliteStore is the real store in a temp dir: the store conformance suite states how it rotates,
+// this package's tests rely on that.
+func sqliteStore(t testing.TB) Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "signet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
-func (m *memStore) CreateSigningKey(_ context.Context, k *store.SigningKey) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.keys = append(m.keys, *k)
-	return nil
+// publishedKIDs returns the key IDs m's JWKS publishes, sorted.
+func publishedKIDs(t *testing.T, m *Manager) []string {
+	t.Helper()
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(m.JWKS(), &set); err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, k := range set.Keys {
+		kids = append(kids, k.KeyID)
+	}
+	slices.Sort(kids)
+	return kids
 }
 
-func (m *memStore) ListSigningKeys(context.Context) ([]store.SigningKey, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]store.SigningKey(nil), m.keys...), nil
-}
-
-func (m *memStore) RotateSigningKey(_ context.Context, alg string, next *store.SigningKey, now time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	promoted := false
-	for i := range m.keys {
-		k := &m.keys[i]
-		if k.Algorithm != alg {
-			continue
-		}
-		switch k.State {
-		case store.SigningActive:
-			k.State, k.RetiredAt = store.SigningRetired, now
-		case store.SigningNext:
-			k.State, k.ActivatedAt, promoted = store.SigningActive, now, true
+// keyIDs returns the IDs of m's keys of alg in state.
+func keyIDs(m *Manager, alg, state string) []string {
+	var ids []string
+	for _, k := range m.List() {
+		if k.Algorithm == alg && k.State == state {
+			ids = append(ids, k.ID)
 		}
 	}
-	n := *next
-	if !promoted {
-		n.State, n.ActivatedAt = store.SigningActive, now
-	}
-	m.keys = append(m.keys, n)
-	return nil
-}
-
-func (m *memStore) DeleteSigningKeys(_ context.Context, before time.Time) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	kept := m.keys[:0]
-	n := 0
-	for _, k := range m.keys {
-		if k.State == store.SigningRetired && k.RetiredAt.Before(before) {
-			n++
-			continue
-		}
-		kept = append(kept, k)
-	}
-	m.keys = kept
-	return n, nil
+	return ids
 }
 
 func masterKeys(t testing.TB, b byte) *secrets.Keys {
@@ -89,7 +66,7 @@ func masterKeys(t testing.TB, b byte) *secrets.Keys {
 
 func TestManagerSignsRotatesAndPublishes(t *testing.T) {
 	ctx := context.Background()
-	st := &memStore{}
+	st := sqliteStore(t)
 	m := NewManager(st, masterKeys(t, 1), time.Hour)
 	for _, alg := range []string{ES256, EdDSA, RS256} {
 		created, err := m.Ensure(ctx, alg)
@@ -103,7 +80,11 @@ func TestManagerSignsRotatesAndPublishes(t *testing.T) {
 	if got := m.Algorithms(); strings.Join(got, ",") != "ES256,EdDSA,RS256" {
 		t.Fatalf("algorithms %v", got)
 	}
-	for _, k := range st.keys {
+	stored, err := st.ListSigningKeys(ctx)
+	if err != nil || len(stored) != 6 {
+		t.Fatalf("stored keys: %d %v", len(stored), err)
+	}
+	for _, k := range stored {
 		if bytes.Contains(k.PrivateKey, []byte("PRIVATE")) || len(k.PrivateKey) < 32 {
 			t.Fatal("private keys must be sealed at rest")
 		}
@@ -152,65 +133,46 @@ func TestManagerSignsRotatesAndPublishes(t *testing.T) {
 	}
 }
 
+// TestRetiredKeysExpireFromJWKS: after a rotation the former next key signs, a new next key is
+// published, and the retired key stays published for the retention and not beyond.
 func TestRetiredKeysExpireFromJWKS(t *testing.T) {
 	ctx := context.Background()
-	st := &memStore{}
+	st := sqliteStore(t)
 	m := NewManager(st, masterKeys(t, 1), time.Minute)
-	m.Ensure(ctx, ES256)
-	m.Rotate(ctx, ES256, time.Now().Add(-2*time.Minute))
-	m.Load(ctx)
-	var set jose.JSONWebKeySet
-	json.Unmarshal(m.JWKS(), &set)
-	if len(set.Keys) != 2 {
-		t.Fatalf("a key retired beyond the retention must not be published: %d keys", len(set.Keys))
+	if _, err := m.Ensure(ctx, ES256); err != nil {
+		t.Fatal(err)
 	}
-}
-
-// TestKeyFilesWorkWithZitadel writes a key file per algorithm and builds the JWT-profile assertion
-// with zitadel/oidc's own loader; Signet's validator accepts it.
-func TestKeyFilesWorkWithZitadel(t *testing.T) {
-	for _, alg := range []string{RS256, ES256, EdDSA} {
-		t.Run(alg, func(t *testing.T) {
-			priv, pub, err := GenerateKeyPair(alg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			kf := KeyFile{Type: TypeServiceAccount, KeyID: "k1", Key: string(priv), UserID: "sa-1"}
-			b, _ := json.Marshal(kf)
-			path := filepath.Join(t.TempDir(), "key.json")
-			os.WriteFile(path, b, 0o600)
-			if _, err := ParseKeyFile(b); err != nil {
-				t.Fatal(err)
-			}
-			zf, err := client.ConfigFromKeyFile(path)
-			if err != nil {
-				t.Fatalf("zitadel cannot read the key file: %v", err)
-			}
-			signer, err := client.NewSignerFromPrivateKeyByte([]byte(zf.Key), zf.KeyID)
-			if err != nil {
-				t.Fatalf("zitadel cannot load a %s key: %v", alg, err)
-			}
-			assertion, err := client.SignedJWTProfileAssertion(zf.UserID, []string{"https://issuer"}, time.Hour, signer)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pubKey, pubAlg, err := ParsePublicKeyPEM(pub)
-			if err != nil || pubAlg != alg {
-				t.Fatalf("public key: %v %s", err, pubAlg)
-			}
-			keyFunc := func(context.Context, string) (*jwtverify.Key, error) {
-				return &jwtverify.Key{ID: "k1", Public: pubKey, Algorithm: pubAlg}, nil
-			}
-			if _, err := jwtverify.Verify(context.Background(), assertion, keyFunc, jwtverify.Options{
-				Issuer: "sa-1", Subject: "sa-1", Audiences: []string{"https://issuer"}, MaxLifetime: time.Hour, Leeway: time.Minute,
-				RequireExp: true, RequireIAT: true, RequireJTI: true,
-			}); err != nil {
-				t.Fatalf("zitadel's assertion is refused: %v", err)
-			}
-			if _, err := profile.NewJWTProfileTokenSourceFromKeyFileData(context.Background(), "http://127.0.0.1:1", b, nil, profile.WithStaticTokenEndpoint("http://127.0.0.1:1", "http://127.0.0.1:1/oauth/v2/token")); err != nil {
-				t.Fatalf("zitadel's profile package cannot load the key file: %v", err)
-			}
-		})
+	active, next := keyIDs(m, ES256, store.SigningActive), keyIDs(m, ES256, store.SigningNext)
+	if len(active) != 1 || len(next) != 1 {
+		t.Fatalf("Ensure must create one active and one next key: %+v", m.List())
+	}
+	rotatedAt := time.Now()
+	if err := m.Rotate(ctx, ES256, rotatedAt); err != nil {
+		t.Fatal(err)
+	}
+	if got := keyIDs(m, ES256, store.SigningActive); !slices.Equal(got, next) {
+		t.Fatalf("rotation must promote the pre-published next key %v, active now %v", next, got)
+	}
+	newNext := keyIDs(m, ES256, store.SigningNext)
+	if len(newNext) != 1 || newNext[0] == next[0] || newNext[0] == active[0] {
+		t.Fatalf("rotation must pre-publish a new next key: %+v", m.List())
+	}
+	within := []string{active[0], next[0], newNext[0]}
+	slices.Sort(within)
+	if got := publishedKIDs(t, m); !slices.Equal(got, within) {
+		t.Fatalf("within the retention the JWKS must publish the retired, active and next keys %v, got %v", within, got)
+	}
+	m.now = func() time.Time { return rotatedAt.Add(2 * time.Minute) }
+	if err := m.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	beyond := []string{next[0], newNext[0]}
+	slices.Sort(beyond)
+	if got := publishedKIDs(t, m); !slices.Equal(got, beyond) {
+		t.Fatalf("a key retired beyond the retention must not be published: want %v, got %v", beyond, got)
+	}
+	if k, err := m.Key(ctx, active[0]); err == nil {
+		t.Fatalf("a key retired beyond the retention must not verify: %+v", k)
 	}
 }
 
@@ -251,7 +213,7 @@ func FuzzParseKeyFile(f *testing.F) {
 func BenchmarkSign(b *testing.B) {
 	ctx := context.Background()
 	for _, alg := range []string{ES256, EdDSA, RS256} {
-		m := NewManager(&memStore{}, masterKeys(b, 1), time.Hour)
+		m := NewManager(sqliteStore(b), masterKeys(b, 1), time.Hour)
 		if _, err := m.Ensure(ctx, alg); err != nil {
 			b.Fatal(err)
 		}

@@ -30,10 +30,13 @@ import (
 	"github.com/signet-id/signet/internal/store"
 )
 
-// CursorSetting holds the sequence number of the last audit event handled for one destination:
-// CursorSetting + ":" + a hash of the URL. Replicas sending to the same URL share it; a replica
-// configured with another URL (a wrong one, say) has its own and never moves theirs. The bare
-// CursorSetting is the single cursor of earlier versions, read once as a starting point.
+// CursorSetting holds, for one destination, the position of the last audit event handled in each
+// audit chain, as a JSON object {"chain": position}: CursorSetting + ":" + a hash of the URL.
+// Within a chain events commit in order, so a position is a safe cursor; across chains (one per
+// replica) they do not, which is why there is one per chain. Replicas sending to the same URL share
+// it; a replica configured with another URL (a wrong one, say) has its own and never moves theirs.
+// The bare CursorSetting is the single cursor of earlier versions (a sequence number, which is the
+// position in chain ""), read once as a starting point; a number alone is read the same way.
 const CursorSetting = "notify_cursor"
 
 func (w *Webhook) cursorSetting() string {
@@ -50,6 +53,7 @@ const SETType = "secevent+jwt"
 // Store is what the deliverer reads and writes.
 type Store interface {
 	ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error)
+	AuditChains(ctx context.Context) ([]store.AuditChain, error)
 	GetSetting(ctx context.Context, name string) (string, error)
 	PutSetting(ctx context.Context, name, value string) error
 	GetUser(ctx context.Context, id string) (*store.User, error)
@@ -143,37 +147,46 @@ func nextBackoff(prev, failingFor, lo, hi time.Duration) time.Duration {
 	return max(lo, min(2*prev, hi, failingFor/2))
 }
 
-// deliverPending sends every pending notification in log order, moving the cursor past each one
-// delivered; it stops at the first failure.
+// deliverPending sends every pending notification, chain by chain in each chain's order, moving
+// the chain's cursor past each one delivered; it stops at the first failure.
 func (w *Webhook) deliverPending(ctx context.Context) error {
-	cursor, err := w.cursor(ctx)
+	cursors, err := w.cursors(ctx)
 	if err != nil {
 		return err
 	}
-	for {
-		events, err := w.Store.ListAudit(ctx, store.AuditFilter{Type: audit.TypeExchangeAllowed, AfterSeq: cursor, Limit: 100})
-		if err != nil {
-			return err
-		}
-		if len(events) == 0 {
-			return nil
-		}
-		for _, e := range events {
-			sent, err := w.deliverOne(ctx, e)
+	chains, err := w.Store.AuditChains(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range chains {
+		for {
+			events, err := w.Store.ListAudit(ctx, store.AuditFilter{Type: audit.TypeExchangeAllowed,
+				InChain: &store.ChainPosition{Chain: c.ID, Position: cursors[c.ID]}, Limit: 100})
 			if err != nil {
-				w.outcome(false)
 				return err
 			}
-			cursor = e.Seq
-			// What was delivered stays delivered, even when shutdown interrupts us here.
-			if err := w.Store.PutSetting(context.WithoutCancel(ctx), w.cursorSetting(), strconv.FormatInt(cursor, 10)); err != nil {
-				return err
+			if len(events) == 0 {
+				break
 			}
-			if sent {
-				w.outcome(true)
+			for _, e := range events {
+				sent, err := w.deliverOne(ctx, e)
+				if err != nil {
+					w.outcome(false)
+					return err
+				}
+				cursors[c.ID] = e.Position
+				// What was delivered stays delivered, even when shutdown interrupts us here.
+				b, _ := json.Marshal(cursors)
+				if err := w.Store.PutSetting(context.WithoutCancel(ctx), w.cursorSetting(), string(b)); err != nil {
+					return err
+				}
+				if sent {
+					w.outcome(true)
+				}
 			}
 		}
 	}
+	return nil
 }
 
 func (w *Webhook) outcome(ok bool) {
@@ -182,19 +195,27 @@ func (w *Webhook) outcome(ok bool) {
 	}
 }
 
-func (w *Webhook) cursor(ctx context.Context) (int64, error) {
+// cursors reads the destination's cursor per chain.
+func (w *Webhook) cursors(ctx context.Context) (map[string]int64, error) {
 	v, err := w.Store.GetSetting(ctx, w.cursorSetting())
 	if errors.Is(err, store.ErrNotFound) {
 		// First run for this URL: start where the single cursor of earlier versions stood.
 		v, err = w.Store.GetSetting(ctx, CursorSetting)
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil
+		return map[string]int64{}, nil
 	}
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return strconv.ParseInt(v, 10, 64)
+	if n, perr := strconv.ParseInt(v, 10, 64); perr == nil {
+		return map[string]int64{"": n}, nil
+	}
+	cursors := map[string]int64{}
+	if err := json.Unmarshal([]byte(v), &cursors); err != nil {
+		return nil, fmt.Errorf("webhook cursor %s: %w", w.cursorSetting(), err)
+	}
+	return cursors, nil
 }
 
 // Session is the event payload: what a receiver needs to tell the subject.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -45,8 +46,11 @@ type xenv struct {
 	samToken, danaToken, agentToken        string
 }
 
-func newXEnv(t testing.TB) *xenv {
-	env := testenv.Start(t, testenv.Options{})
+func newXEnv(t testing.TB) *xenv { return newXEnvOn(t, "") }
+
+// newXEnvOn is newXEnv on backend ("sqlite" or "postgres"; empty: SQLite).
+func newXEnvOn(t testing.TB, backend string) *xenv {
+	env := testenv.Start(t, testenv.Options{DB: dsnFor(t, backend)})
 	ctx := context.Background()
 	env.Server.Store.PutRole(ctx, &store.Role{Name: "customer"})
 	x := &xenv{Env: env}
@@ -115,8 +119,10 @@ func (x *xenv) audits(t *testing.T, typ string) []store.AuditEvent {
 
 // TestImpersonationFromAnAdminSPA is S2: a public admin SPA exchanges the staff member's token and
 // a customer's user ID for a short-lived, scoped-down token that names the staff member in act.
-func TestImpersonationFromAnAdminSPA(t *testing.T) {
-	x := newXEnv(t)
+func TestImpersonationFromAnAdminSPA(t *testing.T) { onBackends(t, testImpersonationFromAnAdminSPA) }
+
+func testImpersonationFromAnAdminSPA(t *testing.T, backend string) {
+	x := newXEnvOn(t, backend)
 	code, body := x.impersonate("ticket 4812")
 	if code != 200 {
 		t.Fatalf("impersonation refused: %v", body)
@@ -151,8 +157,10 @@ func TestImpersonationFromAnAdminSPA(t *testing.T) {
 
 // TestDelegationChainsNest is S3/S4: an agent acts for a user, another agent acts on that token,
 // and the whole chain is in act.
-func TestDelegationChainsNest(t *testing.T) {
-	x := newXEnv(t)
+func TestDelegationChainsNest(t *testing.T) { onBackends(t, testDelegationChainsNest) }
+
+func testDelegationChainsNest(t *testing.T, backend string) {
+	x := newXEnvOn(t, backend)
 	code, body := x.exchangeAs(x.agentApp, map[string]string{"subject_token": x.danaToken, "subject_token_type": typeAT,
 		"actor_token": x.agentToken, "actor_token_type": typeAT, "resource": x.api.ID})
 	if code != 200 || body["scope"] != "read" {
@@ -218,39 +226,75 @@ func TestZitadelTokenExchangeClient(t *testing.T) {
 	}
 }
 
-// TestKillSwitchAndSessionEnd: ending a session or flipping the kill switch makes derived tokens
-// inactive at once, including tokens exchanged again from them.
+// TestKillSwitchAndSessionEnd: an operator ending a session or flipping the kill switch through the
+// admin API makes derived tokens inactive at once, including tokens exchanged again from them; each
+// action is audited and recorded on the sessions it ended.
 func TestKillSwitchAndSessionEnd(t *testing.T) {
-	x := newXEnv(t)
-	ctx := context.Background()
-	_, body := x.impersonate("ticket 1")
-	tok1 := body["access_token"].(string)
-	// Exchanged again by the SPA (down-scoping): same session.
-	_, again := x.exchangeAs(x.spa, map[string]string{"subject_token": tok1, "subject_token_type": typeAT, "scope": "read"})
-	tok2, _ := again["access_token"].(string)
-	if tok2 == "" || x.introspect(t, tok2)["active"] != true {
-		t.Fatalf("down-scoping an impersonation token: %v", again)
-	}
-	session := x.introspect(t, tok1)["signet_exchange"].(map[string]any)["session"].(string)
-	if err := x.Server.Tokens.Revoke(ctx, store.Revocation{Kind: store.RevokeSession, Value: session, At: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	for _, raw := range []string{tok1, tok2} {
-		if x.introspect(t, raw)["active"] != false {
-			t.Fatal("a token of an ended session is still active")
+	onBackends(t, func(t *testing.T, backend string) {
+		x := newXEnvOn(t, backend)
+		ctx := context.Background()
+		admin := x.AdminToken(store.KindUser, x.olga.ID, x.spa.Client)
+		operator := "user:" + x.olga.ID
+		_, body := x.impersonate("ticket 1")
+		tok1 := body["access_token"].(string)
+		// Exchanged again by the SPA (down-scoping): same session.
+		_, again := x.exchangeAs(x.spa, map[string]string{"subject_token": tok1, "subject_token_type": typeAT, "scope": "read"})
+		tok2, _ := again["access_token"].(string)
+		if tok2 == "" || x.introspect(t, tok2)["active"] != true {
+			t.Fatalf("down-scoping an impersonation token: %v", again)
 		}
+		session := x.introspect(t, tok1)["signet_exchange"].(map[string]any)["session"].(string)
+		if code, ended := x.Bearer("POST", "/admin/v1/impersonations/"+session+"/end", admin, map[string]any{"reason": "ticket closed"}); code != 200 || ended["ended"] != float64(1) {
+			t.Fatalf("ending the session through the admin API: %d %v", code, ended)
+		}
+		for _, raw := range []string{tok1, tok2} {
+			if got := x.introspect(t, raw); got["active"] != false {
+				t.Fatalf("a token of an ended session is still active: %v", got)
+			}
+		}
+		rec, err := x.Server.Store.GetExchangeSession(ctx, session)
+		if err != nil || rec.EndedAt.IsZero() || rec.EndedBy != operator {
+			t.Fatalf("the session record must say when and by whom it ended: %+v %v", rec, err)
+		}
+		wantEvent(t, x.audits(t, audit.TypeSessionEnded), operator, map[string]any{"session": session, "reason": "ticket closed", "kind": "impersonation", "session_actor": x.sam.ID})
+
+		_, body = x.impersonate("ticket 2")
+		tok3 := body["access_token"].(string)
+		session3 := x.introspect(t, tok3)["signet_exchange"].(map[string]any)["session"].(string)
+		if code, off := x.Bearer("POST", "/admin/v1/impersonation/disable", admin, map[string]any{"reason": "incident"}); code != 200 || off["impersonation_disabled"] != true {
+			t.Fatalf("the kill switch through the admin API: %d %v", code, off)
+		}
+		if x.introspect(t, tok3)["active"] != false {
+			t.Fatal("the kill switch left an impersonation token active")
+		}
+		if rec, err := x.Server.Store.GetExchangeSession(ctx, session3); err != nil || rec.EndedAt.IsZero() || rec.EndedBy != operator {
+			t.Fatalf("the kill switch must end the open impersonation sessions: %+v %v", rec, err)
+		}
+		wantEvent(t, x.audits(t, audit.TypeImpersonationOff), operator, map[string]any{"reason": "incident"})
+		code, body := x.impersonate("ticket 3")
+		if code != 403 || body["error"] != "access_denied" || !strings.Contains(body["error_description"].(string), "kill switch") {
+			t.Fatalf("impersonation while disabled: %d %v", code, body)
+		}
+	})
+}
+
+// wantEvent asserts that events holds exactly one event, by actor, whose details include want.
+func wantEvent(t *testing.T, events []store.AuditEvent, actor string, want map[string]any) {
+	t.Helper()
+	if len(events) != 1 {
+		t.Fatalf("want one event, got %d: %+v", len(events), events)
 	}
-	_, body = x.impersonate("ticket 2")
-	tok3 := body["access_token"].(string)
-	if err := x.Server.Sessions.Disable(ctx, "test", "incident"); err != nil {
+	var details map[string]any
+	if err := json.Unmarshal(events[0].Details, &details); err != nil {
 		t.Fatal(err)
 	}
-	if x.introspect(t, tok3)["active"] != false {
-		t.Fatal("the kill switch left an impersonation token active")
+	if events[0].Actor != actor {
+		t.Fatalf("event %s by %q, want %q", events[0].Type, events[0].Actor, actor)
 	}
-	code, body := x.impersonate("ticket 3")
-	if code != 403 || body["error"] != "access_denied" || !strings.Contains(body["error_description"].(string), "kill switch") {
-		t.Fatalf("impersonation while disabled: %d %v", code, body)
+	for k, v := range want {
+		if details[k] != v {
+			t.Fatalf("event %s: %s is %v, want %v (details %v)", events[0].Type, k, details[k], v, details)
+		}
 	}
 }
 
@@ -265,20 +309,32 @@ func (failingAudit) OpenExchangeSession(context.Context, *store.ExchangeSession,
 	return errors.New("disk full")
 }
 
+func (failingAudit) RotateRefreshToken(_ context.Context, _ []byte, _ *store.Token, _ time.Time, event *store.AuditEvent) error {
+	if event != nil {
+		return errors.New("disk full")
+	}
+	return errors.New("a refresh must be audited with its rotation")
+}
+
 // TestAuditFailureIssuesNoToken: when the audit write fails, the exchange fails and no token or
 // session exists.
 func TestAuditFailureIssuesNoToken(t *testing.T) {
-	x := newXEnv(t)
-	x.Server.OAuth.Audit = audit.New(failingAudit{x.Server.Store})
-	x.Server.OAuth.Exchange.Store = failingAudit{x.Server.Store}
-	code, body := x.impersonate("ticket 9")
-	if code != 500 || body["error"] != "server_error" || body["access_token"] != nil {
-		t.Fatalf("want server_error and no token, got %d %v", code, body)
-	}
-	sessions, err := x.Server.Store.ListExchangeSessions(context.Background(), time.Time{})
-	if err != nil || len(sessions) != 0 {
-		t.Fatalf("a session was opened without an audit event: %v %v", sessions, err)
-	}
+	onBackends(t, func(t *testing.T, backend string) {
+		x := newXEnvOn(t, backend)
+		x.Server.OAuth.Audit = audit.New(failingAudit{x.Server.Store})
+		x.Server.OAuth.Exchange.Store = failingAudit{x.Server.Store}
+		code, body := x.impersonate("ticket 9")
+		if code != 500 || body["error"] != "server_error" || body["access_token"] != nil {
+			t.Fatalf("want server_error and no token, got %d %v", code, body)
+		}
+		sessions, err := x.Server.Store.ListExchangeSessions(context.Background(), time.Time{})
+		if err != nil || len(sessions) != 0 {
+			t.Fatalf("a session was opened without an audit event: %v %v", sessions, err)
+		}
+		if ev := x.audits(t, audit.TypeExchangeAllowed); len(ev) != 0 {
+			t.Fatalf("an exchange that failed was audited as allowed: %+v", ev)
+		}
+	})
 }
 
 // forged signs a token with a key Signet does not know.
@@ -292,8 +348,10 @@ func forged(t *testing.T, claims map[string]any) string {
 }
 
 // TestEscalationCorpus replays attacks; every one is refused with the right code and audited.
-func TestEscalationCorpus(t *testing.T) {
-	x := newXEnv(t)
+func TestEscalationCorpus(t *testing.T) { onBackends(t, testEscalationCorpus) }
+
+func testEscalationCorpus(t *testing.T, backend string) {
+	x := newXEnvOn(t, backend)
 	ctx := context.Background()
 	imp := func(mod func(f map[string]string)) map[string]string {
 		f := map[string]string{"subject_token": x.dana.ID, "subject_token_type": typeUser, "actor_token": x.samToken, "actor_token_type": typeAT, "audience": x.api.ID, "reason": "ticket"}
@@ -310,6 +368,16 @@ func TestEscalationCorpus(t *testing.T) {
 	revoked := x.Token(store.KindUser, x.sam.ID, x.spa.Client, "read")
 	x.Server.Tokens.Revoke(ctx, store.Revocation{Kind: store.RevokeTokenID, Value: mustJTI(t, x, revoked), At: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
 	expired := expiredToken(t, x)
+	revokedSubject := x.Token(store.KindUser, x.dana.ID, x.agentApp.Client, "read")
+	if err := x.Server.Tokens.Revoke(ctx, store.Revocation{Kind: store.RevokeTokenID, Value: mustJTI(t, x, revokedSubject), At: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-time.Hour).Truncate(time.Second)
+	expiredSubject, err := x.Server.Tokens.Issue(ctx, &tokens.Access{Subject: x.dana.ID, SubjectKind: store.KindUser, ClientID: x.agentApp.ID,
+		Audience: []string{x.agentApp.ID}, Scope: []string{"read"}, IssuedAt: past, ExpiresAt: past.Add(time.Minute)}, store.FormatJWT, "ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
 	samForBackend := x.Token(store.KindUser, x.sam.ID, x.backend.Client, "read", "write")
 	danaAsActor := x.Token(store.KindUser, x.dana.ID, x.spa.Client, "read")
 	opaqueDana := x.Token(store.KindUser, x.dana.ID, x.backend.Client, "read")
@@ -351,6 +419,8 @@ func TestEscalationCorpus(t *testing.T) {
 		{"self-impersonation", x.spa, imp(func(f map[string]string) { f["subject_token"] = x.sam.ID }), "invalid_request", "the actor and the subject are the same"},
 		{"revoked actor token", x.spa, imp(func(f map[string]string) { f["actor_token"] = revoked }), "invalid_grant", "actor_token was revoked"},
 		{"expired actor token", x.spa, imp(func(f map[string]string) { f["actor_token"] = expired }), "invalid_grant", "actor_token has expired"},
+		{"revoked subject token", x.agentApp, del(func(f map[string]string) { f["subject_token"] = revokedSubject }), "invalid_grant", "subject_token was revoked"},
+		{"expired subject token", x.agentApp, del(func(f map[string]string) { f["subject_token"] = expiredSubject }), "invalid_grant", "subject_token has expired"},
 		{"disabled service account's token as actor", x.agentApp, del(func(f map[string]string) { f["actor_token"] = offToken; f["subject_token"] = danaAtApp }), "invalid_grant", "actor_token is not an active access token"},
 		{"forged act in a subject token", x.agentApp, del(func(f map[string]string) { f["subject_token"] = forgedAct }), "invalid_grant", "subject_token is not an active access token"},
 		{"foreign issuer subject token", x.agentApp, del(func(f map[string]string) { f["subject_token"] = foreign }), "invalid_grant", "subject_token is not an active access token"},
@@ -364,7 +434,7 @@ func TestEscalationCorpus(t *testing.T) {
 			f["subject_token"], f["subject_token_type"], f["scope"] = idForApp, typeID, "read write"
 		}), "invalid_scope", `scope "write" exceeds`},
 		{"a service account as the subject of a delegation", x.agentApp, del(func(f map[string]string) { f["subject_token"] = saSubject }), "invalid_request", "must be a user"},
-		{"user-id enumeration", x.spa, imp(func(f map[string]string) { f["subject_token"] = "u-does-not-exist" }), "unauthorized_client", "user u-does-not-exist is not among its subjects"},
+		{"user-id enumeration", x.spa, imp(func(f map[string]string) { f["subject_token"] = "u-does-not-exist" }), "unauthorized_client", "user u-does-not-exist is not among its subjects"}, // and TestUnknownUserIDsReadLikeUnnamedUsers
 		{"impersonating an admin", x.spa, imp(func(f map[string]string) { f["subject_token"] = x.olga.ID }), "unauthorized_client", "is not among its subjects"},
 		{"impersonating a locked user", x.spa, imp(func(f map[string]string) { f["subject_token"] = x.locked.ID }), "invalid_grant", "is locked"},
 		{"no reason", x.spa, imp(func(f map[string]string) { delete(f, "reason") }), "invalid_request", "requires a reason"},
@@ -410,6 +480,42 @@ func TestEscalationCorpus(t *testing.T) {
 	}
 	if len(corpus) < 40 {
 		t.Fatalf("the corpus has %d attacks; keep at least 40", len(corpus))
+	}
+}
+
+// TestUnknownUserIDsReadLikeUnnamedUsers: impersonating an unknown user ID is refused exactly like
+// impersonating a user no rule names, a user holding a role the actor lacks, or a locked user no
+// rule names: the same status, headers and body but for the ID the caller sent, so refusals do not
+// tell which IDs exist (docs/token-exchange.md).
+func TestUnknownUserIDsReadLikeUnnamedUsers(t *testing.T) {
+	x := newXEnv(t)
+	if err := x.Server.Store.PutRole(context.Background(), &store.Role{Name: "staff"}); err != nil {
+		t.Fatal(err)
+	}
+	unnamed := x.CreateUser("nora", "staff")
+	lockedUnnamed := x.CreateUser("luke", "staff")
+	lockUser(t, x, "luke")
+	answer := func(subject string) string {
+		t.Helper()
+		resp := x.Do("/oauth/v2/token", map[string]string{"grant_type": grantTE, "client_id": x.spa.ID, "subject_token": subject, "subject_token_type": typeUser,
+			"actor_token": x.samToken, "actor_token_type": typeAT, "audience": x.api.ID, "reason": "ticket"}, nil)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := resp.Header
+		// The ID the caller sent is the only part that may differ.
+		return strings.ReplaceAll(fmt.Sprintf("%d %s|%s|%s|%s|%s", resp.StatusCode, h.Get("Content-Type"), h.Get("Cache-Control"), h.Get("Pragma"), h.Get("WWW-Authenticate"), b), subject, "<subject>")
+	}
+	unknown := answer("u-000000000000")
+	if !strings.Contains(unknown, "unauthorized_client") || !strings.Contains(unknown, "user <subject> is not among its subjects") {
+		t.Fatalf("an unknown user ID: %s", unknown)
+	}
+	for name, id := range map[string]string{"a user no rule names": unnamed.ID, "a user holding a role the actor lacks": x.olga.ID, "a locked user no rule names": lockedUnnamed.ID} {
+		if got := answer(id); got != unknown {
+			t.Errorf("%s is refused otherwise than an unknown ID:\n got  %s\n want %s", name, got, unknown)
+		}
 	}
 }
 

@@ -166,11 +166,14 @@ func TestPostgresConnectionsKilledUnderLoad(t *testing.T) {
 	}
 }
 
-// TestAFrozenReplicaDoesNotStopTheOthers: a replica paused while it holds the audit chain's lock in
-// an open transaction (simulated with a raw connection taking the same lock and then doing nothing).
-// The other replica's exchanges fail fast with 503 while the lock is held — never hanging — and
-// PostgreSQL ends the frozen transaction after idle_in_transaction_session_timeout, after which
-// exchanges succeed again without anyone's intervention. (Deadlines shortened through the DSN.)
+// TestAFrozenReplicaDoesNotStopTheOthers: a replica paused in the middle of a batch — its
+// transaction open, its chain's registration and its rows locked, nothing committed (simulated with
+// a raw connection doing what its writer does, then nothing). Each replica appends to its own audit
+// chain, so the other replica's exchanges do not wait for it at all. Where replicas do share a row
+// (an operator changing the same rule), the other waits at most lock_timeout and fails fast with an
+// error that maps to 503; PostgreSQL ends the frozen transaction after
+// idle_in_transaction_session_timeout, after which that write succeeds too, without anyone's
+// intervention. (Deadlines shortened through the DSN.)
 func TestAFrozenReplicaDoesNotStopTheOthers(t *testing.T) {
 	base := testenv.PostgresDSN(t)
 	dsn := base + "&lock_timeout=300&idle_in_transaction_session_timeout=1500"
@@ -180,8 +183,9 @@ func TestAFrozenReplicaDoesNotStopTheOthers(t *testing.T) {
 	client := r.CreateClient(store.Client{Name: "app", GrantTypes: []string{grantTE}})
 	dana := r.CreateUser("dana")
 	agent := r.CreateServiceAccount("agent")
-	if err := r.Server.Policy.Put(ctx, exchange.Rule{Name: "del", Mode: exchange.ModeDelegation, Actors: exchange.Selector{ServiceAccounts: []string{"agent"}},
-		Subjects: exchange.Subjects{Users: []string{"*"}}, Clients: []string{client.ID}, Audiences: []string{api.ID}, Scopes: []string{"read"}}); err != nil {
+	rule := exchange.Rule{Name: "del", Mode: exchange.ModeDelegation, Actors: exchange.Selector{ServiceAccounts: []string{"agent"}},
+		Subjects: exchange.Subjects{Users: []string{"*"}}, Clients: []string{client.ID}, Audiences: []string{api.ID}, Scopes: []string{"read"}}
+	if err := r.Server.Policy.Put(ctx, rule); err != nil {
 		t.Fatal(err)
 	}
 	form := map[string]string{"grant_type": grantTE, "subject_token": r.Token(store.KindUser, dana.ID, client.Client, "read"), "subject_token_type": typeAT,
@@ -199,24 +203,40 @@ func TestAFrozenReplicaDoesNotStopTheOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7355608)`); err != nil { // the audit chain's lock
-		t.Fatal(err)
+	for _, q := range []string{
+		`INSERT INTO audit_chains (id, chain_seq, hash, opened_at, updated_at) VALUES ('frozen-replica', 1, '\x00', 0, 0)`,
+		`INSERT INTO audit_events (chain, chain_seq, at, type, actor, subject, client, details, prev_hash, hash) VALUES ('frozen-replica', 1, 0, 'exchange.allowed', '', '', '', '{}', '\x00', '\x00')`,
+		`UPDATE exchange_rules SET body = body WHERE name = 'del'`, // an operator's change to the rule, in flight
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
 	}
 	start := time.Now()
-	code, body := r.PostForm("/oauth/v2/token", form, client.ID, client.Secret)
-	if code != 503 || time.Since(start) > 5*time.Second {
-		t.Fatalf("while the lock is held: %d after %s, want a fast 503: %v", code, time.Since(start), body)
+	for i := range 20 {
+		if code, body := r.PostForm("/oauth/v2/token", form, client.ID, client.Secret); code != 200 {
+			t.Fatalf("exchange %d while the other replica is frozen mid-batch: %d after %s: %v", i, code, time.Since(start), body)
+		}
 	}
-	// PostgreSQL ends the frozen transaction; the other replica writes again.
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("20 exchanges took %s while the other replica was frozen: they waited for it", took)
+	}
+	// A row both replicas write: the wait ends at lock_timeout with an error the endpoints answer 503.
+	start = time.Now()
+	err = r.Server.Policy.Put(ctx, rule)
+	if !store.Unavailable(err) || time.Since(start) > 5*time.Second {
+		t.Fatalf("changing the rule the frozen replica holds: %v after %s, want a lock timeout (503) within seconds", err, time.Since(start))
+	}
+	// PostgreSQL ends the frozen transaction; the change goes through.
 	recovered := false
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
-		if code, _ := r.PostForm("/oauth/v2/token", form, client.ID, client.Secret); code == 200 {
+		if err := r.Server.Policy.Put(ctx, rule); err == nil {
 			recovered = true
 			break
 		}
 	}
 	if !recovered {
-		t.Fatal("exchanges did not resume after PostgreSQL ended the frozen transaction")
+		t.Fatal("the rule could not be changed after PostgreSQL ended the frozen transaction")
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("recovery took %s; the idle-in-transaction timeout is 1.5 s", took)

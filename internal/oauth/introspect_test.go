@@ -163,7 +163,7 @@ func TestIntrospection(t *testing.T) {
 }
 
 // TestReplicasShareRevocation runs two servers on one PostgreSQL database: a token that both have
-// cached as active and that is revoked on one is inactive on the other within one second.
+// cached as active and that is revoked on one becomes inactive on the other.
 func TestReplicasShareRevocation(t *testing.T) {
 	dsn := testenv.PostgresDSN(t)
 	key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // replicas share the master key
@@ -182,26 +182,17 @@ func TestReplicasShareRevocation(t *testing.T) {
 			if code, _ := a.PostForm("/oauth/v2/revoke", map[string]string{"token": raw}, app.ID, app.Secret); code != 200 {
 				t.Fatal("revoke failed")
 			}
-			start := time.Now()
-			tick := time.NewTicker(10 * time.Millisecond)
-			defer tick.Stop()
-			for {
+			took := testenv.Eventually(t, "replica b reports the revoked token inactive", func() bool {
 				_, body := b.PostForm("/oauth/v2/introspect", map[string]string{"token": raw}, api.ID, api.Secret)
-				if body["active"] == false {
-					t.Logf("replica saw the revocation after %v", time.Since(start).Round(time.Millisecond))
-					return
-				}
-				if time.Since(start) > time.Second {
-					t.Fatalf("replica still reports the revoked token active after %v", time.Since(start))
-				}
-				<-tick.C
-			}
+				return body["active"] == false
+			})
+			t.Logf("replica saw the revocation after %v", took.Round(time.Millisecond))
 		})
 	}
 }
 
 // TestReplicasShareClientAndKeyChanges: disabling a client or revoking a key on one replica is
-// honoured by the other, which had both cached, within one second.
+// honoured by the other, which had both cached.
 func TestReplicasShareClientAndKeyChanges(t *testing.T) {
 	dsn := testenv.PostgresDSN(t)
 	key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
@@ -233,13 +224,7 @@ func TestReplicasShareClientAndKeyChanges(t *testing.T) {
 	if err := a.Server.Store.RevokePublicKey(context.Background(), kf.KeyID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for viaSecret(b) != 401 || viaKey(b) != 401 {
-		if time.Since(start) > time.Second {
-			t.Fatalf("replica b still accepts a disabled client or a revoked key after %v", time.Since(start))
-		}
-		<-tick.C
-	}
+	testenv.Eventually(t, "replica b refuses the disabled client and the revoked key", func() bool {
+		return viaSecret(b) == 401 && viaKey(b) == 401
+	})
 }

@@ -10,10 +10,12 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/exchange"
 	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/testenv"
+	"github.com/signet-id/signet/internal/tokens"
 )
 
 const typeRT = "urn:ietf:params:oauth:token-type:refresh_token"
@@ -25,8 +27,11 @@ type renv struct {
 	offlineAgentToken string
 }
 
-func newREnv(t *testing.T) *renv {
-	x := &renv{xenv: newXEnv(t)}
+func newREnv(t *testing.T) *renv { return newREnvOn(t, "") }
+
+// newREnvOn is newREnv on backend ("sqlite" or "postgres").
+func newREnvOn(t *testing.T, backend string) *renv {
+	x := &renv{xenv: newXEnvOn(t, backend)}
 	ctx := context.Background()
 	x.offline = x.CreateClient(store.Client{Name: "offline-agent", GrantTypes: []string{grantTE, "refresh_token"}})
 	x.helpdesk = x.CreateClient(store.Client{Name: "helpdesk", GrantTypes: []string{grantTE, "refresh_token"}, AccessTokenFormat: store.FormatOpaque})
@@ -89,8 +94,10 @@ func wantRefused(t *testing.T, re *oauth2.RetrieveError, code, contains string) 
 // TestDelegationRefreshRotates: a rule with allow_refresh yields a refresh token that
 // golang.org/x/oauth2 uses; each use rotates it, the new access token keeps the act chain and the
 // session, and the rotation is audited.
-func TestDelegationRefreshRotates(t *testing.T) {
-	x := newREnv(t)
+func TestDelegationRefreshRotates(t *testing.T) { onBackends(t, testDelegationRefreshRotates) }
+
+func testDelegationRefreshRotates(t *testing.T, backend string) {
+	x := newREnvOn(t, backend)
 	body := x.delegateOffline(t)
 	rt, _ := body["refresh_token"].(string)
 	if !strings.HasPrefix(rt, "sgn_rt_") || body["issued_token_type"] != typeAT || body["token_type"] != "Bearer" {
@@ -141,7 +148,11 @@ func TestDelegationRefreshRotates(t *testing.T) {
 // TestRefreshTokenReuseRevokesTheGrant: presenting a rotated refresh token again is theft by
 // assumption; the grant's every token becomes inactive and the event is audited.
 func TestRefreshTokenReuseRevokesTheGrant(t *testing.T) {
-	x := newREnv(t)
+	onBackends(t, testRefreshTokenReuseRevokesTheGrant)
+}
+
+func testRefreshTokenReuseRevokesTheGrant(t *testing.T, backend string) {
+	x := newREnvOn(t, backend)
 	body := x.delegateOffline(t)
 	rt := body["refresh_token"].(string)
 	tok, re := x.refresh(t, x.offline, rt)
@@ -180,7 +191,11 @@ func TestRefreshTokenReuseRevokesTheGrant(t *testing.T) {
 // TestConcurrentRefreshHasOneWinner: racing uses of one refresh token yield exactly one new token
 // pair; the losers are refused as a lost race and revoke nothing (RefreshRaceWindow).
 func TestConcurrentRefreshHasOneWinner(t *testing.T) {
-	x := newREnv(t)
+	onBackends(t, testConcurrentRefreshHasOneWinner)
+}
+
+func testConcurrentRefreshHasOneWinner(t *testing.T, backend string) {
+	x := newREnvOn(t, backend)
 	rt := x.delegateOffline(t)["refresh_token"].(string)
 	const n = 6
 	var wg sync.WaitGroup
@@ -211,6 +226,19 @@ func TestConcurrentRefreshHasOneWinner(t *testing.T) {
 	if len(winners) != 1 {
 		t.Fatalf("%d concurrent refreshes of one token succeeded; exactly one must", len(winners))
 	}
+	// Each lost race is audited as a refused continuation of the session; only the winner as issued.
+	if denied := len(x.audits(t, audit.TypeExchangeDenied)); denied != n-1 {
+		t.Fatalf("%d refusals audited for %d lost races", denied, n-1)
+	}
+	issued := 0
+	for _, e := range x.audits(t, audit.TypeTokenIssued) {
+		if strings.Contains(string(e.Details), `"grant":"refresh_token"`) {
+			issued++
+		}
+	}
+	if issued != 1 {
+		t.Fatalf("%d refreshes audited as issued; exactly the winner's must be", issued)
+	}
 	// The losers revoked nothing: the winner's new tokens work.
 	if got := x.introspect(t, winners[0]["access_token"].(string)); got["active"] != true {
 		t.Fatalf("the winner's access token is dead on arrival: %v", got)
@@ -220,8 +248,59 @@ func TestConcurrentRefreshHasOneWinner(t *testing.T) {
 	}
 }
 
-// TestRefreshRefusals: each way a refresh token can stop being usable, with its precise reason.
+// TestAuditFailureDuringRefreshIssuesNoToken: when the audit event of a refresh cannot be written,
+// the refresh fails with no token, the refresh token is not consumed, and once the audit log is
+// back the same refresh token works (with its event).
+func TestAuditFailureDuringRefreshIssuesNoToken(t *testing.T) {
+	onBackends(t, func(t *testing.T, backend string) {
+		x := newREnvOn(t, backend)
+		rt := x.delegateOffline(t)["refresh_token"].(string)
+		working := x.Server.OAuth.Tokens
+		failing := tokens.New(tokens.Config{Issuer: x.Server.Config.Issuer, Store: failingAudit{x.Server.Store}, Keys: x.Server.Keys,
+			Secrets: x.Server.Secrets, Leeway: x.Server.Config.Leeway, Principals: x.Server.Dir})
+		if err := failing.LoadRevocations(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		refreshes := func() int {
+			n := 0
+			for _, e := range x.audits(t, audit.TypeTokenIssued) {
+				if strings.Contains(string(e.Details), `"grant":"refresh_token"`) {
+					n++
+				}
+			}
+			return n
+		}
+		x.Server.OAuth.Tokens = failing
+		code, body := x.PostForm("/oauth/v2/token", map[string]string{"grant_type": "refresh_token", "refresh_token": rt}, x.offline.ID, x.offline.Secret)
+		x.Server.OAuth.Tokens = working
+		if code != 500 || body["error"] != "server_error" || body["access_token"] != nil || body["refresh_token"] != nil {
+			t.Fatalf("want server_error and no token, got %d %v", code, body)
+		}
+		if n := refreshes(); n != 0 {
+			t.Fatalf("%d refreshes audited for a refresh that failed", n)
+		}
+		tok, re := x.refresh(t, x.offline, rt)
+		if re != nil {
+			t.Fatalf("a refresh that failed must not consume the refresh token: %v", re)
+		}
+		if got := x.introspect(t, tok.AccessToken); got["active"] != true {
+			t.Fatalf("the retried refresh's token: %v", got)
+		}
+		if n := refreshes(); n != 1 {
+			t.Fatalf("%d refreshes audited, want the retried one", n)
+		}
+	})
+}
+
+// TestRefreshRefusals: each way a refresh token can stop being usable, with its precise reason, on
+// both backends. Where the refusal must outlast the revocation entry (a kill switch, a switch turned
+// back on, an ended session), it is checked again once the entry is pruned: the session record and
+// the setting keep refusing.
 func TestRefreshRefusals(t *testing.T) {
+	onBackends(t, testRefreshRefusals)
+}
+
+func testRefreshRefusals(t *testing.T, backend string) {
 	ctx := context.Background()
 	impersonate := func(x *renv) string {
 		samToken := x.Token(store.KindUser, x.sam.ID, x.helpdesk.Client, "read")
@@ -236,23 +315,24 @@ func TestRefreshRefusals(t *testing.T) {
 		name         string
 		setup        func(x *renv) (testenv.Client, string)
 		code, reason string
+		pruned       string // the refusal once the revocation entries are pruned; empty: not checked
 	}{
 		{"another client", func(x *renv) (testenv.Client, string) {
 			return x.helpdesk, x.delegateOffline(t)["refresh_token"].(string)
 		},
-			"invalid_grant", "issued to another client"},
+			"invalid_grant", "issued to another client", ""},
 		{"an access token in its place", func(x *renv) (testenv.Client, string) {
 			return x.offline, x.delegateOffline(t)["access_token"].(string)
-		}, "invalid_grant", "is an access token"},
+		}, "invalid_grant", "is an access token", ""},
 		{"made up", func(x *renv) (testenv.Client, string) { return x.offline, "sgn_rt_" + strings.Repeat("A", 43) },
-			"invalid_grant", "not a refresh token issued by"},
+			"invalid_grant", "not a refresh token issued by", ""},
 		{"kill switch", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			if err := x.Server.Sessions.Disable(ctx, "ops", "incident"); err != nil {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", "revoked"},
+		}, "invalid_grant", "revoked", "was ended at"},
 		{"kill switch flipped back on", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			if err := x.Server.Sessions.Disable(ctx, "ops", "incident"); err != nil {
@@ -262,21 +342,21 @@ func TestRefreshRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", "revoked"},
+		}, "invalid_grant", "revoked", "was ended at"},
 		{"session ended", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			if _, err := x.Server.Sessions.EndActor(ctx, x.sam.ID, "ops", "shift over"); err != nil {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", "revoked"},
+		}, "invalid_grant", "revoked", "was ended at"},
 		{"rule removed", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			if err := x.Server.Policy.Remove(ctx, "helpdesk-sessions"); err != nil {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", `rule "helpdesk-sessions", which allowed impersonation session`},
+		}, "invalid_grant", `rule "helpdesk-sessions", which allowed impersonation session`, ""},
 		{"rule no longer allows refresh", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			r := exchange.Rule{Name: "helpdesk-sessions", Mode: exchange.ModeImpersonation, Actors: exchange.Selector{Roles: []string{"support"}},
@@ -285,14 +365,14 @@ func TestRefreshRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", "allow_refresh is off"},
+		}, "invalid_grant", "allow_refresh is off", ""},
 		{"actor lost the role", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			if err := x.Server.Store.RevokeRole(ctx, store.KindUser, x.sam.ID, "support"); err != nil {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", "is not among its actors"},
+		}, "invalid_grant", "is not among its actors", ""},
 		{"subject locked", func(x *renv) (testenv.Client, string) {
 			rt := impersonate(x)
 			x.dana.Locked = true
@@ -300,7 +380,7 @@ func TestRefreshRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			return x.helpdesk, rt
-		}, "invalid_grant", "is locked"},
+		}, "invalid_grant", "is locked", ""},
 		{"revoked at the revocation endpoint", func(x *renv) (testenv.Client, string) {
 			body := x.delegateOffline(t)
 			rt := body["refresh_token"].(string)
@@ -314,10 +394,10 @@ func TestRefreshRefusals(t *testing.T) {
 				t.Fatalf("the revocation is audited with its grant: %+v", ev)
 			}
 			return x.offline, rt
-		}, "invalid_grant", "revoked"},
+		}, "invalid_grant", "revoked", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			x := newREnv(t)
+			x := newREnvOn(t, backend)
 			c, rt := tc.setup(x)
 			x.Server.Watcher.Poll(ctx) // apply store changes now, as the change feed would within 250 ms
 			before := len(x.audits(t, "exchange.denied"))
@@ -328,6 +408,12 @@ func TestRefreshRefusals(t *testing.T) {
 			if got := len(x.audits(t, "exchange.denied")) - before; got != map[bool]int{true: 1, false: 0}[names] {
 				t.Fatalf("%d denials audited for this refusal", got)
 			}
+			if tc.pruned == "" {
+				return
+			}
+			forgetRevocations(t, x.Env)
+			_, re = x.refresh(t, c, rt)
+			wantRefused(t, re, tc.code, tc.pruned)
 		})
 	}
 }

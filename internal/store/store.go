@@ -358,7 +358,7 @@ type Store interface {
 	// only when the events are durable.
 	AppendAudit(ctx context.Context, events ...*AuditEvent) error
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) // oldest first (by Seq; by Position with InChain)
-	AuditChains(ctx context.Context) ([]AuditChain, error)               // every chain registered or holding events, by ID
+	AuditChains(ctx context.Context) ([]AuditChain, error)              // every chain registered or holding events, by ID
 
 	// Token-exchange rules and sessions.
 	ListExchangeRules(ctx context.Context) ([]ExchangeRule, error)

@@ -368,3 +368,25 @@ func (e *Env) Bearer(method, path, token string, body any) (int, map[string]any)
 	json.NewDecoder(resp.Body).Decode(&m)
 	return resp.StatusCode, m
 }
+
+// Patience bounds how long a test waits for something another goroutine, process or replica does
+// (the change feed applying a change, a CLI write taking effect): generous, so that a loaded 2-core
+// machine is slow rather than failing. How quickly it happens is measured by the load command
+// (signet-bench), not asserted by tests.
+const Patience = 30 * time.Second
+
+// Eventually checks cond every 10 ms until it holds and returns how long that took; it fails the
+// test, naming what, when Patience passes first.
+func Eventually(t testing.TB, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Since(start) > Patience {
+			t.Fatalf("%s: still not so after %v", what, time.Since(start).Round(time.Millisecond))
+		}
+		<-tick.C
+	}
+	return time.Since(start)
+}

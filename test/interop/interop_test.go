@@ -5,7 +5,9 @@ package interop
 
 import (
 	"context"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,6 +105,61 @@ func TestGoOIDCVerifiesAccessTokens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCachedJWKSVerifiesTokensAfterRotation is a resource server that fetches the JWKS once and
+// caches it (go-oidc's remote key set): after `signet keys rotate` the tokens Signet signs verify
+// against the cached set, without a second fetch, because the key that becomes active was
+// published as the next key before the rotation; tokens signed before it still verify.
+func TestCachedJWKSVerifiesTokensAfterRotation(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	c := env.CreateClient(store.Client{AccessTokenAlg: "ES256"})
+	cc := clientcredentials.Config{ClientID: c.ID, ClientSecret: c.Secret, TokenURL: env.URL + "/oauth/v2/token"}
+	provider, err := gooidc.NewProvider(ctx(t), env.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		JWKS string `json:"jwks_uri"`
+	}
+	if err := provider.Claims(&meta); err != nil || meta.JWKS == "" {
+		t.Fatalf("discovery names no jwks_uri: %v", err)
+	}
+	fetches := &countingTransport{}
+	keySet := gooidc.NewRemoteKeySet(gooidc.ClientContext(context.Background(), &http.Client{Transport: fetches}), meta.JWKS)
+	verify := func(when string) {
+		t.Helper()
+		tok, err := cc.Token(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := keySet.VerifySignature(ctx(t), tok.AccessToken); err != nil {
+			t.Fatalf("%s: the cached key set rejects a token: %v", when, err)
+		}
+	}
+	verify("before rotation")
+	before, err := cc.Token(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Server.Keys.Rotate(ctx(t), "ES256", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	verify("after rotation")
+	if _, err := keySet.VerifySignature(ctx(t), before.AccessToken); err != nil {
+		t.Fatalf("a token signed before the rotation must still verify: %v", err)
+	}
+	if n := fetches.n.Load(); n != 1 {
+		t.Fatalf("the key set was fetched %d times; once must do, the next key being published before it signs", n)
+	}
+}
+
+// countingTransport counts the requests a client sends.
+type countingTransport struct{ n atomic.Int64 }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // TestZitadelServiceAccountKeyFile is the setup of an app that gets 401 from other providers: a

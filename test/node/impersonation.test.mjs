@@ -90,12 +90,14 @@ describe('Act as user (impersonation from an admin backend with fetch)', () => {
     const ended = await json(['impersonation', 'end', '--subject', dana.id, '--reason', 'done']);
     assert.equal(ended.ended, 1);
     // The CLI wrote to the database; the server applies it with its next change-feed poll (250 ms).
-    const deadline = Date.now() + 2_000;
+    // The bound is generous: a loaded 2-core machine must not fail what is only slow.
+    const started = Date.now();
+    const deadline = started + 30_000;
     let last;
     for (;;) {
       last = await introspect(impersonation);
       if (last.text === '{"active":false}') break;
-      assert.ok(Date.now() < deadline, `still ${last.text} after 2 s`);
+      assert.ok(Date.now() < deadline, `still ${last.text} after ${Date.now() - started} ms`);
       await delay(50);
     }
     assert.equal(last.text, '{"active":false}');

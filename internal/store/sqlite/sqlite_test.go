@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,7 +31,8 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// TestReopenKeepsData: a second open of the same file migrates nothing and sees the data.
+// TestReopenKeepsData: a second open of the same file migrates nothing (goose's version table is
+// unchanged, at the newest migration) and sees the data.
 func TestReopenKeepsData(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "signet.db")
 	ctx := context.Background()
@@ -38,16 +40,75 @@ func TestReopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.PutSetting(ctx, "k", "v")
-	s.Close()
+	if err := s.PutSetting(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := appliedMigrations(t, path)
+	if len(before) == 0 || before[len(before)-1] != newestMigration(t) {
+		t.Fatalf("a new database must be migrated to the newest version %s: applied %v", newestMigration(t), before)
+	}
 	s, err = sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	if v, err := s.GetSetting(ctx, "k"); err != nil || v != "v" {
 		t.Fatalf("after reopen: %q %v", v, err)
 	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := appliedMigrations(t, path); !slices.Equal(after, before) {
+		t.Fatalf("reopening migrated again: goose's history went from %v to %v", before, after)
+	}
+}
+
+// appliedMigrations lists goose's history of the database at path, one "id:version:applied" a row.
+func appliedMigrations(t *testing.T, path string) []string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT id, version_id, is_applied FROM goose_db_version WHERE version_id > 0 ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id, version int64
+		var applied bool
+		if err := rows.Scan(&id, &version, &applied); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%d:%d:%t", id, version, applied))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// newestMigration is the last history row a fully migrated database has: one row per migration file.
+func newestMigration(t *testing.T) string {
+	t.Helper()
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migrations: %v", err)
+	}
+	var newest int64
+	for _, f := range files {
+		var v int64
+		if _, err := fmt.Sscanf(filepath.Base(f), "%d_", &v); err != nil {
+			t.Fatalf("migration file %s: %v", f, err)
+		}
+		newest = max(newest, v)
+	}
+	return fmt.Sprintf("%d:%d:true", len(files)+1, newest) // goose's row 1 is its own version 0
 }
 
 // TestUpgradeFromUnkeyedChain: a database written before the keyed chain (schema 5, SHA-256 links)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,26 +94,40 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 
 // AuditChains lists every registered chain and every chain that holds events, by name.
 func (s *Store) AuditChains(ctx context.Context) ([]store.AuditChain, error) {
-	rows, err := s.R.QueryContext(ctx, `
-		SELECT c.id, c.chain_seq, c.hash, c.opened_at, c.updated_at, 1 FROM audit_chains c
-		UNION ALL
-		SELECT DISTINCT e.chain, 0, NULL, 0, 0, 0 FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_chains c WHERE c.id = e.chain)
-		ORDER BY 1`)
+	rows, err := s.R.QueryContext(ctx, `SELECT id, chain_seq, hash, opened_at, updated_at FROM audit_chains`)
 	if err != nil {
 		return nil, fmt.Errorf("audit chains: %w", err)
 	}
 	defer rows.Close()
 	var out []store.AuditChain
+	registered := map[string]bool{}
 	for rows.Next() {
-		var c store.AuditChain
-		var opened, updated, registered int64
-		if err := rows.Scan(&c.ID, &c.Position, &c.Hash, &opened, &updated, &registered); err != nil {
+		c := store.AuditChain{Registered: true}
+		var opened, updated int64
+		if err := rows.Scan(&c.ID, &c.Position, &c.Hash, &opened, &updated); err != nil {
 			return nil, err
 		}
-		c.OpenedAt, c.UpdatedAt, c.Registered = fromTS(opened), fromTS(updated), registered == 1
+		c.OpenedAt, c.UpdatedAt = fromTS(opened), fromTS(updated)
+		out, registered[c.ID] = append(out, c), true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	unregistered, err := s.R.QueryContext(ctx, `SELECT DISTINCT chain FROM audit_events WHERE chain NOT IN (SELECT id FROM audit_chains)`)
+	if err != nil {
+		return nil, fmt.Errorf("audit chains: %w", err)
+	}
+	defer unregistered.Close()
+	for unregistered.Next() {
+		var c store.AuditChain
+		if err := unregistered.Scan(&c.ID); err != nil {
+			return nil, err
+		}
 		out = append(out, c)
 	}
-	return out, rows.Err()
+	slices.SortFunc(out, func(a, b store.AuditChain) int { return strings.Compare(a.ID, b.ID) })
+	return out, unregistered.Err()
 }
 
 // --- exchange rules and sessions ------------------------------------------------------------------

@@ -411,7 +411,9 @@ type sqlCommitter struct {
 }
 
 // NewSQLCommitter returns the committer that runs batches through database/sql.
-func NewSQLCommitter(db *sql.DB) Committer { return &sqlCommitter{db: db, stmts: map[string]*sql.Stmt{}} }
+func NewSQLCommitter(db *sql.DB) Committer {
+	return &sqlCommitter{db: db, stmts: map[string]*sql.Stmt{}}
+}
 
 func (c *sqlCommitter) Commit(ctx context.Context, steps []Step) (int, error) {
 	// Prepare outside the transaction: on SQLite the one writer connection is busy inside it.

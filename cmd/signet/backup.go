@@ -12,9 +12,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/config"
 	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/server"
+	"github.com/signet-id/signet/internal/store/backends"
 )
 
 type backupView struct {
@@ -38,8 +40,8 @@ for the server's writers) to FILE, and the development master key to FILE.master
 A key from --master-key or SIGNET_MASTER_KEY is not copied; the command names it and its fingerprint.
 Without the master key a backup cannot be read: keep them together, and apart from other data.
 
-Restore into a fresh data directory (the server stopped or not yet started there):
-  mkdir -m 700 NEW && cp FILE NEW/signet.db && cp FILE.master.key NEW/master.key
+Restore into a fresh data directory, which also verifies the copy's audit chain with its key:
+  signet restore --from FILE --data-dir NEW
   signet serve --data-dir NEW
 
 On PostgreSQL, use pg_dump (the command prints how) and keep the master key with the dump.`,
@@ -95,11 +97,7 @@ On PostgreSQL, use pg_dump (the command prints how) and keep the master key with
 				} else {
 					fmt.Fprintf(w, "The master key is NOT in this backup: it comes from %s (fingerprint %s). Keep it with the backup: without it the copy cannot be read.\n", v.MasterKeySource, v.Fingerprint)
 				}
-				fmt.Fprintf(w, "Restore: mkdir -m 700 NEW && cp %s NEW/signet.db", shellQuote(out))
-				if v.MasterKey != "" {
-					fmt.Fprintf(w, " && cp %s NEW/master.key", shellQuote(v.MasterKey))
-				}
-				fmt.Fprintln(w, " && signet serve --data-dir NEW")
+				fmt.Fprintf(w, "Restore: signet restore --from %s --data-dir NEW && signet serve --data-dir NEW\n", shellQuote(out))
 			})
 		},
 	}
@@ -160,4 +158,117 @@ func pgDumpAdvice(cfg *config.Config) error {
 		"  pg_dump --format=custom --file signet.dump '%s'\n"+
 		"and keep %s with the dump: without it the dump cannot be read. Restore with pg_restore into an empty database (see docs/operations.md, Backups)",
 		cfg.Source("db"), server.RedactDSN(cfg.DB), key)
+}
+
+type restoreView struct {
+	Database  string `json:"database"`
+	MasterKey string `json:"master_key,omitempty"` // where the key was written, when it came from FILE.master.key
+	Events    int    `json:"audit_events"`
+	Intact    bool   `json:"audit_intact"`
+}
+
+// restoreCmd puts a backup into a fresh data directory (never over an existing database) with its
+// master key, then opens it and verifies the audit chain with that key.
+func restoreCmd() *cobra.Command {
+	var from string
+	cmd := &cobra.Command{
+		Use:   "restore --from FILE --data-dir NEW",
+		Short: "Restore a `signet backup` into a fresh data directory and verify it (same keys, clients, audit chain)",
+		Long: `Restore a SQLite backup written by ` + "`signet backup --out FILE`" + ` into a fresh data directory:
+FILE becomes <data-dir>/signet.db and FILE.master.key <data-dir>/master.key (or give the key with
+--master-key / SIGNET_MASTER_KEY when it was not copied). An existing database is never overwritten.
+The restored copy is opened with the key and its audit chain verified; then start the server on it
+with the same --data-dir.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if from == "" {
+				return usageError(errors.New("--from is required: the file `signet backup --out` wrote"))
+			}
+			cfg, err := config.Load(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			dsn := cfg.DSN()
+			if !strings.HasPrefix(dsn, "sqlite:") {
+				return fmt.Errorf("signet restore writes SQLite data directories; for PostgreSQL (%s) use pg_restore into an empty database", cfg.Source("db"))
+			}
+			if exists, err := backends.Exists(cmd.Context(), dsn); err != nil {
+				return err
+			} else if exists {
+				return fmt.Errorf("%s already holds a Signet database: restore into a fresh data directory (--data-dir NEW), never over live data", dsn)
+			}
+			v := restoreView{Database: strings.TrimPrefix(dsn, "sqlite:")}
+			keyFile := from + ".master.key"
+			if cfg.MasterKey == "" {
+				if _, err := os.Stat(secrets.MasterKeyPath(cfg.DataDir)); err == nil {
+					return fmt.Errorf("%s already exists: restore into a fresh data directory", secrets.MasterKeyPath(cfg.DataDir))
+				}
+				key, err := os.ReadFile(keyFile)
+				if err != nil {
+					return fmt.Errorf("the backup's master key: %w (a backup made with a key from --master-key or SIGNET_MASTER_KEY needs that key again)", err)
+				}
+				if _, err := secrets.ParseMasterKey(string(key)); err != nil {
+					return fmt.Errorf("%s: %w", keyFile, err)
+				}
+				if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+					return err
+				}
+				if err := writeKeyFile(secrets.MasterKeyPath(cfg.DataDir), key, true); err != nil {
+					return err
+				}
+				v.MasterKey = secrets.MasterKeyPath(cfg.DataDir)
+			}
+			if err := copyPrivate(from, v.Database); err != nil {
+				return err
+			}
+			// Open checks the key's fingerprint against the one the database recorded.
+			s, err := server.Open(cmd.Context(), cfg, newLogger(cfg, os.Stderr))
+			if err != nil {
+				return fmt.Errorf("the restored copy does not open: %w", err)
+			}
+			defer s.Close()
+			res, err := audit.Verify(cmd.Context(), s.Store, s.Secrets.AuditKey())
+			if err != nil {
+				return err
+			}
+			v.Events, v.Intact = res.Events, res.Intact
+			if err := output(cmd, v, func(w io.Writer) {
+				fmt.Fprintf(w, "Restored %s into %s; audit log: %d events, intact: %v.\n", from, v.Database, v.Events, v.Intact)
+				fmt.Fprintf(w, "Start the server on it: signet serve --data-dir %s\n", shellQuote(cfg.DataDir))
+			}); err != nil {
+				return err
+			}
+			if !res.Intact {
+				return fmt.Errorf("the restored audit log is broken at event %d: %s", res.Seq, res.Reason)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "the database copy `signet backup --out` wrote (required); FILE.master.key beside it is used when present")
+	return cmd
+}
+
+// copyPrivate copies a file to a new file readable by its owner only (0600), syncing it to disk.
+func copyPrivate(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/signet-id/signet/internal/audit"
@@ -299,7 +301,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	cliJSON(t, dir, &keysBefore, "keys", "list")
 	cliJSON(t, dir, &clientsBefore, "client", "list")
 
-	// Load: a writer appends audit events until the backup is done.
+	// Load: eight writers append audit events until the backup is done.
 	cfg, _ := config.Defaults()
 	cfg.DataDir = dir
 	s, err := server.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -307,27 +309,41 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	stop, written := make(chan struct{}), make(chan int)
-	go func() {
-		n := 0
-		for {
-			select {
-			case <-stop:
-				written <- n
-				return
-			default:
+	const writers = 8
+	var total atomic.Int64
+	stop, done, loaded := make(chan struct{}), make(chan struct{}, writers), make(chan struct{})
+	var once sync.Once
+	for w := range writers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := s.Audit.Record(context.Background(), audit.Event{Type: audit.TypeUserChanged, Actor: "load", Details: map[string]any{"writer": w}}); err != nil {
+					t.Error(err)
+					return
+				}
+				if total.Add(1) >= 50 {
+					once.Do(func() { close(loaded) }) // the backup starts while the writers are in full flow
+				}
 			}
-			if err := s.Audit.Record(context.Background(), audit.Event{Type: audit.TypeUserChanged, Actor: "load", Details: map[string]any{"n": n}}); err != nil {
-				t.Error(err)
-			}
-			n++
-		}
-	}()
+		}()
+	}
 	out := filepath.Join(t.TempDir(), "backups", "signet.db")
+	<-loaded
 	var b map[string]string
+	var keysAfter, clientsAfter []map[string]any
+	var verify map[string]any
 	stdout, stderr, err := runCLI("backup", "--out", out, "--json", "--data-dir", dir, "--log-level", "error")
+	during := total.Load()
 	close(stop)
-	t.Logf("%d events written during the backup", <-written)
+	for range writers {
+		<-done
+	}
+	t.Logf("%d events written while the backup ran (%d in all)", during-50, total.Load())
 	if err != nil || json.Unmarshal([]byte(stdout), &b) != nil || b["master_key"] != out+".master.key" || b["master_key_fingerprint"] != s.Secrets.Fingerprint() {
 		t.Fatalf("backup: %v\n%s%s", err, stdout, stderr)
 	}
@@ -340,15 +356,30 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 		t.Errorf("overwriting a backup: %v %s", err, stderr)
 	}
 
-	// Restore as `signet backup --help` says: copy both files into a fresh data directory.
+	// Restore as `signet backup` says: signet restore into a fresh data directory.
 	restored := filepath.Join(t.TempDir(), "restored")
-	if err := os.Mkdir(restored, 0o700); err != nil {
+	var r map[string]any
+	stdout, stderr, err = runCLI("restore", "--from", out, "--data-dir", restored, "--json", "--log-level", "error")
+	if err != nil || json.Unmarshal([]byte(stdout), &r) != nil || r["audit_intact"] != true || r["master_key"] != filepath.Join(restored, "master.key") {
+		t.Fatalf("restore: %v\n%s%s", err, stdout, stderr)
+	}
+	if _, stderr, err := runCLI("restore", "--from", out, "--data-dir", restored); err == nil || !strings.Contains(stderr, "already holds a Signet database") {
+		t.Errorf("restore over a database: %v %s", err, stderr)
+	}
+	if _, stderr, err := runCLI("restore", "--from", out, "--data-dir", dir); err == nil || !strings.Contains(stderr, "fresh data directory") {
+		t.Errorf("restore over the live data: %v %s", err, stderr)
+	}
+	// By hand, as operations.md also describes: the two files copied.
+	byHand := filepath.Join(t.TempDir(), "by-hand")
+	if err := os.Mkdir(byHand, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	copyFile(t, out, filepath.Join(restored, "signet.db"))
-	copyFile(t, out+".master.key", filepath.Join(restored, "master.key"))
-	var keysAfter, clientsAfter []map[string]any
-	var verify map[string]any
+	copyFile(t, out, filepath.Join(byHand, "signet.db"))
+	copyFile(t, out+".master.key", filepath.Join(byHand, "master.key"))
+	cliJSON(t, byHand, &verify, "audit", "verify")
+	if verify["intact"] != true {
+		t.Errorf("copied by hand: %v", verify)
+	}
 	cliJSON(t, restored, &keysAfter, "keys", "list")
 	cliJSON(t, restored, &clientsAfter, "client", "list")
 	cliJSON(t, restored, &verify, "audit", "verify")

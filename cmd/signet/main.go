@@ -91,7 +91,7 @@ func newRoot() *cobra.Command {
 	}
 	config.StoreFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
-	root.AddCommand(serveCmd(), versionCmd(), backupCmd())
+	root.AddCommand(serveCmd(), versionCmd(), backupCmd(), restoreCmd())
 	addAdminCommands(root)
 	finishTree(root)
 	return root

@@ -69,8 +69,9 @@ func TestServeRefusesBadSettingsBeforeCreatingAnything(t *testing.T) {
 		status int
 		want   string
 	}{
-		{args: []string{"--log-level", "loud"}, status: 1, want: `log-level (from --log-level): "loud" is not a log level`},
-		{args: []string{"--log-format", "yaml"}, status: 1, want: `log-format (from --log-format): "yaml" is not a log format`},
+		{args: []string{"--log-level", "loud"}, status: 2, want: `invalid argument "loud" for "--log-level" flag: "loud" is not one of debug, info, warn, error`},
+		{args: []string{"--log-format", "yaml"}, status: 2, want: `invalid argument "yaml" for "--log-format" flag: "yaml" is not one of text, json`},
+		{env: map[string]string{"SIGNET_LOG_FORMAT": "yaml"}, status: 1, want: `log-format (from SIGNET_LOG_FORMAT): "yaml" is not a log format`},
 		{args: []string{"--rate-limit", "abc"}, status: 2, want: `invalid argument "abc" for "--rate-limit" flag: "abc" is not a number`},
 		{args: []string{"--access-token-ttl", "15"}, status: 2, want: `"--access-token-ttl" flag: "15" is not a duration`},
 		{args: []string{"--db", "postgres://"}, status: 1, want: "db (from --db): \"postgres:\" lacks the host and the database name"},

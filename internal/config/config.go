@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -125,20 +126,33 @@ func ServerFlags(fs *pflag.FlagSet) {
 	}
 }
 
+// choices are the only values some settings accept (validate checks them from every source; a flag
+// checks them as it is parsed).
+var choices = map[string][]string{
+	"log-level":  {"debug", "info", "warn", "error"},
+	"log-format": {"text", "json"},
+}
+
 func (s Setting) register(fs *pflag.FlagSet) {
-	v := &flagValue{kind: kindOf(s.field(&Config{})), value: s.Default}
+	v := &flagValue{kind: kindOf(s.field(&Config{})), value: s.Default, choices: choices[s.Name]}
 	fs.Var(v, s.Name, s.Usage+" [$"+s.Env()+"]")
 }
 
 // flagValue is a setting's flag, typed for help (duration, int, number) and checked as it is parsed,
-// so a wrong value is reported with the flag's name before anything starts.
-type flagValue struct{ kind, value string }
+// so a wrong value is reported with the flag's name before anything starts (a usage error).
+type flagValue struct {
+	kind, value string
+	choices     []string
+}
 
 func (f *flagValue) String() string { return f.value }
 func (f *flagValue) Type() string   { return f.kind }
 func (f *flagValue) Set(v string) error {
 	if err := parse(f.kind, v, nil); err != nil {
 		return err
+	}
+	if len(f.choices) > 0 && !slices.ContainsFunc(f.choices, func(c string) bool { return strings.EqualFold(c, v) }) {
+		return fmt.Errorf("%q is not one of %s", v, strings.Join(f.choices, ", "))
 	}
 	f.value = v
 	return nil

@@ -50,8 +50,6 @@ func TestInvalidSettingsAreExplained(t *testing.T) {
 		{[]string{"--issuer", "ftp://x"}, "http(s) URL"},
 		{[]string{"--signing-alg", "HS256"}, "use ES256, EdDSA or RS256"},
 		{[]string{"--leeway", "-1s"}, "leeway (from --leeway)"},
-		{[]string{"--log-level", "loud"}, "log-level (from --log-level)"},
-		{[]string{"--log-format", "yaml"}, "log-format (from --log-format)"},
 		{[]string{"--db", "postgres://"}, "lacks the host and the database name"},
 		{[]string{"--db", "postgres://u@h"}, "lacks the database name"},
 		{[]string{"--master-key", "notbase64"}, "master-key (from --master-key): master key must be 32 bytes"},
@@ -92,6 +90,8 @@ func TestFlagsAreTyped(t *testing.T) {
 		{[]string{"--rate-limit", "abc"}, `invalid argument "abc" for "--rate-limit" flag: "abc" is not a number`},
 		{[]string{"--leeway", "soon"}, `invalid argument "soon" for "--leeway" flag: "soon" is not a duration`},
 		{[]string{"--token-cache-size", "1e3"}, `"--token-cache-size" flag: "1e3" is not a whole number`},
+		{[]string{"--log-level", "loud"}, `invalid argument "loud" for "--log-level" flag: "loud" is not one of debug, info, warn, error`},
+		{[]string{"--log-format", "yaml"}, `invalid argument "yaml" for "--log-format" flag: "yaml" is not one of text, json`},
 	} {
 		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 		Flags(fs)
@@ -100,6 +100,11 @@ func TestFlagsAreTyped(t *testing.T) {
 			t.Errorf("%v: want %q, got %v", tc.args, tc.want, err)
 		}
 	}
+	t.Setenv("SIGNET_LOG_LEVEL", "loud")
+	if _, err := Load(pflag.NewFlagSet("t", pflag.ContinueOnError)); err == nil || !strings.Contains(err.Error(), `log-level (from SIGNET_LOG_LEVEL): "loud" is not a log level`) {
+		t.Errorf("log level from the environment: %v", err)
+	}
+	os.Unsetenv("SIGNET_LOG_LEVEL")
 	t.Setenv("SIGNET_RATE_LIMIT", "fast")
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	Flags(fs)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,14 +42,6 @@ func runCLI(args ...string) (stdout, stderr string, err error) {
 		reportError(cmd, &errOut, err)
 	}
 	return out.String(), errOut.String(), err
-}
-
-// exitStatus is the status main exits with for err.
-func exitStatus(err error) int {
-	if err == nil {
-		return 0
-	}
-	return reportError(nil, io.Discard, err)
 }
 
 // initStore creates the store in dataDir as `signet serve` does on its first start, once.
@@ -212,7 +205,11 @@ func TestCLIPolicyImpersonationAudit(t *testing.T) {
 	if check["allowed"] != true || check["rule"] != "support" || check["ttl"] != "10m0s" {
 		t.Fatalf("check: %v", check)
 	}
-	cliJSON(t, dir, &check, "policy", "check", "--actor", "dana", "--subject", "sam", "--client", spaID)
+	check = nil
+	out, err := cli(t, dir, "policy", "check", "--actor", "dana", "--subject", "sam", "--client", spaID, "--json")
+	if ec := (*exitCode)(nil); !errors.As(err, &ec) || ec.code != 1 || json.Unmarshal([]byte(out), &check) != nil {
+		t.Fatalf("a denied check exits 1 with its answer: %v %q", err, out)
+	}
 	if check["allowed"] != false || check["error"] != "unauthorized_client" || !strings.Contains(check["description"].(string), "is not among its actors") {
 		t.Fatalf("check deny: %v", check)
 	}

@@ -247,29 +247,38 @@ func clientListCmd() *cobra.Command {
 func clientUpdateCmd() *cobra.Command {
 	var format, alg string
 	var ttl time.Duration
-	var grants, audiences, scopes, redirects []string
 	var disable, enable bool
+	grants := &listEdit{name: "grant", plural: "grants", parse: parseGrants}
+	scopes := &listEdit{name: "scope", plural: "scopes"}
+	audiences := &listEdit{name: "audience", plural: "audiences"}
+	redirects := &listEdit{name: "redirect-uri", plural: "redirect URIs"}
 	cmd := &cobra.Command{
 		Use:   "update CLIENT_ID",
-		Short: "Change a client's grants, audiences, scopes, token format or state",
-		Args:  cobra.ExactArgs(1),
+		Short: "Change a client's grants, audiences, scopes, redirect URIs, token format or state",
+		Long: `Change a client's grants, audiences, scopes, redirect URIs, token format or state (audited).
+
+For each list, --add-X and --remove-X change it and keep the rest, while --X REPLACES the whole list:
+  signet client update app --add-grant token-exchange       # keeps the grants it has
+  signet client update app --grant token-exchange           # now token-exchange only`,
+		Args: cobra.ExactArgs(1),
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			c, err := findClient(cmd.Context(), s, args[0])
 			if err != nil {
 				return err
 			}
 			f := cmd.Flags()
-			if f.Changed("grant") {
-				c.GrantTypes = grants
+			owner := fmt.Sprintf("client %q", c.ID)
+			if c.GrantTypes, err = grants.apply(f, owner, c.GrantTypes); err != nil {
+				return err
 			}
-			if f.Changed("audience") {
-				c.Audiences = audiences
+			if c.Audiences, err = audiences.apply(f, owner, c.Audiences); err != nil {
+				return err
 			}
-			if f.Changed("scope") {
-				c.Scopes = scopes
+			if c.Scopes, err = scopes.apply(f, owner, c.Scopes); err != nil {
+				return err
 			}
-			if f.Changed("redirect-uri") {
-				c.RedirectURIs = redirects
+			if c.RedirectURIs, err = redirects.apply(f, owner, c.RedirectURIs); err != nil {
+				return err
 			}
 			if f.Changed("token-format") {
 				c.AccessTokenFormat = format
@@ -302,14 +311,16 @@ func clientUpdateCmd() *cobra.Command {
 					return err
 				}
 			}
-			return output(cmd, viewClient(c, ""), func(w io.Writer) { fmt.Fprintf(w, "Updated client %s\n", c.ID) })
+			return output(cmd, viewClient(c, ""), func(w io.Writer) {
+				fmt.Fprintf(w, "Updated client %s\n  grants:    %s\n  audiences: %s\n  scopes:    %s\n", c.ID, listOrNone(c.GrantTypes), listOrNone(c.Audiences), listOrNone(c.Scopes))
+			})
 		}),
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&grants, "grant", nil, "allowed grant types (replaces the list)")
-	f.StringSliceVar(&audiences, "audience", nil, "allowed audiences (replaces the list)")
-	f.StringSliceVar(&scopes, "scope", nil, "allowed scopes (replaces the list)")
-	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URIs (replaces the list)")
+	grants.register(f, "an allowed grant type (short names such as token-exchange work)")
+	audiences.register(f, "an allowed audience (an API's client ID)")
+	scopes.register(f, "an allowed scope")
+	redirects.register(f, "a redirect URI")
 	f.StringVar(&format, "token-format", "", "jwt or opaque")
 	f.StringVar(&alg, "alg", "", "ES256, EdDSA or RS256")
 	f.DurationVar(&ttl, "ttl", 0, "access token lifetime (0: server default)")

@@ -44,35 +44,35 @@ const (
 // (token explain: inactive; policy check: denied) returns answeredNo(), which prints nothing more;
 // usageError marks a mistake in how signet was called.
 type exitCode struct {
-	Code int
-	Err  error // printed when not nil
+	code int
+	err  error // printed when not nil
 }
 
 func (e *exitCode) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("exit status %d", e.Code)
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
 	}
-	return e.Err.Error()
+	return e.err.Error()
 }
 
-func (e *exitCode) Unwrap() error { return e.Err }
+func (e *exitCode) Unwrap() error { return e.err }
 
 // answeredNo is the error of a command that printed a negative answer: exit status 1, no message.
-func answeredNo() error { return &exitCode{Code: exitNegative} }
+func answeredNo() error { return &exitCode{code: exitNegative} }
 
 // usageError marks err as a mistake in how signet was called: exit status 2.
-func usageError(err error) error { return &exitCode{Code: exitUsage, Err: err} }
+func usageError(err error) error { return &exitCode{code: exitUsage, err: err} }
 
 // reportError prints err (as {"error":…} under --json) to w and returns the exit status.
 func reportError(cmd *cobra.Command, w io.Writer, err error) int {
 	code, msg := 1, err.Error()
 	var ec *exitCode
 	if errors.As(err, &ec) {
-		code = ec.Code
-		if ec.Err == nil {
+		code = ec.code
+		if ec.err == nil {
 			return code
 		}
-		msg = ec.Err.Error()
+		msg = ec.err.Error()
 	}
 	if cmd != nil && jsonOutput(cmd) {
 		json.NewEncoder(w).Encode(map[string]string{"error": msg})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/exchange"
+	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/server"
 	"github.com/signet-id/signet/internal/store"
 )
@@ -54,7 +55,7 @@ func policyAddCmd() *cobra.Command {
 			r.Subjects = exchange.Subjects{Users: subjectUsers, Roles: subjectRoles, ExcludeUsers: excludeUsers, ExcludeRoles: excludeRoles}
 			r.MaxTTL, r.RefreshTTL = exchange.Duration(ttl), exchange.Duration(refreshTTL)
 			ctx := cmd.Context()
-			if err := r.Validate(); err != nil {
+			if err := s.Policy.Check(ctx, r); err != nil {
 				return err
 			}
 			body, _ := json.Marshal(r)
@@ -168,71 +169,121 @@ type checkView struct {
 	Description string   `json:"description,omitempty"`
 }
 
+// Exit statuses of `policy check`, documented in its help and in docs/token-exchange.md.
+const policyCheckExits = `Exit status: 0 when the exchange would be allowed, 1 when it would be denied (the answer says
+why, with the error the token endpoint would return), 2 for a usage error (a missing or unknown
+flag, an actor, subject or client that does not exist).`
+
 func policyCheckCmd() *cobra.Command {
-	var actor, subject, client, reason string
+	var actor, subject, client, reason, requested string
 	var audiences, scopes, actorScopes, subjectScopes []string
 	var ttl time.Duration
 	var byID bool
 	cmd := &cobra.Command{
 		Use:   "check --actor A --subject S --client C [--audience …] [--scope …]",
 		Short: "Would this exchange be allowed, by which rule, with what scope and lifetime? (issues nothing)",
+		Long: `Would this exchange be allowed, by which rule, with what scope and lifetime? Nothing is issued.
+
+The answer comes from the token endpoint's own code, after client authentication: the requesting
+client (or service account) must exist, be enabled and be allowed the token-exchange grant; then the
+kill switch, the rules and the requested token type decide. A DENY gives the error and description
+the endpoint would answer. The actor and subject are assumed to hold fresh tokens issued to the
+requesting client, with the requested scope unless --actor-scope/--subject-scope say otherwise.
+
+` + policyCheckExits,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError(fmt.Errorf("policy check takes no arguments, got %q; name the parties with --actor, --subject and --client", args))
+			}
+			return nil
+		},
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			ctx := cmd.Context()
 			if actor == "" || subject == "" || client == "" {
-				return errors.New("--actor, --subject and --client are required")
+				return usageError(errors.New("--actor, --subject and --client are required"))
 			}
-			c, err := findClient(ctx, s, client)
+			callerID, err := requesterByRef(cmd, s, client)
 			if err != nil {
-				return err
+				return usageError(fmt.Errorf("--client: %w", err))
 			}
 			a, err := partyByRef(cmd, s, actor)
 			if err != nil {
-				return fmt.Errorf("--actor: %w", err)
+				return usageError(fmt.Errorf("--actor: %w", err))
 			}
 			sub, err := partyByRef(cmd, s, subject)
 			if err != nil {
-				return fmt.Errorf("--subject: %w", err)
+				return usageError(fmt.Errorf("--subject: %w", err))
 			}
-			rules, err := s.Policy.Rules(ctx)
+			if requested != "" && !strings.HasPrefix(requested, "urn:") {
+				requested = "urn:ietf:params:oauth:token-type:" + requested
+			}
+			check := exchange.Check{Actor: a, Subject: sub, Audiences: audiences, Scope: scopes, ActorScope: actorScopes,
+				SubjectScope: subjectScopes, Reason: reason, TTL: ttl, SubjectByUserID: byID}
+			v, err := checkAnswer(s.OAuth.CheckExchange(ctx, callerID, check, requested))
 			if err != nil {
 				return err
 			}
-			now := time.Now().Truncate(time.Second)
-			req := exchange.Check{Actor: a, Subject: sub, Client: c.ID, PublicClient: c.AuthMethod == store.AuthNone, Audiences: audiences,
-				Scope: scopes, ActorScope: actorScopes, SubjectScope: subjectScopes, Reason: reason, TTL: ttl, SubjectByUserID: byID}.Request(now)
-			mode := req.Mode
-			v := checkView{Mode: mode}
-			d, err := exchange.Decide(rules, req)
-			var ref *exchange.Refusal
-			switch {
-			case err == nil:
-				v.Allowed, v.Rule, v.Scope, v.Audience, v.TTL = true, d.Rule, d.Scope, d.Audience, d.ExpiresAt.Sub(now).Round(time.Second).String()
-			case errors.As(err, &ref):
-				v.Rule, v.Error, v.Description = ref.Rule, ref.Code, ref.Description
-			default:
-				return err
-			}
-			return output(cmd, v, func(w io.Writer) {
+			if err := output(cmd, v, func(w io.Writer) {
 				if v.Allowed {
 					fmt.Fprintf(w, "ALLOW (%s) by rule %q: scope %q, audience %s, lifetime %s\n", v.Mode, v.Rule, strings.Join(v.Scope, " "), strings.Join(v.Audience, ","), v.TTL)
 					return
 				}
 				fmt.Fprintf(w, "DENY (%s): %s: %s\n", v.Mode, v.Error, v.Description)
-			})
+			}); err != nil {
+				return err
+			}
+			if !v.Allowed {
+				return answeredNo()
+			}
+			return nil
 		}),
 	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	f := cmd.Flags()
 	f.StringVar(&actor, "actor", "", "acting user or service account (ID or name)")
 	f.StringVar(&subject, "subject", "", "user acted for (ID or username)")
-	f.StringVar(&client, "client", "", "requesting client ID")
+	f.StringVar(&client, "client", "", "requesting client ID (or service account ID or name, when a service account requests)")
 	f.StringSliceVar(&audiences, "audience", nil, "requested audience")
 	f.StringSliceVar(&scopes, "scope", nil, "requested scope (also assumed to be in the input tokens unless --actor-scope/--subject-scope say otherwise)")
 	f.StringSliceVar(&actorScopes, "actor-scope", nil, "scope of the actor's token")
 	f.StringSliceVar(&subjectScopes, "subject-scope", nil, "scope of the subject's token (delegation)")
 	f.StringVar(&reason, "reason", "", "reason, for rules that require one")
 	f.DurationVar(&ttl, "ttl", 0, "requested lifetime")
+	f.StringVar(&requested, "requested-token-type", "", "access_token (default), jwt, id_token or refresh_token (the urn:ietf:params:oauth:token-type: prefix may be left out)")
 	f.BoolVar(&byID, "subject-by-id", false, "the exchange names the subject by user ID (impersonation, whoever acts) instead of sending the subject's token")
 	return cmd
+}
+
+// checkAnswer turns the token endpoint's dry run into the answer of `policy check`: a refusal the
+// endpoint would send is a DENY, any other error is the command's.
+func checkAnswer(req exchange.Request, d *exchange.Decision, err error) (checkView, error) {
+	v := checkView{Mode: req.Mode}
+	if err == nil {
+		v.Allowed, v.Rule, v.Scope, v.Audience, v.TTL = true, d.Rule, d.Scope, d.Audience, d.ExpiresAt.Sub(req.Now).Round(time.Second).String()
+		return v, nil
+	}
+	var oe *oauth.Error
+	if !errors.As(err, &oe) || oe.Code == oauth.CodeServerError {
+		return v, err
+	}
+	v.Error, v.Description = oe.Code, oe.Description
+	var ref *exchange.Refusal
+	if errors.As(oe.Cause, &ref) {
+		v.Rule = ref.Rule
+	}
+	return v, nil
+}
+
+// requesterByRef finds the requesting client by ID, or a service account by ID or name, and
+// returns its ID as the token endpoint knows it.
+func requesterByRef(cmd *cobra.Command, s *server.Server, ref string) (string, error) {
+	if c, err := s.Store.GetClient(cmd.Context(), ref); err == nil {
+		return c.ID, nil
+	}
+	if sa, err := findServiceAccount(cmd.Context(), s, ref); err == nil {
+		return sa.ID, nil
+	}
+	return "", fmt.Errorf("no client or service account %q (see `signet client list`)", ref)
 }
 
 // partyByRef finds a user or service account by ID or name, as the token endpoint would see it.

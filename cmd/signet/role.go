@@ -3,19 +3,20 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/signet-id/signet/internal/audit"
 	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/signet-id/signet/internal/audit"
+	"github.com/signet-id/signet/internal/manage"
 	"github.com/signet-id/signet/internal/server"
 	"github.com/signet-id/signet/internal/store"
 )
 
 func roleCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "role", Short: "Grant and list roles"}
-	cmd.AddCommand(roleGrantCmd(true), roleGrantCmd(false), &cobra.Command{
+	cmd := &cobra.Command{Use: "role", Short: "Create, list, delete, grant and revoke roles"}
+	cmd.AddCommand(roleCreateCmd(), roleDeleteCmd(), roleGrantCmd(true), roleGrantCmd(false), &cobra.Command{
 		Use:   "list",
 		Short: "List roles and their permissions",
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
@@ -23,14 +24,72 @@ func roleCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			views := make([]roleView, 0, len(roles))
 			var rows [][]string
 			for _, r := range roles {
-				rows = append(rows, []string{r.Name, strings.Join(r.Permissions, " "), r.Description})
+				views = append(views, viewRole(&r))
+				rows = append(rows, []string{r.Name, strings.Join(r.Permissions, " "), fmt.Sprint(r.BuiltIn), r.Description})
 			}
-			return output(cmd, roles, func(w io.Writer) { table(w, "ROLE\tPERMISSIONS\tDESCRIPTION", rows) })
+			return output(cmd, views, func(w io.Writer) { table(w, "ROLE\tPERMISSIONS\tBUILT-IN\tDESCRIPTION", rows) })
 		}),
 	})
 	return cmd
+}
+
+// roleView is the JSON shape of a role in CLI output.
+type roleView struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Permissions []string `json:"permissions"`
+	BuiltIn     bool     `json:"built_in"`
+}
+
+func viewRole(r *store.Role) roleView {
+	return roleView{Name: r.Name, Description: r.Description, Permissions: orEmpty(r.Permissions), BuiltIn: r.BuiltIn}
+}
+
+func roleCreateCmd() *cobra.Command {
+	var description string
+	var permissions []string
+	cmd := &cobra.Command{
+		Use:   "create NAME --description TEXT [--permission P…]",
+		Short: "Create a role (audited), e.g. customer for exchange rules to name",
+		Long: "Create a role (audited). Grant it with `signet role grant`; exchange rules name it with --actor-role,\n" +
+			"--subject-role or --exclude-role. A role that rules use only to match people needs no permission;\n" +
+			"--permission gives its holders one Signet enforces: " + strings.Join(manage.Permissions, ", ") + ".",
+		Args: cobra.ExactArgs(1),
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			r, err := roles(s).Create(cmd.Context(), operator(), store.Role{Name: args[0], Description: description, Permissions: permissions})
+			if err != nil {
+				return err
+			}
+			return output(cmd, viewRole(r), func(w io.Writer) {
+				fmt.Fprintf(w, "Created role %s (permissions: %s)\nNext: signet role grant %s --user USER\n", r.Name, listOrNone(r.Permissions), r.Name)
+			})
+		}),
+	}
+	cmd.Flags().StringVar(&description, "description", "", "what the role is for")
+	cmd.Flags().StringSliceVar(&permissions, "permission", nil, "permission its holders get (repeatable): "+strings.Join(manage.Permissions, ", "))
+	return cmd
+}
+
+func roleDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a role nobody holds and no exchange rule names (built-in roles stay; audited)",
+		Args:  cobra.ExactArgs(1),
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			if err := roles(s).Delete(cmd.Context(), operator(), args[0]); err != nil {
+				return err
+			}
+			return output(cmd, map[string]string{"deleted": args[0]}, func(w io.Writer) { fmt.Fprintf(w, "Deleted role %s\n", args[0]) })
+		}),
+	}
+}
+
+// roles is the one place roles are created and deleted.
+func roles(s *server.Server) *manage.Roles {
+	return &manage.Roles{Store: s.Store, Policy: s.Policy, Audit: s.Audit}
 }
 
 // roleGrantCmd builds `role grant` or `role revoke`.
@@ -48,7 +107,7 @@ func roleGrantCmd(grant bool) *cobra.Command {
 			ctx := cmd.Context()
 			role := args[0]
 			if _, err := s.Store.GetRole(ctx, role); err != nil {
-				return fmt.Errorf("no role %q (see `signet role list`)", role)
+				return fmt.Errorf("no role %q (see `signet role list`, or create it with `signet role create %s --description …`)", role, role)
 			}
 			var kind store.PrincipalKind
 			var id, name string

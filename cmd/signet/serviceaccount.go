@@ -138,7 +138,7 @@ func saShowCmd() *cobra.Command {
 }
 
 func saUpdateCmd() *cobra.Command {
-	var grants, add, remove []string
+	grants := &listEdit{name: "grant", plural: "grants", parse: parseGrants}
 	cmd := &cobra.Command{
 		Use:   "update ID|NAME --add-grant GRANT | --remove-grant GRANT | --grant GRANT…",
 		Short: "Change the grant types a service account may use at the token endpoint",
@@ -147,11 +147,7 @@ func saUpdateCmd() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			f := cmd.Flags()
-			replace, edit := f.Changed("grant"), f.Changed("add-grant") || f.Changed("remove-grant")
-			switch {
-			case replace && edit:
-				return errors.New("--grant replaces the whole list: use it alone, or change the list with --add-grant and --remove-grant")
-			case !replace && !edit:
+			if !grants.named(f) {
 				return errors.New("nothing to change: use --add-grant or --remove-grant (or --grant to replace the whole list)")
 			}
 			a, err := findServiceAccount(cmd.Context(), s, args[0])
@@ -159,7 +155,7 @@ func saUpdateCmd() *cobra.Command {
 				return err
 			}
 			before := a.GrantTypes
-			after, err := changeGrants(a, replace, grants, add, remove)
+			after, err := grants.apply(f, fmt.Sprintf("service account %q", a.Name), before)
 			if err != nil {
 				return err
 			}
@@ -183,43 +179,8 @@ func saUpdateCmd() *cobra.Command {
 			})
 		}),
 	}
-	f := cmd.Flags()
-	f.StringSliceVar(&add, "add-grant", nil, "allow this grant type, keeping the others (repeatable; short names such as token-exchange work)")
-	f.StringSliceVar(&remove, "remove-grant", nil, "stop allowing this grant type (repeatable)")
-	f.StringSliceVar(&grants, "grant", nil, "REPLACE the whole list with these grant types (repeatable); to keep the others use --add-grant")
+	grants.register(cmd.Flags(), "a grant type (short names such as token-exchange work)")
 	return cmd
-}
-
-// changeGrants is a service account's list after an update: replaced by grants, or with add
-// appended and remove taken out. Removing a grant the account lacks is refused (likely a typo).
-func changeGrants(a *store.ServiceAccount, replace bool, grants, add, remove []string) ([]string, error) {
-	if replace {
-		return parseGrants("--grant", grants)
-	}
-	add, err := parseGrants("--add-grant", add)
-	if err != nil {
-		return nil, err
-	}
-	remove, err = parseGrants("--remove-grant", remove)
-	if err != nil {
-		return nil, err
-	}
-	out := slices.Clone(a.GrantTypes)
-	for _, g := range remove {
-		if slices.Contains(add, g) {
-			return nil, fmt.Errorf("--add-grant and --remove-grant both name %s", g)
-		}
-		if !slices.Contains(out, g) {
-			return nil, fmt.Errorf("--remove-grant %s: service account %q does not have it; its grants are: %s", g, a.Name, listOrNone(out))
-		}
-		out = slices.DeleteFunc(out, func(have string) bool { return have == g })
-	}
-	for _, g := range add {
-		if !slices.Contains(out, g) {
-			out = append(out, g)
-		}
-	}
-	return out, nil
 }
 
 // listOrNone joins a list for people, saying so when it is empty.

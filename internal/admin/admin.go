@@ -16,6 +16,7 @@ import (
 	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/directory"
 	"github.com/signet-id/signet/internal/exchange"
+	"github.com/signet-id/signet/internal/manage"
 	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/tokens"
@@ -34,6 +35,8 @@ type API struct {
 	Sessions *exchange.Sessions
 	Audit    *audit.Log
 	AuditKey []byte // verifies the audit chain (secrets.Keys.AuditKey)
+	// OAuth answers policy checks with the token endpoint's own decision.
+	OAuth *oauth.Handler
 }
 
 // principal is the authenticated administrator.
@@ -50,6 +53,9 @@ type handler func(r *http.Request, who principal) (any, error)
 // Routes registers every endpoint on mux.
 func (a *API) Routes(mux *http.ServeMux, wrap func(name string, h http.Handler) http.Handler) {
 	for pattern, h := range map[string]handler{
+		"GET /admin/v1/roles":                    a.listRoles,
+		"POST /admin/v1/roles":                   a.createRole,
+		"DELETE /admin/v1/roles/{name}":          a.deleteRole,
 		"GET /admin/v1/policies":                 a.listPolicies,
 		"PUT /admin/v1/policies/{name}":          a.putPolicy,
 		"DELETE /admin/v1/policies/{name}":       a.deletePolicy,
@@ -78,6 +84,17 @@ func (a *API) serve(h handler) http.Handler {
 			var ref *exchange.Refusal
 			if errors.As(err, &ref) {
 				err = &oauth.Error{Code: ref.Code, Status: http.StatusBadRequest, Description: ref.Description}
+			}
+			var refused *manage.Refused
+			if errors.As(err, &refused) {
+				err = &oauth.Error{Code: oauth.CodeInvalidRequest, Status: http.StatusBadRequest, Description: refused.Reason}
+				if refused.Conflict {
+					err = &oauth.Error{Code: "conflict", Status: http.StatusConflict, Description: refused.Reason}
+				}
+			}
+			var invalid *exchange.InvalidRule
+			if errors.As(err, &invalid) {
+				err = oauth.InvalidRequest("invalid rule: %s", invalid.Reason)
 			}
 			if errors.Is(err, store.ErrNotFound) {
 				err = &oauth.Error{Code: "not_found", Status: http.StatusNotFound, Description: "no such object: " + err.Error()}
@@ -140,6 +157,50 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
+// roleBody is the body of POST /admin/v1/roles.
+type roleBody struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Permissions []string `json:"permissions"`
+}
+
+func (a *API) roles() *manage.Roles {
+	return &manage.Roles{Store: a.Store, Policy: a.Policy, Audit: a.Audit}
+}
+
+func (a *API) listRoles(r *http.Request, _ principal) (any, error) {
+	list, err := a.Store.ListRoles(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]any, 0, len(list))
+	for _, role := range list {
+		perms := role.Permissions
+		if perms == nil {
+			perms = []string{}
+		}
+		out = append(out, map[string]any{"name": role.Name, "description": role.Description, "permissions": perms, "built_in": role.BuiltIn})
+	}
+	return map[string]any{"roles": out}, nil
+}
+
+func (a *API) createRole(r *http.Request, who principal) (any, error) {
+	var in roleBody
+	if err := decode(r, &in); err != nil {
+		return nil, err
+	}
+	role, err := a.roles().Create(r.Context(), who.String(), store.Role{Name: in.Name, Description: in.Description, Permissions: in.Permissions})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"name": role.Name, "description": role.Description, "permissions": role.Permissions, "built_in": false}, nil
+}
+
+func (a *API) deleteRole(r *http.Request, who principal) (any, error) {
+	name := r.PathValue("name")
+	return map[string]string{"deleted": name}, a.roles().Delete(r.Context(), who.String(), name)
+}
+
 func (a *API) listPolicies(r *http.Request, _ principal) (any, error) {
 	rules, err := a.Policy.Rules(r.Context())
 	if rules == nil {
@@ -159,8 +220,8 @@ func (a *API) putPolicy(r *http.Request, who principal) (any, error) {
 	if rule.Name != r.PathValue("name") {
 		return nil, oauth.InvalidRequest("the rule's name %q differs from the name in the path %q", rule.Name, r.PathValue("name"))
 	}
-	if err := rule.Validate(); err != nil {
-		return nil, oauth.InvalidRequest("invalid rule: %s", err.Error())
+	if err := a.Policy.Check(r.Context(), rule); err != nil {
+		return nil, err
 	}
 	if err := a.Audit.Record(r.Context(), audit.Event{Type: audit.TypePolicyChanged, Actor: who.String(), Details: map[string]any{"action": "put", "rule": rule}}); err != nil {
 		return nil, oauth.ServerError(err)
@@ -176,32 +237,30 @@ func (a *API) deletePolicy(r *http.Request, who principal) (any, error) {
 	return map[string]string{"removed": name}, a.Policy.Remove(r.Context(), name)
 }
 
-// checkRequest is the body of POST /admin/v1/policies/check: the facts Decide needs, by ID.
+// checkRequest is the body of POST /admin/v1/policies/check: the facts of an exchange, by ID.
 type checkRequest struct {
 	Actor        string   `json:"actor"`
 	Subject      string   `json:"subject"`
-	Client       string   `json:"client"`
+	Client       string   `json:"client"` // the requesting client's ID (or a service account's)
 	Audiences    []string `json:"audiences"`
 	Scope        []string `json:"scope"`
 	ActorScope   []string `json:"actor_scope"`
 	SubjectScope []string `json:"subject_scope"`
 	Reason       string   `json:"reason"`
+	// RequestedTokenType is the requested_token_type (empty: an access token).
+	RequestedTokenType string `json:"requested_token_type"`
 	// SubjectByUserID asks about an exchange naming the subject by user ID (impersonation).
 	SubjectByUserID bool `json:"subject_by_user_id"`
 }
 
+// checkPolicy answers with the token endpoint's own decision (oauth.Handler.CheckExchange): a
+// refusal the endpoint would send is {"allowed": false, "error", "description"}.
 func (a *API) checkPolicy(r *http.Request, _ principal) (any, error) {
 	var in checkRequest
 	if err := decode(r, &in); err != nil {
 		return nil, err
 	}
 	ctx := r.Context()
-	c, err := a.Dir.Client(ctx, in.Client)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, oauth.InvalidRequest("no client with ID %q", in.Client)
-	} else if err != nil {
-		return nil, oauth.ServerError(err)
-	}
 	actor, err := a.party(ctx, in.Actor)
 	if err != nil {
 		return nil, err
@@ -210,24 +269,25 @@ func (a *API) checkPolicy(r *http.Request, _ principal) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	rules, err := a.Policy.Rules(ctx)
-	if err != nil {
+	check := exchange.Check{Actor: actor, Subject: subject, Audiences: in.Audiences, Scope: in.Scope, ActorScope: in.ActorScope,
+		SubjectScope: in.SubjectScope, Reason: in.Reason, SubjectByUserID: in.SubjectByUserID}
+	req, d, err := a.OAuth.CheckExchange(ctx, in.Client, check, in.RequestedTokenType)
+	if err == nil {
+		return map[string]any{"allowed": true, "mode": req.Mode, "rule": d.Rule, "scope": d.Scope, "audience": d.Audience, "ttl_seconds": int(d.ExpiresAt.Sub(req.Now).Seconds())}, nil
+	}
+	if errors.Is(err, oauth.ErrUnknownCaller) {
+		return nil, oauth.InvalidRequest("no client or service account with ID %q", in.Client)
+	}
+	var oe *oauth.Error
+	if !errors.As(err, &oe) || oe.Code == oauth.CodeServerError {
 		return nil, err
 	}
-	now := time.Now().Truncate(time.Second)
-	req := exchange.Check{Actor: actor, Subject: subject, Client: c.ID, PublicClient: c.AuthMethod == store.AuthNone,
-		Audiences: in.Audiences, Scope: in.Scope, ActorScope: in.ActorScope, SubjectScope: in.SubjectScope, Reason: in.Reason,
-		SubjectByUserID: in.SubjectByUserID}.Request(now)
-	mode := req.Mode
-	d, err := exchange.Decide(rules, req)
+	answer := map[string]any{"allowed": false, "mode": req.Mode, "error": oe.Code, "description": oe.Description}
 	var ref *exchange.Refusal
-	if errors.As(err, &ref) {
-		return map[string]any{"allowed": false, "mode": mode, "rule": ref.Rule, "error": ref.Code, "description": ref.Description}, nil
+	if errors.As(oe.Cause, &ref) {
+		answer["rule"] = ref.Rule
 	}
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"allowed": true, "mode": mode, "rule": d.Rule, "scope": d.Scope, "audience": d.Audience, "ttl_seconds": int(d.ExpiresAt.Sub(now).Seconds())}, nil
+	return answer, nil
 }
 
 func (a *API) party(ctx context.Context, id string) (exchange.Party, error) {

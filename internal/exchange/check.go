@@ -4,7 +4,8 @@ import "time"
 
 // Check is a "would this exchange be allowed?" question asked without tokens (`signet policy
 // check`, the admin API): the actor and subject are assumed to hold fresh tokens (an hour left)
-// issued to the client, with the given scopes.
+// issued to the client, with the given scopes. oauth.Handler.CheckExchange fills in Client and
+// PublicClient from the requesting client and answers it with the token endpoint's own steps.
 type Check struct {
 	Actor, Subject           Party
 	Client                   string

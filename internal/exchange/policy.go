@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -28,8 +30,9 @@ type RuleStore interface {
 // unique across both. The stored rules are cached and dropped when the change feed reports a rule
 // change (or at once when this process changes them); the file is reread on SIGHUP.
 type Policy struct {
-	st   RuleStore
-	file string
+	st    RuleStore
+	names Names // nil: names are not checked (a store that cannot look them up)
+	file  string
 
 	stored changefeed.Cached[[]Rule]
 
@@ -37,8 +40,22 @@ type Policy struct {
 	fromFile []Rule
 }
 
-// NewPolicy returns the policy over st, with rules also read from file when it is not empty.
-func NewPolicy(st RuleStore, file string) *Policy { return &Policy{st: st, file: file} }
+// NewPolicy returns the policy over st, with rules also read from file when it is not empty. When
+// st can look names up (the store can), every rule put or read from the file must name only roles,
+// users, service accounts and clients that exist (CheckNames).
+func NewPolicy(st RuleStore, file string) *Policy {
+	p := &Policy{st: st, file: file}
+	p.names, _ = st.(Names)
+	return p
+}
+
+// checkNames applies CheckNames when the policy can look names up.
+func (p *Policy) checkNames(ctx context.Context, r *Rule) error {
+	if p.names == nil {
+		return nil
+	}
+	return CheckNames(ctx, p.names, r)
+}
 
 // Load reads the store's rules and the policy file.
 func (p *Policy) Load(ctx context.Context) error {
@@ -81,7 +98,13 @@ func (p *Policy) LoadFile() error {
 	if err != nil {
 		return err
 	}
-	stored, err := p.stored.Get(context.Background(), p.loadStore)
+	ctx := context.Background()
+	for _, r := range rules {
+		if err := p.checkNames(ctx, &r); err != nil {
+			return fmt.Errorf("%s: %w", p.file, err)
+		}
+	}
+	stored, err := p.stored.Get(ctx, p.loadStore)
 	if err != nil {
 		return err
 	}
@@ -155,13 +178,22 @@ func (p *Policy) Fresh(ctx context.Context) ([]Rule, error) {
 	return p.Rules(ctx)
 }
 
-// Put validates and stores a rule; it is in force in this process at once.
-func (p *Policy) Put(ctx context.Context, r Rule) error {
+// Check says whether Put would accept the rule: it is valid, names only what exists, and is not
+// the policy file's. Callers that audit a change check first, so a refused rule is not audited.
+func (p *Policy) Check(ctx context.Context, r Rule) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
 	if p.fileHas(r.Name) {
-		return fmt.Errorf("rule %q is defined in the policy file %s; change it there", r.Name, p.file)
+		return &InvalidRule{Reason: fmt.Sprintf("rule %q is defined in the policy file %s; change it there", r.Name, p.file)}
+	}
+	return p.checkNames(ctx, &r)
+}
+
+// Put checks (Check) and stores a rule; it is in force in this process at once.
+func (p *Policy) Put(ctx context.Context, r Rule) error {
+	if err := p.Check(ctx, r); err != nil {
+		return err
 	}
 	body, err := json.Marshal(r)
 	if err != nil {
@@ -222,26 +254,74 @@ func ParseFile(path string, b []byte) ([]Rule, error) {
 	return rules, nil
 }
 
-// strictKeys refuses unknown keys in a rule (a typo must not silently widen or narrow a rule).
+// strictKeys refuses unknown keys in a rule (a typo must not silently widen or narrow a rule). The
+// keys it knows are the Rule type's own (ruleKeys), so the file, the admin API (JSON, the same tags)
+// and the CLI (a flag per field) share one schema.
 func strictKeys(n *yaml.Node) error {
-	known := map[string]bool{"name": true, "mode": true, "actors": true, "subjects": true, "clients": true, "audiences": true, "scopes": true,
-		"max_ttl": true, "refresh_ttl": true, "actor_token_clients": true, "require_reason": true, "allow_refresh": true, "notify_subject": true, "disabled": true}
-	sub := map[string]map[string]bool{
-		"actors":   {"users": true, "roles": true, "service_accounts": true, "clients": true},
-		"subjects": {"users": true, "roles": true, "exclude_users": true, "exclude_roles": true},
-	}
+	known, sub := ruleKeys()
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if !known[k.Value] {
-			return fmt.Errorf("line %d: unknown key %q", k.Line, k.Value)
+		if _, ok := known[k.Value]; !ok {
+			return fmt.Errorf("line %d: unknown key %q; a rule's keys are: %s", k.Line, k.Value, strings.Join(slices.Sorted(maps.Keys(known)), ", "))
 		}
 		if allowed, ok := sub[k.Value]; ok {
 			for j := 0; j+1 < len(v.Content); j += 2 {
-				if !allowed[v.Content[j].Value] {
-					return fmt.Errorf("line %d: unknown key %q in %s", v.Content[j].Line, v.Content[j].Value, k.Value)
+				if _, ok := allowed[v.Content[j].Value]; !ok {
+					return fmt.Errorf("line %d: unknown key %q in %s; its keys are: %s", v.Content[j].Line, v.Content[j].Value, k.Value, strings.Join(slices.Sorted(maps.Keys(allowed)), ", "))
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// ruleKeys lists a rule's keys as the Rule type declares them (yaml tags), and the keys of its
+// nested objects (actors, subjects).
+func ruleKeys() (known map[string]struct{}, sub map[string]map[string]struct{}) {
+	known, sub = map[string]struct{}{}, map[string]map[string]struct{}{}
+	t := reflect.TypeFor[Rule]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := yamlKey(f)
+		if name == "" {
+			continue
+		}
+		known[name] = struct{}{}
+		if f.Type.Kind() == reflect.Struct {
+			sub[name] = map[string]struct{}{}
+			for j := range f.Type.NumField() {
+				if k := yamlKey(f.Type.Field(j)); k != "" {
+					sub[name][k] = struct{}{}
+				}
+			}
+		}
+	}
+	return known, sub
+}
+
+// RuleFields lists every key of a rule, nested ones as "actors.users", sorted: the one schema of the
+// policy file, the admin API and the CLI (tests hold each of them to it).
+func RuleFields() []string {
+	known, sub := ruleKeys()
+	var out []string
+	for k := range known {
+		if nested, ok := sub[k]; ok {
+			for n := range nested {
+				out = append(out, k+"."+n)
+			}
+			continue
+		}
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// yamlKey is a field's key in the policy file, or "" for a field that is not part of it.
+func yamlKey(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "-" || !f.IsExported() {
+		return ""
+	}
+	return name
 }

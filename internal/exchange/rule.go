@@ -167,7 +167,7 @@ func (r *Rule) Validate() error {
 		problems = append(problems, "refresh_ttl is shorter than max_ttl: the session would end before its first token")
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("rule %q: %s", r.Name, strings.Join(problems, "; "))
+		return &InvalidRule{Reason: fmt.Sprintf("rule %q: %s", r.Name, strings.Join(problems, "; "))}
 	}
 	return nil
 }

@@ -2,7 +2,11 @@ package notify_test
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -248,5 +252,71 @@ func TestEachDestinationHasItsOwnCursor(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != first || got[1] != second {
 		t.Fatalf("the right receiver got %v; want both sessions in order (%s, %s)", got, first, second)
+	}
+}
+
+// TestEveryReplicasChainIsDelivered: on PostgreSQL each replica appends to its own audit chain, and
+// their events commit in no common order; one deliverer sends the sessions opened on both replicas,
+// each once, keeping a cursor per chain.
+func TestEveryReplicasChainIsDelivered(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	key := make([]byte, 32)
+	rand.Read(key)
+	opt := testenv.Options{DB: dsn, MasterKey: base64.StdEncoding.EncodeToString(key), Issuer: "http://signet.replicas.test"}
+	one, two := testenv.Start(t, opt), testenv.Start(t, opt)
+	p := setup(t, one)
+	q := *p
+	q.env = two
+	rcv := newReceiver(t, 0, 0)
+	deliverer(t, one, rcv.URL)
+	want := map[any]bool{}
+	for i := range 3 {
+		want[p.impersonate(t, p.sam, fmt.Sprint("on one ", i))] = true
+		want[q.impersonate(t, p.sam, fmt.Sprint("on two ", i))] = true
+	}
+	got := map[any]bool{}
+	for range len(want) {
+		_, body := rcv.next(t)
+		session := verifySET(t, one, body)["events"].(map[string]any)[notify.EventURI].(map[string]any)["session"]
+		if got[session] || !want[session] {
+			t.Fatalf("delivered %v twice or unasked; want each of %v once", session, want)
+		}
+		got[session] = true
+	}
+	chains, err := one.Server.Store.AuditChains(context.Background())
+	if err != nil || len(chains) < 2 {
+		t.Fatalf("the replicas' audit chains: %+v %v", chains, err)
+	}
+
+	// An event that takes its sequence number before another but commits after it has been
+	// delivered (a replica slow to commit) is still delivered: the other replica's chain has its own
+	// cursor. Simulated with a raw transaction holding a copy of a delivered event.
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_events (chain, chain_seq, at, type, actor, subject, client, details, prev_hash, hash)
+		SELECT 'slow-replica', 1, at, type, actor, subject, client, replace(details, '"session":"', '"session":"late-'), prev_hash, hash
+		FROM audit_events WHERE type = 'exchange.allowed' ORDER BY seq DESC LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	after := p.impersonate(t, p.sam, "committed first")
+	_, body := rcv.next(t)
+	if s := verifySET(t, one, body)["events"].(map[string]any)[notify.EventURI].(map[string]any)["session"]; s != after {
+		t.Fatalf("delivered %v, want %s", s, after)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	_, body = rcv.next(t)
+	if s, _ := verifySET(t, one, body)["events"].(map[string]any)[notify.EventURI].(map[string]any)["session"].(string); !strings.HasPrefix(s, "late-") {
+		t.Fatalf("delivered %v, want the event that committed late", s)
 	}
 }

@@ -173,26 +173,8 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 		req.Mode = exchange.ModeFor(req.Actor.Kind, isUserID(in.subjectType))
 	}
 	ev.req = req
-	if req.Mode == exchange.ModeImpersonation {
-		if err := h.Exchange.impersonationAllowed(ctx); err != nil {
-			return ev, err
-		}
-	}
-	rules, err := h.Exchange.Policy.Rules(ctx)
-	if err != nil {
-		return ev, ServerError(err)
-	}
-	ev.decision, err = exchange.Decide(rules, req)
-	var noRule *exchange.Refusal
-	if errors.As(err, &noRule) && noRule.Code == "unauthorized_client" && noRule.Rule == "" {
-		// Before refusing for want of a rule, make sure no rule was added since the last poll.
-		if rules, err = h.Exchange.Policy.Fresh(ctx); err != nil {
-			return ev, ServerError(err)
-		}
-		ev.decision, err = exchange.Decide(rules, req)
-	}
-	if err != nil {
-		return ev, refusalError(err)
+	if ev.decision, err = h.decide(ctx, req); err != nil {
+		return ev, err
 	}
 	if ev.lineage, err = tokens.Derive(ev.subject, ev.actor); err != nil {
 		return ev, InvalidGrant("the subject_token comes from a chain of more than %d exchanges; start again from the user's own token", tokens.MaxLineage)
@@ -212,23 +194,95 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 			return ev, refusalError(ref)
 		}
 	}
-	switch in.requested {
+	return ev, requestedAllowed(caller, req.Mode, ev.decision, in.requested)
+}
+
+// decide applies the rules in force to a request, after the kill switch for impersonation. Before
+// refusing for want of a rule it re-reads the stored rules, so a rule added a moment ago by another
+// process applies at once. The token endpoint and CheckExchange both decide here.
+func (h *Handler) decide(ctx context.Context, req exchange.Request) (*exchange.Decision, error) {
+	if req.Mode == exchange.ModeImpersonation {
+		if err := h.Exchange.impersonationAllowed(ctx); err != nil {
+			return nil, err
+		}
+	}
+	rules, err := h.Exchange.Policy.Rules(ctx)
+	if err != nil {
+		return nil, ServerError(err)
+	}
+	d, err := exchange.Decide(rules, req)
+	var noRule *exchange.Refusal
+	if errors.As(err, &noRule) && noRule.Code == "unauthorized_client" && noRule.Rule == "" {
+		if rules, err = h.Exchange.Policy.Fresh(ctx); err != nil {
+			return nil, ServerError(err)
+		}
+		d, err = exchange.Decide(rules, req)
+	}
+	if err != nil {
+		return nil, refusalError(err)
+	}
+	return d, nil
+}
+
+// requestedAllowed checks the requested_token_type against the decision and the caller's grants.
+func requestedAllowed(caller *Caller, mode string, d *exchange.Decision, requested string) error {
+	switch requested {
 	case TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDToken:
 	case TokenTypeRefreshToken:
 		switch {
-		case req.Mode == exchange.ModeDownscope:
-			return ev, InvalidRequest("requested_token_type refresh_token: down-scoping never yields a refresh token; refresh tokens come from delegation or impersonation rules with allow_refresh")
-		case !ev.decision.Refresh:
-			return ev, InvalidRequest("requested_token_type refresh_token: rule %q does not allow refresh tokens (set allow_refresh: true on it)", ev.decision.Rule)
+		case mode == exchange.ModeDownscope:
+			return InvalidRequest("requested_token_type refresh_token: down-scoping never yields a refresh token; refresh tokens come from delegation or impersonation rules with allow_refresh")
+		case !d.Refresh:
+			return InvalidRequest("requested_token_type refresh_token: rule %q does not allow refresh tokens (set allow_refresh: true on it)", d.Rule)
 		}
 		// A refresh token would be useless to a caller whose allow-list lacks the refresh grant.
-		if err := grantAllowed(caller, GrantRefreshToken); err != nil {
-			return ev, err
-		}
+		return grantAllowed(caller, GrantRefreshToken)
 	default:
-		return ev, InvalidRequest("requested_token_type %q is not supported; supported: %s", in.requested, strings.Join(RequestedTokenTypes, ", "))
+		return InvalidRequest("requested_token_type %q is not supported; supported: %s", requested, strings.Join(RequestedTokenTypes, ", "))
 	}
-	return ev, nil
+	return nil
+}
+
+// ErrUnknownCaller is the cause of CheckExchange's refusal when no client or service account has
+// the requesting ID (a mistake in the question rather than an answer to it).
+var ErrUnknownCaller = errors.New("oauth: no client or service account has this ID")
+
+// CheckExchange answers "would this exchange be allowed, and by which rule?" (`signet policy check`,
+// POST /admin/v1/policies/check) by running what the token endpoint runs once the requesting client
+// is authenticated: the client or service account callerID must exist and be enabled and be allowed
+// the token-exchange grant; then the kill switch, the rules and the requested token type (empty:
+// access token) decide. A refusal is the *Error the endpoint would answer; a refusal by the rules
+// carries its *exchange.Refusal as Cause. Nothing is issued or audited. The actor and subject are
+// assumed to hold fresh tokens issued to the requesting client (exchange.Check).
+func (h *Handler) CheckExchange(ctx context.Context, callerID string, c exchange.Check, requested string) (exchange.Request, *exchange.Decision, error) {
+	caller, err := h.Auth.principal(ctx, callerID)
+	if err != nil {
+		return exchange.Request{}, nil, err
+	}
+	if caller == nil {
+		return exchange.Request{}, nil, InvalidClient("unknown client %q: no client or service account has this ID", callerID).WithCause(ErrUnknownCaller)
+	}
+	if err := h.Auth.usable(caller); err != nil {
+		return exchange.Request{}, nil, err
+	}
+	if caller.Client != nil {
+		caller.Method = caller.Client.AuthMethod
+	} else {
+		caller.Method = MethodPrivateKeyJWT
+	}
+	c.Client, c.PublicClient = caller.ID, caller.Method == MethodNone
+	req := c.Request(h.Now())
+	if err := grantAllowed(caller, GrantTokenExchange); err != nil {
+		return req, nil, err
+	}
+	if requested == "" {
+		requested = TokenTypeAccessToken
+	}
+	d, err := h.decide(ctx, req)
+	if err != nil {
+		return req, nil, err
+	}
+	return req, d, requestedAllowed(caller, req.Mode, d, requested)
 }
 
 // refusalError is the one conversion of an exchange refusal into the OAuth error the caller sees;

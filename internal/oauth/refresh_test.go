@@ -448,7 +448,7 @@ func TestRefreshTokenRequestRefusals(t *testing.T) {
 	}
 	code, body := x.exchangeAs(noGrant, map[string]string{"subject_token": x.danaToken, "subject_token_type": typeAT,
 		"actor_token": x.Token(store.KindServiceAccount, x.agent.ID, noGrant.Client, "read"), "actor_token_type": typeAT, "requested_token_type": typeRT})
-	if code != 400 || body["error"] != "unauthorized_client" || !strings.Contains(body["error_description"].(string), "--grant "+grantTE+",refresh_token") {
+	if code != 400 || body["error"] != "unauthorized_client" || !strings.Contains(body["error_description"].(string), "--add-grant refresh_token") {
 		t.Fatalf("%d %v", code, body)
 	}
 }

@@ -155,9 +155,8 @@ func grantAllowed(c *Caller, gt string) error {
 		if slices.Contains(c.Client.GrantTypes, gt) {
 			return nil
 		}
-		// `client update --grant` replaces the list, so the command shown keeps the grants it has.
-		return UnauthorizedClient("client %q may not use grant_type %s; its allowed grants are: %s; allow it with `signet client update %s --grant %s`",
-			c.ID, gt, listOrNone(c.Client.GrantTypes), c.ID, strings.Join(append(slices.Clone(c.Client.GrantTypes), gt), ","))
+		return UnauthorizedClient("client %q may not use grant_type %s; its allowed grants are: %s; allow it with `signet client update %s --add-grant %s`",
+			c.ID, gt, listOrNone(c.Client.GrantTypes), c.ID, gt)
 	case c.Account != nil:
 		if slices.Contains(c.Account.GrantTypes, gt) {
 			return nil
@@ -311,7 +310,7 @@ func (h *Handler) allowedAudience(ctx context.Context, in Issue, requested []str
 			}
 		case client != nil:
 			if !slices.Contains(client.Audiences, r) {
-				return nil, InvalidTarget("audience %q is not allowed for client %q; allowed: %s (add it with `signet client update --audience`)", r, client.ID, listOrNone(client.Audiences))
+				return nil, InvalidTarget("audience %q is not allowed for client %q; allowed: %s (add it with `signet client update %s --add-audience %s`)", r, client.ID, listOrNone(client.Audiences), client.ID, r)
 			}
 		default:
 			if _, err := h.Dir.Client(ctx, r); err != nil {

@@ -248,7 +248,7 @@ func (s *Server) Handler() http.Handler {
 	route(oauth.RevokePath, "revoke", limited.wrap(http.HandlerFunc(s.OAuth.Revoke)))
 	route("GET "+oidc.UserinfoPath, "userinfo", &oidc.Userinfo{Tokens: s.Tokens, Dir: s.Dir})
 	route("POST "+oidc.UserinfoPath, "userinfo", &oidc.Userinfo{Tokens: s.Tokens, Dir: s.Dir})
-	(&admin.API{Issuer: s.Config.Issuer, Store: s.Store, Tokens: s.Tokens, Dir: s.Dir, Policy: s.Policy, Sessions: s.Sessions, Audit: s.Audit, AuditKey: s.Secrets.AuditKey()}).Routes(mux, s.instrument)
+	(&admin.API{Issuer: s.Config.Issuer, Store: s.Store, Tokens: s.Tokens, Dir: s.Dir, Policy: s.Policy, Sessions: s.Sessions, Audit: s.Audit, AuditKey: s.Secrets.AuditKey(), OAuth: s.OAuth}).Routes(mux, s.instrument)
 	route("GET /healthz", "healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	}))

@@ -314,7 +314,11 @@ type Store interface {
 	// Roles and grants. Built-in roles are created by the migrations.
 	ListRoles(ctx context.Context) ([]Role, error)
 	GetRole(ctx context.Context, name string) (*Role, error)
-	PutRole(ctx context.Context, r *Role) error                                // create or replace
+	PutRole(ctx context.Context, r *Role) error    // create or replace
+	CreateRole(ctx context.Context, r *Role) error // ErrConflict when a role has the name
+	// DeleteRole removes a role nobody holds: ErrNotFound when there is none, ErrConflict (saying
+	// why) for a built-in role or one still granted to a user, service account or client.
+	DeleteRole(ctx context.Context, name string) error
 	GrantRole(ctx context.Context, kind PrincipalKind, id, role string) error  // idempotent; ErrNotFound for unknown role or principal
 	RevokeRole(ctx context.Context, kind PrincipalKind, id, role string) error // ErrNotFound when not granted
 

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -102,13 +103,23 @@ func Open(ctx context.Context, dsn string, opts ...sqlstore.Option) (*Store, err
 	return &Store{Store: s, dsn: dsn}, nil
 }
 
-// DefaultAuditChain names this process's audit chain: host name and process ID.
+// opened counts the stores this process opened, so that each has a chain of its own.
+var opened atomic.Int64
+
+// DefaultAuditChain names the audit chain of a store this process opens: host name and process ID
+// ("db-7/4182"), with the store's number after the first ("db-7/4182.2"; tests run replicas in one
+// process). A process restarted with the same name (a container's PID 1 on the same host)
+// continues its chain from the registered head.
 func DefaultAuditChain() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "unknown-host"
 	}
-	return host + "/" + strconv.Itoa(os.Getpid())
+	name := host + "/" + strconv.Itoa(os.Getpid())
+	if n := opened.Add(1); n > 1 {
+		name += "." + strconv.FormatInt(n, 10)
+	}
+	return name
 }
 
 // Session settings that keep one frozen or partitioned replica from stalling the others: a wait for a

@@ -446,3 +446,51 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 		return t.deletePrincipal(store.KindClient, "clients", id, store.ChangeClient)
 	}), "delete client "+id)
 }
+
+// --- user-defined roles -------------------------------------------------------------------------
+
+func (s *Store) CreateRole(ctx context.Context, r *store.Role) error {
+	return s.mapErr(s.tx(ctx, func(t *txn) error {
+		if _, err := t.exec(`INSERT INTO roles (name, description, permissions, built_in) VALUES (?, ?, ?, ?)`,
+			r.Name, r.Description, list(r.Permissions), r.BuiltIn); err != nil {
+			return err
+		}
+		return t.change(store.ChangeRole, r.Name)
+	}), "role "+r.Name)
+}
+
+func (s *Store) DeleteRole(ctx context.Context, name string) error {
+	return s.mapErr(s.tx(ctx, func(t *txn) error {
+		var builtIn bool
+		if err := t.tx.QueryRowContext(t.ctx, t.s.q(`SELECT built_in FROM roles WHERE name = ?`), name).Scan(&builtIn); err != nil {
+			return err
+		}
+		if builtIn {
+			return fmt.Errorf("role %q is built in and cannot be deleted: %w", name, store.ErrConflict)
+		}
+		rows, err := t.tx.QueryContext(t.ctx, t.s.q(`SELECT principal_kind, principal_id FROM role_grants WHERE role = ? ORDER BY principal_kind, principal_id`), name)
+		if err != nil {
+			return err
+		}
+		var holders []string
+		for rows.Next() {
+			var kind, id string
+			if err := rows.Scan(&kind, &id); err != nil {
+				rows.Close()
+				return err
+			}
+			holders = append(holders, kind+" "+id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(holders) > 0 {
+			return fmt.Errorf("role %q is still granted to %s; revoke it first: %w", name, strings.Join(holders, ", "), store.ErrConflict)
+		}
+		if _, err := t.exec(`DELETE FROM roles WHERE name = ?`, name); err != nil {
+			return err
+		}
+		return t.change(store.ChangeRole, name)
+	}), "delete role "+name)
+}

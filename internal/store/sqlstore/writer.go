@@ -234,7 +234,7 @@ func (b *Batcher) attempt(items []*batchItem, stale int) int {
 			it.result <- err
 		}
 		return len(items)
-	case owners[failed] < 0:
+	case owners[failed].item < 0:
 		// The chain's head moved under us: another writer appends to this chain too.
 		b.chain.forget()
 		if stale+1 >= maxStaleHeads {
@@ -246,11 +246,11 @@ func (b *Batcher) attempt(items []*batchItem, stale int) int {
 		}
 		return b.attempt(items, stale+1)
 	}
-	bad := owners[failed]
-	if steps[failed].Seq != nil {
+	bad := owners[failed].item
+	if owners[failed].stmt < 0 {
 		b.chain.forget() // an audit insert failed: read the head again rather than trust it
 	}
-	items[bad].result <- b.itemError(items[bad], steps[failed], err)
+	items[bad].result <- b.itemError(items[bad], owners[failed].stmt, err)
 	if bad > 0 {
 		for settled := 0; settled < bad; {
 			settled += b.attempt(items[settled:bad], 0)
@@ -261,22 +261,24 @@ func (b *Batcher) attempt(items []*batchItem, stale int) int {
 
 // itemError is a failed write's error: its statement's Refuse for an unexpected row count, else the
 // database's error as a store error (a unique violation is ErrConflict).
-func (b *Batcher) itemError(it *batchItem, st Step, err error) error {
+func (b *Batcher) itemError(it *batchItem, stmt int, err error) error {
 	if errors.Is(err, ErrRows) {
-		for _, s := range it.w.Stmts {
-			if b.q(s.Query) == st.Query && s.Refuse != nil {
-				return s.Refuse(it.ctx)
-			}
+		if stmt >= 0 && it.w.Stmts[stmt].Refuse != nil {
+			return it.w.Stmts[stmt].Refuse(it.ctx)
 		}
 		return fmt.Errorf("%s: %w", it.w.What, store.ErrConflict)
 	}
 	return b.mapErr(err, it.w.What)
 }
 
+// owner is what a step belongs to: an item and its statement (-1: one of its audit events), or no
+// item (-1: the chain's guard).
+type owner struct{ item, stmt int }
+
 // plan turns items into one transaction's steps, chaining their audit events after the chain's head.
-// owners[i] is the index of the item step i belongs to, -1 for the chain's guard; head is the
-// chain's head after the batch (nil when no item has audit events).
-func (b *Batcher) plan(ctx context.Context, items []*batchItem) (steps []Step, owners []int, head *chainHead, err error) {
+// owners[i] says which item and statement step i belongs to; head is the chain's head after the
+// batch (nil when no item has audit events).
+func (b *Batcher) plan(ctx context.Context, items []*batchItem) (steps []Step, owners []owner, head *chainHead, err error) {
 	audited := false
 	for _, it := range items {
 		audited = audited || len(it.w.Audit) > 0
@@ -286,18 +288,18 @@ func (b *Batcher) plan(ctx context.Context, items []*batchItem) (steps []Step, o
 		if cur, err = b.chain.current(ctx); err != nil {
 			return nil, nil, nil, err
 		}
-		steps, owners = append(steps, Step{}), append(owners, -1) // the guard, filled in below
+		steps, owners = append(steps, Step{}), append(owners, owner{-1, -1}) // the guard, filled in below
 	}
 	start := cur
 	for i, it := range items {
-		for _, s := range it.w.Stmts {
+		for j, s := range it.w.Stmts {
 			steps = append(steps, Step{Query: b.q(s.Query), Args: s.Args, Want: s.Want})
-			owners = append(owners, i)
+			owners = append(owners, owner{i, j})
 		}
 		for _, e := range it.w.Audit {
 			cur = b.chain.link(cur, e)
 			steps = append(steps, b.chain.insert(e))
-			owners = append(owners, i)
+			owners = append(owners, owner{i, -1})
 		}
 	}
 	if audited {

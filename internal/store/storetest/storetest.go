@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -239,6 +240,34 @@ func testRoles(t *testing.T, s store.Store) {
 	is(t, s.RevokeRole(ctx, store.KindClient, "c1", "auditor"), store.ErrNotFound, "revoke twice")
 	_, err = s.GetRole(ctx, "nosuch")
 	is(t, err, store.ErrNotFound, "missing role")
+
+	// Roles users define: created once, deleted only when nobody holds them and never built in.
+	ok(t, s.CreateRole(ctx, &store.Role{Name: "customer", Description: "people who buy", Permissions: []string{"shop:buy"}}), "create")
+	is(t, s.CreateRole(ctx, &store.Role{Name: "customer"}), store.ErrConflict, "create twice")
+	is(t, s.CreateRole(ctx, &store.Role{Name: "admin"}), store.ErrConflict, "create over a built-in role")
+	if r, err := s.GetRole(ctx, "customer"); err != nil || r.Description != "people who buy" || !slices.Equal(r.Permissions, []string{"shop:buy"}) || r.BuiltIn {
+		t.Fatalf("created role: %+v %v", r, err)
+	}
+	ok(t, s.CreateUser(ctx, &store.User{ID: "u-dana", Username: "dana", Roles: []string{"customer"}, CreatedAt: at, UpdatedAt: at}), "holder")
+	err = s.DeleteRole(ctx, "customer")
+	is(t, err, store.ErrConflict, "delete a granted role")
+	if !strings.Contains(err.Error(), "user u-dana") {
+		t.Errorf("the refusal names no holder: %v", err)
+	}
+	is(t, s.DeleteRole(ctx, "support"), store.ErrConflict, "delete a built-in role")
+	is(t, s.DeleteRole(ctx, "nosuch"), store.ErrNotFound, "delete a missing role")
+	last, _ := s.LastChangeSeq(ctx)
+	ok(t, s.RevokeRole(ctx, store.KindUser, "u-dana", "customer"), "revoke the last grant")
+	ok(t, s.DeleteRole(ctx, "customer"), "delete")
+	_, err = s.GetRole(ctx, "customer")
+	is(t, err, store.ErrNotFound, "deleted role")
+	changes, _ := s.Changes(ctx, last, 10)
+	if !slices.ContainsFunc(changes, func(c store.Change) bool { return c.Kind == store.ChangeRole && c.Key == "customer" }) {
+		t.Errorf("deleting a role appends no change for caches: %+v", changes)
+	}
+	if _, err := s.GetRole(ctx, "support"); err != nil {
+		t.Errorf("a refused delete removed the built-in role: %v", err)
+	}
 }
 
 func testPublicKeys(t *testing.T, s store.Store) {

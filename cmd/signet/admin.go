@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -122,8 +123,17 @@ func parseExpiry(at, in string, now time.Time) (time.Time, error) {
 	return time.Time{}, nil
 }
 
-// writeKeyFile writes a key file with mode 0600, refusing to overwrite unless force is set.
+// writeKeyFile writes a key file with mode 0600, refusing to overwrite one, or to write inside a git
+// work tree (where a private key is one `git add .` from being published), unless force is set.
 func writeKeyFile(path string, data []byte, force bool) error {
+	if root := gitWorkTree(path); root != "" && !force {
+		return fmt.Errorf("%s is inside the git work tree %s, where a private key is easily committed: write it elsewhere (e.g. --out ~/.config/signet/key.json) or pass --force", path, root)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+	}
 	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 	if force {
 		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
@@ -151,4 +161,22 @@ func formatTime(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// gitWorkTree returns the root of the git work tree that would contain path, or "".
+func gitWorkTree(path string) string {
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
 }

@@ -20,22 +20,55 @@ import (
 	"github.com/signet-id/signet/internal/tokens"
 )
 
-// cli runs the real command tree against dataDir and returns stdout, stderr and the error.
+// cli runs the real command tree against dataDir and returns stdout and the error. The data
+// directory is first set up as `signet serve` would (only serve creates a store).
 func cli(t *testing.T, dataDir string, args ...string) (string, error) {
 	t.Helper()
+	initStore(t, dataDir)
+	out, _, err := runCLI(append(args, "--data-dir", dataDir, "--log-level", "error")...)
+	return out, err
+}
+
+// runCLI runs the command tree with exactly these arguments and returns stdout, stderr and the
+// exit status main would give.
+func runCLI(args ...string) (stdout, stderr string, err error) {
 	root := newRoot()
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
-	root.SetArgs(append(args, "--data-dir", dataDir, "--log-level", "error"))
-	err := root.Execute()
-	return out.String(), err
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	if err != nil {
+		reportError(cmd, &errOut, err)
+	}
+	return out.String(), errOut.String(), err
+}
+
+// initStore creates the store in dataDir as `signet serve` does on its first start, once.
+func initStore(t *testing.T, dataDir string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dataDir, "signet.db")); err == nil {
+		return
+	}
+	cfg, err := config.Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = dataDir
+	s, err := server.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Bootstrap(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func cliJSON(t *testing.T, dataDir string, v any, args ...string) {
 	t.Helper()
 	out, err := cli(t, dataDir, append(args, "--json")...)
-	if err != nil {
+	if err != nil && exitStatus(err) != exitNegative {
 		t.Fatalf("%v: %v", args, err)
 	}
 	if err := json.Unmarshal([]byte(out), v); err != nil {

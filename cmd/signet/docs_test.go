@@ -100,7 +100,7 @@ func checkDocCommand(root *cobra.Command, line string) []string {
 			problems = append(problems, fmt.Sprintf("no command %q", strings.Join(p, " ")))
 			continue
 		}
-		if cmd.HasSubCommands() && !cmd.Runnable() {
+		if cmd.HasSubCommands() { // a command group (runnable only to refuse unknown subcommands)
 			if i < len(words) && !strings.HasPrefix(words[i], "-") && !strings.ContainsAny(words[i], "<>…|") {
 				problems = append(problems, fmt.Sprintf("%q has no subcommand %q", cmd.CommandPath(), words[i]))
 			}

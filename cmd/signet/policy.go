@@ -169,26 +169,6 @@ type checkView struct {
 	Description string   `json:"description,omitempty"`
 }
 
-// exitCode is an error that tells main which status to exit with: `policy check` exits 1 when the
-// exchange would be denied and 2 for a usage error. A nil err means the command has already said
-// everything (the DENY answer) and main prints nothing more.
-type exitCode struct {
-	code int
-	err  error
-}
-
-func (e *exitCode) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit status %d", e.code)
-	}
-	return e.err.Error()
-}
-
-func (e *exitCode) Unwrap() error { return e.err }
-
-// usageError is exit status 2.
-func usageError(err error) error { return &exitCode{code: 2, err: err} }
-
 // Exit statuses of `policy check`, documented in its help and in docs/token-exchange.md.
 const policyCheckExits = `Exit status: 0 when the exchange would be allowed, 1 when it would be denied (the answer says
 why, with the error the token endpoint would return), 2 for a usage error (a missing or unknown
@@ -253,7 +233,7 @@ requesting client, with the requested scope unless --actor-scope/--subject-scope
 				return err
 			}
 			if !v.Allowed {
-				return &exitCode{code: 1}
+				return answeredNo()
 			}
 			return nil
 		}),

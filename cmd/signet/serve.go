@@ -4,29 +4,52 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/signet-id/signet/internal/config"
+	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/server"
 )
 
 func serveCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the provider (creates the database, a signing key and an admin on first run)",
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Check every setting, then bind, then create: a mistake or a busy port leaves nothing behind.
 			cfg, err := config.Load(cmd.Flags())
 			if err != nil {
 				return err
 			}
 			log := newLogger(cfg, os.Stderr)
+			warnings, err := cfg.CheckServe()
+			if err != nil {
+				return err
+			}
+			for _, w := range warnings {
+				log.Warn(w)
+			}
+			ln, err := net.Listen("tcp", cfg.Addr)
+			if err != nil {
+				return fmt.Errorf("addr (from %s): %w", cfg.Source("addr"), err)
+			}
+			defer ln.Close()
+			var debugLn net.Listener
+			if cfg.DebugAddr != "" {
+				if debugLn, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
+					return fmt.Errorf("debug-addr (from %s): %w", cfg.Source("debug-addr"), err)
+				}
+				defer debugLn.Close()
+			}
 			tuneGC()
 			s, err := server.Open(cmd.Context(), cfg, log)
 			if err != nil {
@@ -46,38 +69,77 @@ func serveCmd() *cobra.Command {
 				addr := <-ready
 				printBanner(cmd.OutOrStdout(), s, fr, addr)
 			}()
-			return s.Run(cmd.Context(), ready)
+			return s.Serve(cmd.Context(), ln, debugLn, ready)
 		},
 	}
+	config.ServerFlags(cmd.Flags())
+	return cmd
 }
 
-// printBanner tells a newcomer what is running and what to do next.
+// printBanner tells a newcomer what is running and what to do next, with the flags that point a
+// command at this server's data.
 func printBanner(w io.Writer, s *server.Server, fr *server.FirstRun, addr string) {
 	cfg := s.Config
-	fmt.Fprintf(w, "Signet is running.\n  issuer:    %s\n  listening: %s\n  database:  %s\n", cfg.Issuer, addr, redactDSN(cfg.DSN()))
+	fmt.Fprintf(w, "Signet is running.\n  issuer:    %s\n  listening: %s\n  database:  %s\n", cfg.Issuer, addr, server.RedactDSN(cfg.DSN()))
 	if s.MasterKeyCreated {
-		fmt.Fprintf(w, "  master key: generated into %s/master.key (development only: set SIGNET_MASTER_KEY in production)\n", cfg.DataDir)
+		fmt.Fprintf(w, "  master key: generated into %s (development only: set SIGNET_MASTER_KEY in production; back it up with the database)\n", secrets.MasterKeyPath(cfg.DataDir))
 	}
 	if fr.AdminPassword != "" {
-		fmt.Fprintf(w, "\nFirst run: created the admin user.\n  username: %s\n  password: %s\n  (shown once; store it now)\n", fr.AdminUsername, fr.AdminPassword)
+		fmt.Fprintf(w, "\nFirst run: created the admin user.\n  username: %s\n  password: %s\n  (shown once; store it now; `signet user set-password admin` sets a new one)\n", fr.AdminUsername, fr.AdminPassword)
 	}
+	flags := storeArgs(cfg)
 	fmt.Fprintf(w, `
-Next steps (in another terminal):
-  go run ./cmd/signet client create --name my-api --json
+Next steps (in another terminal; every command needs the same data flags as serve):
+  %[3]s client create --name my-api --json%[2]s
   curl -s -u '<client_id>:<client_secret>' -d grant_type=client_credentials %[1]s/oauth/v2/token
   curl -s -u '<client_id>:<client_secret>' -d token=<access_token> %[1]s/oauth/v2/introspect
 Discovery: %[1]s/.well-known/openid-configuration
-`, cfg.Issuer)
+`, cfg.Issuer, flags, invokedAs())
+	if strings.Contains(flags, "$SIGNET_") {
+		fmt.Fprintln(w, "(export SIGNET_DB and SIGNET_MASTER_KEY with the values serve was given; they are not printed)")
+	}
 }
 
-// redactDSN hides a password in a database URL.
-func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			return u.Redacted()
+// invokedAs is how the user ran this binary: `go run ./cmd/signet` (a binary in Go's build cache)
+// or the path they typed.
+func invokedAs() string {
+	if exe := os.Args[0]; !strings.Contains(exe, "go-build") {
+		return shellQuote(exe)
+	}
+	return "go run ./cmd/signet"
+}
+
+// storeArgs are the flags that point a command at the same data as this server (in shell syntax,
+// each with a leading space): the settings that chose the database and the master key, unless they
+// were defaults. A key or password given on the command line is not repeated.
+func storeArgs(cfg *config.Config) string {
+	var b strings.Builder
+	add := func(flag, value string) { fmt.Fprintf(&b, " --%s %s", flag, shellQuote(value)) }
+	if cfg.ConfigFile != "" {
+		add("config", cfg.ConfigFile)
+	}
+	if cfg.Source("data-dir") != "default" && cfg.Source("data-dir") != cfg.ConfigFile {
+		add("data-dir", cfg.DataDir)
+	}
+	if cfg.DB != "" && cfg.Source("db") != cfg.ConfigFile {
+		if server.RedactDSN(cfg.DB) != cfg.DB {
+			b.WriteString(` --db "$SIGNET_DB"`)
+		} else {
+			add("db", cfg.DB)
 		}
 	}
-	return dsn
+	if cfg.MasterKey != "" && cfg.Source("master-key") != cfg.ConfigFile {
+		b.WriteString(` --master-key "$SIGNET_MASTER_KEY"`)
+	}
+	return b.String()
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@=,+%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // tuneGC lets the heap grow to nine times its live size between collections (GOGC=800: the hot

@@ -89,8 +89,10 @@ func tokenIssueCmd() *cobra.Command {
 			}
 			v := issuedView{AccessToken: resp.AccessToken, TokenType: resp.TokenType, ExpiresIn: resp.ExpiresIn, JTI: a.ID,
 				Scope: resp.Scope, Sub: a.Subject, ClientID: a.ClientID, Aud: a.Audience}
+			// Plain output is for TOKEN=$(signet token issue …): the token alone on stdout.
 			return output(cmd, v, func(w io.Writer) {
-				fmt.Fprintf(w, "%s\n(jti %s, sub %s, expires in %ds)\n", v.AccessToken, v.JTI, v.Sub, v.ExpiresIn)
+				fmt.Fprintln(w, v.AccessToken)
+				fmt.Fprintf(cmd.ErrOrStderr(), "(jti %s, sub %s, expires in %ds)\n", v.JTI, v.Sub, v.ExpiresIn)
 			})
 		}),
 	}
@@ -108,7 +110,7 @@ func tokenIssueCmd() *cobra.Command {
 // readTokenArg takes the token from the argument, or from stdin when it is "-".
 func readTokenArg(cmd *cobra.Command, args []string) (string, error) {
 	if len(args) != 1 {
-		return "", errors.New("pass the token, or - to read it from standard input")
+		return "", usageError(errors.New("pass the token, or - to read it from standard input"))
 	}
 	if args[0] != "-" {
 		return strings.TrimSpace(args[0]), nil
@@ -152,6 +154,9 @@ func tokenExplainCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "explain TOKEN|-",
 		Short: "Say whether a token is active and, if not, exactly why (the operator's view; callers only see active:false)",
+		Long: `Say whether a token is active and, if not, exactly why (the operator's view; callers only see active:false).
+
+Exit status: 0 active, 1 inactive (or an error), 2 usage error.`,
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			raw, err := readTokenArg(cmd, args)
 			if err != nil {
@@ -178,7 +183,24 @@ func tokenExplainCmd() *cobra.Command {
 	}
 }
 
+// explainExit is token explain's exit status: 0 active, 1 inactive (after printing why); usage
+// errors exit 2.
+func explainExit(v explainView) error {
+	if v.Active {
+		return nil
+	}
+	return answeredNo()
+}
+
+// printExplain prints the verdict and returns the exit status's error (1 for an inactive token).
 func printExplain(cmd *cobra.Command, v explainView) error {
+	if err := printExplainView(cmd, v); err != nil {
+		return err
+	}
+	return explainExit(v)
+}
+
+func printExplainView(cmd *cobra.Command, v explainView) error {
 	return output(cmd, v, func(w io.Writer) {
 		if v.Active {
 			fmt.Fprintln(w, "ACTIVE")

@@ -35,7 +35,7 @@ func viewUser(u *store.User, password string) userView {
 
 func userCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage users (people)"}
-	cmd.AddCommand(userCreateCmd(), userListCmd(), userLockCmd(true), userLockCmd(false))
+	cmd.AddCommand(userCreateCmd(), userListCmd(), userLockCmd(true), userLockCmd(false), userSetPasswordCmd())
 	return cmd
 }
 
@@ -76,7 +76,11 @@ func userCreateCmd() *cobra.Command {
 				return explainStoreErr(err, "a user with this username or email")
 			}
 			return output(cmd, viewUser(u, shown), func(w io.Writer) {
-				fmt.Fprintf(w, "Created user %s (id %s, roles %s)\n", u.Username, u.ID, strings.Join(u.Roles, ", "))
+				roles := "no roles"
+				if len(u.Roles) > 0 {
+					roles = "roles " + strings.Join(u.Roles, ", ")
+				}
+				fmt.Fprintf(w, "Created user %s (id %s, %s)\n", u.Username, u.ID, roles)
 				if shown != "" {
 					fmt.Fprintf(w, "  password: %s\n  (shown once; store it now)\n", shown)
 				}
@@ -144,4 +148,50 @@ func userLockCmd(lock bool) *cobra.Command {
 			return output(cmd, viewUser(u, ""), func(w io.Writer) { fmt.Fprintf(w, "User %s locked: %v\n", u.Username, u.Locked) })
 		}),
 	}
+}
+
+// userSetPasswordCmd sets a new password: how an operator recovers the first-run admin whose
+// generated password was lost, or resets anyone's.
+func userSetPasswordCmd() *cobra.Command {
+	var password string
+	var generate bool
+	cmd := &cobra.Command{
+		Use:   "set-password USER (--generate-password | --password P)",
+		Short: "Set a user's password (recovers the first-run admin: `signet user set-password admin --generate-password`)",
+		Args:  cobra.ExactArgs(1),
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			shown := ""
+			switch {
+			case password != "" && generate:
+				return usageError(errors.New("use --password or --generate-password, not both"))
+			case generate:
+				password = secrets.RandomString(18)
+				shown = password
+			case password == "":
+				return usageError(errors.New("pass --generate-password (printed once) or --password"))
+			case len(password) < 12:
+				return errors.New("--password must have at least 12 characters")
+			}
+			u, err := findUser(cmd.Context(), s, args[0])
+			if err != nil {
+				return err
+			}
+			u.PasswordHash, u.UpdatedAt = secrets.HashPassword(password), time.Now()
+			if err := recordChange(cmd.Context(), s, audit.TypeUserChanged, u.ID, map[string]any{"action": "password set"}); err != nil {
+				return err
+			}
+			if err := s.Store.UpdateUser(cmd.Context(), u); err != nil {
+				return err
+			}
+			return output(cmd, viewUser(u, shown), func(w io.Writer) {
+				fmt.Fprintf(w, "Set a new password for %s\n", u.Username)
+				if shown != "" {
+					fmt.Fprintf(w, "  password: %s\n  (shown once; store it now)\n", shown)
+				}
+			})
+		}),
+	}
+	cmd.Flags().StringVar(&password, "password", "", "the new password (at least 12 characters); prefer --generate-password")
+	cmd.Flags().BoolVar(&generate, "generate-password", false, "generate a password and print it once")
+	return cmd
 }

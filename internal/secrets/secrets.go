@@ -208,41 +208,62 @@ func SortableIDTime(id string) (time.Time, bool) {
 }
 
 // LoadMasterKey returns the master key from value (base64 or hex of 32 bytes) when it is not empty;
-// otherwise it reads, or creates with mode 0600, the file master.key in dataDir. created reports a
-// newly generated key.
+// otherwise it reads <dataDir>/master.key, generating that file (0600) on first use.
 func LoadMasterKey(value, dataDir string) (key []byte, created bool, err error) {
+	key, err = ReadMasterKey(value, dataDir)
+	if err != nil || key != nil {
+		return key, false, err
+	}
+	key, err = CreateMasterKey(dataDir)
+	return key, err == nil, err
+}
+
+// ParseMasterKey decodes a master key given as base64 or hex of 32 bytes.
+func ParseMasterKey(value string) ([]byte, error) { return decodeKey(strings.TrimSpace(value)) }
+
+// MasterKeyPath is where the development master key lives in a data directory.
+func MasterKeyPath(dataDir string) string { return filepath.Join(dataDir, "master.key") }
+
+// ReadMasterKey returns the master key from value when it is not empty, else from
+// <dataDir>/master.key; nil without error when that file does not exist.
+func ReadMasterKey(value, dataDir string) ([]byte, error) {
 	if value != "" {
 		key, err := decodeKey(value)
 		if err != nil {
-			return nil, false, fmt.Errorf("SIGNET_MASTER_KEY: %w", err)
+			return nil, fmt.Errorf("master key: %w", err)
 		}
-		return key, false, nil
+		return key, nil
 	}
-	path := filepath.Join(dataDir, "master.key")
+	path := MasterKeyPath(dataDir)
 	b, err := os.ReadFile(path)
-	if err == nil {
-		key, err := decodeKey(strings.TrimSpace(string(b)))
-		if err != nil {
-			return nil, false, fmt.Errorf("%s: %w", path, err)
-		}
-		return key, false, nil
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
 	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, false, err
-	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, false, err
-	}
-	key = RandomBytes(MasterKeySize)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, false, err
+		return nil, err
+	}
+	key, err := decodeKey(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return key, nil
+}
+
+// CreateMasterKey generates a master key into <dataDir>/master.key (0600); it never overwrites one.
+func CreateMasterKey(dataDir string) ([]byte, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	key := RandomBytes(MasterKeySize)
+	f, err := os.OpenFile(MasterKeyPath(dataDir), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := io.WriteString(f, base64.StdEncoding.EncodeToString(key)+"\n"); err != nil {
 		f.Close()
-		return nil, false, err
+		return nil, err
 	}
-	return key, true, f.Close()
+	return key, f.Close()
 }
 
 func decodeKey(s string) ([]byte, error) {

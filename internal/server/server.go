@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,18 +62,67 @@ const issuerSetting = "issuer"
 // masterKeySetting records the master key's fingerprint, so a wrong key is caught at start.
 const masterKeySetting = "master_key_fingerprint"
 
-// Open assembles the provider: opens (and migrates) the store, loads the master key, checks it is the
-// one that sealed the data, loads signing keys and the revocation set.
+// OpenExisting assembles the provider on a store that `signet serve` has created, and refuses one
+// that does not exist yet: a command pointed at the wrong place must not start a second database.
+func OpenExisting(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	exists, err := backends.Exists(ctx, cfg.DSN())
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", where(cfg), err)
+	}
+	if !exists {
+		return nil, fmt.Errorf("no Signet database at %s: only `signet serve` creates one. "+
+			"Point this command at the server's data with the same --data-dir, --db (or SIGNET_DB) or --config as `signet serve` was given", where(cfg))
+	}
+	return Open(ctx, cfg, log)
+}
+
+// where names the database a configuration points at and the setting that chose it.
+func where(cfg *config.Config) string {
+	if cfg.DB != "" {
+		return fmt.Sprintf("%s (from %s)", RedactDSN(cfg.DB), cfg.Source("db"))
+	}
+	return fmt.Sprintf("%s (the data directory %s, from %s)", cfg.DSN(), cfg.DataDir, cfg.Source("data-dir"))
+}
+
+// RedactDSN hides a password in a database URL.
+func RedactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+	}
+	return dsn
+}
+
+// Open assembles the provider: opens (and migrates, or creates) the store, loads the master key,
+// checks it is the one that sealed the data, loads signing keys and the revocation set. A database
+// that exists without its master key is an error: a new key could read nothing sealed with the old.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
 	dsn := cfg.DSN()
+	master, err := secrets.ReadMasterKey(cfg.MasterKey, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	created := false
+	if master == nil {
+		exists, err := backends.Exists(ctx, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("database %s: %w", where(cfg), err)
+		}
+		if exists {
+			return nil, fmt.Errorf("the database %s exists but its master key does not: %s is missing and neither --master-key nor SIGNET_MASTER_KEY is set. "+
+				"Signet will not generate a new key, because nothing sealed with the old one (signing keys, secret and token hashes, the audit chain) could be read with it. "+
+				"Restore master.key from the backup taken with the database into %s, or set SIGNET_MASTER_KEY to the original key", where(cfg), secrets.MasterKeyPath(cfg.DataDir), cfg.DataDir)
+		}
+		if master, err = secrets.CreateMasterKey(cfg.DataDir); err != nil {
+			return nil, err
+		}
+		created = true
+	}
 	if strings.HasPrefix(dsn, "sqlite:") {
 		if err := os.MkdirAll(filepath.Dir(strings.TrimPrefix(dsn, "sqlite:")), 0o700); err != nil {
 			return nil, err
 		}
-	}
-	master, created, err := secrets.LoadMasterKey(cfg.MasterKey, cfg.DataDir)
-	if err != nil {
-		return nil, err
 	}
 	sk, err := secrets.New(master)
 	if err != nil {
@@ -238,6 +288,12 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 	if err != nil {
 		return err
 	}
+	return s.Serve(ctx, ln, nil, ready)
+}
+
+// Serve is Run on listeners bound beforehand (so a busy port is found before anything is created);
+// debug, if not nil, serves the profiler. It closes both.
+func (s *Server) Serve(ctx context.Context, ln, debug net.Listener, ready chan<- string) error {
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -254,11 +310,15 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 		go s.watchNotifications(runCtx, n)
 	}
 	go s.prune(runCtx)
-	if s.Config.DebugAddr != "" {
-		if err := s.serveDebug(runCtx); err != nil {
+	if debug == nil && s.Config.DebugAddr != "" {
+		var err error
+		if debug, err = net.Listen("tcp", s.Config.DebugAddr); err != nil {
 			ln.Close()
-			return err
+			return fmt.Errorf("debug-addr: %w", err)
 		}
+	}
+	if debug != nil {
+		s.serveDebug(runCtx, debug)
 	}
 	if s.Webhook != nil {
 		go s.Webhook.Run(runCtx)
@@ -286,11 +346,7 @@ func (s *Server) Run(ctx context.Context, ready chan<- string) error {
 }
 
 // serveDebug serves Go's profiler on its own listener (never on the public address), until ctx ends.
-func (s *Server) serveDebug(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.Config.DebugAddr)
-	if err != nil {
-		return fmt.Errorf("debug-addr: %w", err)
-	}
+func (s *Server) serveDebug(ctx context.Context, ln net.Listener) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -301,7 +357,6 @@ func (s *Server) serveDebug(ctx context.Context) error {
 	go hs.Serve(ln)
 	go func() { <-ctx.Done(); hs.Close() }()
 	s.Log.Info("profiler listening", "addr", ln.Addr().String())
-	return nil
 }
 
 // watchNotifications turns the backend's push notifications into immediate polls, reconnecting

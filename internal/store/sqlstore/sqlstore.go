@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -235,23 +236,44 @@ func (s *Store) mapErr(err error, what string) error {
 // --- transactions and the change feed ---------------------------------------------------------
 
 // tx runs fn in a write transaction; changes appended with change() are committed with it.
+// A transaction that meets a pooled connection the server terminated meanwhile (PostgreSQL restarted,
+// an administrator or a failover ended it) is run once more on another: the server ended it before
+// COMMIT, so nothing of it happened. An error from COMMIT itself is never retried.
 func (s *Store) tx(ctx context.Context, fn func(t *txn) error) error {
+	err, retry := s.txOnce(ctx, fn)
+	if retry {
+		err, _ = s.txOnce(ctx, fn)
+	}
+	return err
+}
+
+func (s *Store) txOnce(ctx context.Context, fn func(t *txn) error) (err error, retry bool) {
 	sqlTx, err := s.W.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return err, terminated(err)
 	}
 	t := &txn{s: s, tx: sqlTx, ctx: ctx}
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
-		return err
+		return err, terminated(err)
 	}
 	if t.changed && s.d.AfterChange != nil {
 		if err := s.d.AfterChange(ctx, sqlTx); err != nil {
 			sqlTx.Rollback()
-			return err
+			return err, terminated(err)
 		}
 	}
-	return sqlTx.Commit()
+	return sqlTx.Commit(), false
+}
+
+// terminated reports that the server ended the connection (SQLSTATE 57P01–57P03: administrator
+// command, crash shutdown, cannot connect now) or that the pool handed out a dead one.
+func terminated(err error) bool {
+	var state interface{ SQLState() string }
+	if errors.As(err, &state) {
+		return strings.HasPrefix(state.SQLState(), "57P0")
+	}
+	return errors.Is(err, driver.ErrBadConn)
 }
 
 type txn struct {

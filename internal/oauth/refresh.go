@@ -27,6 +27,7 @@ func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (resp *T
 	if raw == "" {
 		return nil, InvalidRequest("refresh_token is missing: send the refresh_token of the last token response")
 	}
+	at := h.Now() // before the checks below; the new token's ID keeps it (tokens.NewID)
 	old, prev, inactive, err := h.Tokens.ResolveRefresh(ctx, raw)
 	if err != nil {
 		return nil, ServerError(err)
@@ -61,7 +62,6 @@ func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (resp *T
 			return nil, InvalidGrant("the refresh_token is not a refresh token issued by %s", h.Issuer)
 		}
 	}
-	at := h.Now() // before the checks below; the token's ID keeps it (tokens.NewID)
 	now := at.Truncate(time.Second)
 	requested := listParam(f.Get("scope"))
 	scope, audience := prev.Scope, prev.Audience

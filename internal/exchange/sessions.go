@@ -135,7 +135,6 @@ func (m *Sessions) ImpersonationDisabled(ctx context.Context) (bool, error) {
 // impersonation token issued so far is inactive. Delegation is not affected. It applies in this
 // process at once, elsewhere within the change-feed bound.
 func (m *Sessions) Disable(ctx context.Context, by, reason string) error {
-	now := m.now()
 	if err := m.Audit.Record(ctx, audit.Event{Type: audit.TypeImpersonationOff, Actor: by, Details: map[string]any{"reason": reason}}); err != nil {
 		return err
 	}
@@ -144,6 +143,9 @@ func (m *Sessions) Disable(ctx context.Context, by, reason string) error {
 		return err
 	}
 	m.killSwitch.Invalidate()
+	// The cut-off is read once the switch is on: an exchange here that still found it off took its
+	// issue time before, so the revocation reaches its token (cut-offs compare to the millisecond).
+	now := m.now()
 	if err := m.Tokens.Revoke(ctx, store.Revocation{Kind: store.RevokeExchangeKind, Value: ModeImpersonation, At: now,
 		ExpiresAt: sessionRevocationExpiry(now), Reason: "impersonation disabled by " + by + ": " + reason}); err != nil {
 		return err

@@ -368,7 +368,7 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 	now := req.Now.Truncate(time.Second)
 	refresh := in.requested == TokenTypeRefreshToken
 	a := &tokens.Access{
-		ID: secrets.NewID(), Subject: req.Subject.ID, SubjectKind: store.PrincipalKind(req.Subject.Kind), ClientID: caller.ID,
+		ID: tokens.NewID(req.Now), Subject: req.Subject.ID, SubjectKind: store.PrincipalKind(req.Subject.Kind), ClientID: caller.ID,
 		Audience: d.Audience, Scope: d.Scope, IssuedAt: now, ExpiresAt: d.ExpiresAt, Lineage: ev.lineage,
 	}
 	var newSession *store.ExchangeSession

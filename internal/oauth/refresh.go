@@ -10,7 +10,6 @@ import (
 
 	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/exchange"
-	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/tokens"
 )
@@ -28,6 +27,7 @@ func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (resp *T
 	if raw == "" {
 		return nil, InvalidRequest("refresh_token is missing: send the refresh_token of the last token response")
 	}
+	at := h.Now() // before the checks below; the new token's ID keeps it (tokens.NewID)
 	old, prev, inactive, err := h.Tokens.ResolveRefresh(ctx, raw)
 	if err != nil {
 		return nil, ServerError(err)
@@ -62,7 +62,7 @@ func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (resp *T
 			return nil, InvalidGrant("the refresh_token is not a refresh token issued by %s", h.Issuer)
 		}
 	}
-	now := h.Now().Truncate(time.Second)
+	now := at.Truncate(time.Second)
 	requested := listParam(f.Get("scope"))
 	scope, audience := prev.Scope, prev.Audience
 	exp := minTime(now.Add(h.accessTTL(caller.Client)), old.ExpiresAt)
@@ -87,7 +87,7 @@ func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (resp *T
 		return nil, InvalidGrant("the refresh_token's session ends now; obtain new tokens the way the first ones were obtained")
 	}
 	a := &tokens.Access{
-		ID: secrets.NewID(), Subject: prev.Subject, SubjectKind: prev.SubjectKind, ClientID: caller.ID,
+		ID: tokens.NewID(at), Subject: prev.Subject, SubjectKind: prev.SubjectKind, ClientID: caller.ID,
 		Audience: audience, Scope: scope, IssuedAt: now, ExpiresAt: exp,
 		GrantID: prev.GrantID, SessionID: prev.SessionID, Act: prev.Act, Exchange: prev.Exchange, Lineage: prev.Lineage,
 	}

@@ -244,6 +244,7 @@ type Issue struct {
 // IssueAccessToken checks scope and audience against the client's settings and mints the token.
 // The token endpoint and `signet token issue` both use it, so both follow the same rules.
 func (h *Handler) IssueAccessToken(ctx context.Context, in Issue) (*TokenResponse, *tokens.Access, error) {
+	at := h.Now() // before the checks below; the token's ID keeps it (tokens.NewID)
 	audience, err := h.allowedAudience(ctx, in, in.Audience)
 	if err != nil {
 		return nil, nil, err
@@ -265,9 +266,9 @@ func (h *Handler) IssueAccessToken(ctx context.Context, in Issue) (*TokenRespons
 	if in.TTL > 0 {
 		ttl = min(ttl, in.TTL)
 	}
-	now := h.Now().Truncate(time.Second)
+	now := at.Truncate(time.Second)
 	a := &tokens.Access{
-		Subject: in.Subject, SubjectKind: in.SubjectKind, ClientID: in.ClientID,
+		ID: tokens.NewID(at), Subject: in.Subject, SubjectKind: in.SubjectKind, ClientID: in.ClientID,
 		Audience: audience, Scope: in.Scope, IssuedAt: now, ExpiresAt: now.Add(ttl),
 	}
 	raw, err := h.Tokens.Issue(ctx, a, format, alg)

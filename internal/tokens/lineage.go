@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/store"
 )
 
@@ -40,8 +41,15 @@ func (a *Access) link() Link {
 	return l
 }
 
-// issued is the link's issue time.
-func (l *Link) issued() time.Time { return time.Unix(l.IssuedAt, 0) }
+// issued is when the token was issued and to what precision: the millisecond its ID carries (NewID)
+// when that falls within its iat second, else the iat second. Tokens minted before IDs carried
+// their time have random IDs, which name a time in that second only by a ~1e-11 chance.
+func (l *Link) issued() (time.Time, time.Duration) {
+	if t, ok := secrets.SortableIDTime(l.ID); ok && t.Unix() == l.IssuedAt {
+		return t, time.Millisecond
+	}
+	return time.Unix(l.IssuedAt, 0), time.Second
+}
 
 // Derive is the lineage of a token derived from parents (the subject and actor tokens of an
 // exchange; nil parents are skipped): each parent, then its own ancestors, without repeats.

@@ -70,44 +70,54 @@ func (r *revocations) match(a *Access) (store.Revocation, bool) {
 // token; subject, client and exchange-kind entries those issued at or before At; the entries that
 // end every session of an actor, a subject or a client reach the tokens of sessions opened at or
 // before At, whenever the token itself was minted (a refresh after the cut-off included).
+// "At or before" is judged at the finest precision both sides have: At is truncated to that of the
+// token's issue time or session's opening (the millisecond; the second for tokens whose ID carries
+// no time). So whatever was minted before a cut-off is reached by it, and what was minted after it
+// only when both fall within the same millisecond (second).
 func (r *revocations) matchLink(l Link) (store.Revocation, bool) {
-	check := func(kind, value string, cutoff time.Time) (store.Revocation, bool) {
+	// check finds the entry of kind for value; a precision (> 0) makes it a cut-off that reaches
+	// only what was issued (opened) at or before its At.
+	check := func(kind, value string, issued time.Time, precision time.Duration) (store.Revocation, bool) {
 		if value == "" {
 			return store.Revocation{}, false
 		}
 		rev, ok := r.byKind[kind][value]
-		if !ok || (!cutoff.IsZero() && cutoff.After(rev.At)) {
+		if !ok || (precision > 0 && issued.After(rev.At.Truncate(precision))) {
 			return store.Revocation{}, false
 		}
 		return rev, true
 	}
-	issued := l.issued()
+	issued, precision := l.issued()
 	for _, c := range [...]struct {
 		kind, value string
-		cutoff      time.Time
+		precision   time.Duration
 	}{
-		{store.RevokeTokenID, l.ID, time.Time{}},
-		{store.RevokeGrant, l.Grant, time.Time{}},
-		{store.RevokeSession, l.Session, time.Time{}},
-		{store.RevokeSubject, l.Subject, issued},
-		{store.RevokeClient, l.Client, issued},
+		{store.RevokeTokenID, l.ID, 0},
+		{store.RevokeGrant, l.Grant, 0},
+		{store.RevokeSession, l.Session, 0},
+		{store.RevokeSubject, l.Subject, precision},
+		{store.RevokeClient, l.Client, precision},
 	} {
-		if rev, ok := check(c.kind, c.value, c.cutoff); ok {
+		if rev, ok := check(c.kind, c.value, issued, c.precision); ok {
 			return rev, true
 		}
 	}
 	if x := l.Exchange; x != nil {
-		if rev, ok := check(store.RevokeSession, x.Session, time.Time{}); ok {
+		if rev, ok := check(store.RevokeSession, x.Session, time.Time{}, 0); ok {
 			return rev, true
 		}
-		if rev, ok := check(store.RevokeExchangeKind, x.Kind, issued); ok {
+		if rev, ok := check(store.RevokeExchangeKind, x.Kind, issued, precision); ok {
 			return rev, true
 		}
 		opened := SessionOpened(x.Session)
+		if opened.Truncate(precision).After(issued) {
+			// No session opens after its tokens: the ID carries no time (see SessionOpened).
+			opened = time.Time{}
+		}
 		for _, c := range [...]struct{ kind, value string }{
 			{store.RevokeSessionsOfActor, l.Actor}, {store.RevokeSessionsOfSubject, l.Subject}, {store.RevokeSessionsOfClient, l.Client},
 		} {
-			if rev, ok := check(c.kind, c.value, opened); ok {
+			if rev, ok := check(c.kind, c.value, opened, time.Millisecond); ok {
 				return rev, true
 			}
 		}
@@ -115,9 +125,10 @@ func (r *revocations) matchLink(l Link) (store.Revocation, bool) {
 	return store.Revocation{}, false
 }
 
-// SessionOpened is when an exchange session was opened, read from its time-ordered ID ("xs-" and a
-// secrets.NewSortableID). IDs that do not carry a time (sessions from before time-ordered IDs) give
-// the zero time: they were opened before any cut-off.
+// SessionOpened is when an exchange session was opened, to the millisecond, read from its
+// time-ordered ID ("xs-" and a secrets.NewSortableID). IDs that do not carry a time give the zero
+// time: they were opened before any cut-off. Sessions from before time-ordered IDs have random IDs
+// that read as a random time; matchLink treats one later than the token as carrying none.
 func SessionOpened(id string) time.Time {
 	_, sortable, _ := strings.Cut(id, "-")
 	t, _ := secrets.SortableIDTime(sortable)

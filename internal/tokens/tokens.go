@@ -70,10 +70,16 @@ func New(cfg Config) *Service {
 	return &Service{cfg: cfg, cache: newCache(cfg.CacheSize), unknown: unknownTokens{max: max(cfg.CacheSize/10, 1000)}}
 }
 
-// Issue mints a token with a's content in the given format. It fills ID and Issuer when empty.
+// NewID returns a token ID (jti) that carries at, the time the token's issuance was decided, to the
+// millisecond (secrets.NewSortableID): revocation cut-offs compare it, since iat has whole seconds
+// only. at must fall within the token's IssuedAt second.
+func NewID(at time.Time) string { return secrets.NewSortableID(at) }
+
+// Issue mints a token with a's content in the given format. It fills ID (from IssuedAt) and Issuer
+// when empty.
 func (s *Service) Issue(ctx context.Context, a *Access, format, alg string) (string, error) {
 	if a.ID == "" {
-		a.ID = secrets.NewID()
+		a.ID = NewID(a.IssuedAt)
 	}
 	a.Issuer = s.cfg.Issuer
 	a.Format = format
@@ -396,7 +402,7 @@ type idClaims struct {
 // and revoking what a came from ends it too.
 func (s *Service) IssueIDToken(a *Access, alg string) (string, error) {
 	if a.ID == "" {
-		a.ID = secrets.NewID()
+		a.ID = NewID(a.IssuedAt)
 	}
 	return s.cfg.Keys.Sign(alg, IDTokenType, idClaims{
 		Issuer: s.cfg.Issuer, Subject: a.Subject, Audience: []string{a.ClientID}, ExpiresAt: a.ExpiresAt.Unix(),
@@ -432,9 +438,13 @@ func (s *Service) RotateRefresh(ctx context.Context, old *store.Token, a *Access
 	return raw, nil
 }
 
+// refreshRecord is the stored form of a refresh token issued with a: its ID carries a's issue time,
+// as a's own does.
 func (s *Service) refreshRecord(a *Access, exp time.Time) (string, *store.Token, error) {
 	raw := secrets.NewOpaqueToken(secrets.RefreshTokenPrefix)
-	t, err := toStored(a, s.cfg.Secrets.HashToken(raw), secrets.NewID(), store.TokenRefresh, exp)
+	l := a.link()
+	issued, _ := l.issued()
+	t, err := toStored(a, s.cfg.Secrets.HashToken(raw), NewID(issued), store.TokenRefresh, exp)
 	return raw, t, err
 }
 

@@ -1,0 +1,94 @@
+package exchange_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/signet-id/signet/internal/exchange"
+	"github.com/signet-id/signet/internal/keys"
+	"github.com/signet-id/signet/internal/secrets"
+	"github.com/signet-id/signet/internal/store"
+	"github.com/signet-id/signet/internal/tokens"
+)
+
+// TestKillSwitchOffAndOnWithinOneSecond: impersonation turned off and on again within one second.
+// A token minted after the switch went off is active at once, even in the same second (iat has
+// whole seconds, the cut-off microseconds); one minted before it, or in its very millisecond, is
+// inactive and stays so.
+func TestKillSwitchOffAndOnWithinOneSecond(t *testing.T) {
+	e := newSessions(t)
+	ctx := context.Background()
+	sk, err := secrets.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	km := keys.NewManager(e.st, sk, time.Hour)
+	if _, err := km.Ensure(ctx, keys.ES256); err != nil {
+		t.Fatal(err)
+	}
+	svc := tokens.New(tokens.Config{Issuer: "https://signet.test", Store: e.st, Keys: km, Secrets: sk, Now: func() time.Time { return e.now }})
+	e.m.Tokens = svc
+	second := e.now // whole
+	mint := func(at time.Duration) string {
+		t.Helper()
+		a := &tokens.Access{ID: tokens.NewID(second.Add(at)), Subject: "u-dana", SubjectKind: store.KindUser, ClientID: "c-spa",
+			Audience: []string{"c-api"}, IssuedAt: second, ExpiresAt: second.Add(time.Hour),
+			Act:      &tokens.Actor{Subject: "u-sam", ClientID: "c-spa"},
+			Exchange: &tokens.Exchange{Kind: exchange.ModeImpersonation, Session: "xs-" + secrets.NewSortableID(second.Add(at))}}
+		raw, err := svc.Issue(ctx, a, store.FormatJWT, keys.ES256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	before, sameMS := mint(50*time.Millisecond), mint(100*time.Millisecond+300*time.Microsecond)
+	e.now = second.Add(100 * time.Millisecond)
+	if err := e.m.Disable(ctx, "ops", "incident"); err != nil {
+		t.Fatal(err)
+	}
+	e.now = second.Add(200 * time.Millisecond)
+	if err := e.m.Enable(ctx, "ops", "resolved"); err != nil {
+		t.Fatal(err)
+	}
+	e.now = second.Add(300 * time.Millisecond)
+	after := mint(300 * time.Millisecond)
+	for name, tc := range map[string]struct {
+		raw    string
+		active bool
+	}{"minted before the switch went off": {before, false}, "minted in its millisecond": {sameMS, false}, "minted after it went on again": {after, true}} {
+		_, inactive, err := svc.Resolve(ctx, tc.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := inactive == nil; got != tc.active {
+			t.Errorf("%s: active = %v (%v), want %v", name, got, inactive, tc.active)
+		}
+	}
+}
+
+// TestKillSwitchCutOffIsReadOnceTheSwitchIsOn: an exchange that still found the switch off took its
+// issue time before that, so the cut-off (compared to the millisecond) must be read after the
+// switch is on, never before it is stored.
+func TestKillSwitchCutOffIsReadOnceTheSwitchIsOn(t *testing.T) {
+	e := newSessions(t)
+	ctx := context.Background()
+	var seen []bool
+	e.m.Now = func() time.Time {
+		v, _ := e.st.GetSetting(ctx, exchange.KillSwitchSetting)
+		seen = append(seen, v == "true")
+		return e.now
+	}
+	if err := e.m.Disable(ctx, "ops", "incident"); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) == 0 {
+		t.Fatal("Disable read no time")
+	}
+	for i, on := range seen {
+		if !on {
+			t.Fatalf("Disable read the time (call %d of %d) before the switch was on", i+1, len(seen))
+		}
+	}
+}

@@ -49,7 +49,9 @@ func (f fence) lang() string {
 	return ""
 }
 
-func (f fence) String() string { return fmt.Sprintf("%s:%d (```%s)", f.file, f.line, f.info) }
+func (f fence) String() string {
+	return fmt.Sprintf("%s:%d (```%s)", strings.TrimPrefix(f.file, "../../"), f.line, f.info)
+}
 
 // fences returns the fenced code blocks (``` or ~~~, indented in a list or not) of a Markdown file.
 func fences(t *testing.T, path string) []fence {
@@ -194,8 +196,8 @@ func TestDocsShellBlocksAreRunOrMarked(t *testing.T) {
 // says fails too.
 var docsExamplesShow = map[string]map[int][]string{
 	"README.md": {
-		2: {`"active":true`, `"error":"invalid_client"`, "ACTIVE"},
-		4: {`ALLOW (impersonation) by rule "support-impersonates-customers"`, `"active":true`, `"act":{"sub":"u-`, `"signet_exchange":{"kind":"impersonation"`},
+		1: {`"active":true`, `"error":"invalid_client"`, "ACTIVE"},
+		3: {`ALLOW (impersonation) by rule "support-impersonates-customers"`, `"active":true`, `"act":{"sub":"u-`, `"signet_exchange":{"kind":"impersonation"`},
 	},
 	"token-exchange.md": {
 		1: {"Created role customer", `ALLOW (impersonation) by rule "support-impersonates-customers"`},
@@ -323,7 +325,7 @@ func runExamples(t *testing.T, binDir string, blocks []fence) (outputs []string,
 		}
 		b := blocks[last-1]
 		t.Errorf("%s: block %d (```sh at line %d) fails: %v\n--- the block:\n%s--- its output:\n%s",
-			filepath.Base(b.file), last, b.line, err, b.body, outputs[last-1])
+			strings.TrimPrefix(b.file, "../../"), last, b.line, err, b.body, outputs[last-1])
 		return outputs, true
 	}
 	return outputs, false

@@ -268,6 +268,8 @@ func TestDocsExamplesRunAsWritten(t *testing.T) {
 // blockMark separates the blocks' output; bash prints it before each block.
 const blockMark = "::signet-docs-example block "
 
+var blockMarkLine = regexp.MustCompile(`\n` + regexp.QuoteMeta(blockMark) + `([0-9]+)\n`)
+
 // runExamples runs one file's blocks in order as one bash session against a fresh server and data
 // directory, and returns each block's output (stdout and stderr). When a block fails it reports
 // the file, the block and its output, and returns failed.
@@ -313,8 +315,8 @@ func runExamples(t *testing.T, binDir string, blocks []fence) (outputs []string,
 
 	outputs = make([]string, len(blocks))
 	last := 0
-	parts := regexp.MustCompile(`\n`+regexp.QuoteMeta(blockMark)+`([0-9]+)\n`).Split(out.String(), -1)
-	marks := regexp.MustCompile(`\n`+regexp.QuoteMeta(blockMark)+`([0-9]+)\n`).FindAllStringSubmatch(out.String(), -1)
+	parts := blockMarkLine.Split(out.String(), -1)
+	marks := blockMarkLine.FindAllStringSubmatch(out.String(), -1)
 	for i, m := range marks {
 		n, _ := strconv.Atoi(m[1])
 		outputs[n-1], last = parts[i+1], n

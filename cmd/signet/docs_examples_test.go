@@ -275,8 +275,10 @@ var blockMarkLine = regexp.MustCompile(`\n` + regexp.QuoteMeta(blockMark) + `([0
 // the file, the block and its output, and returns failed.
 func runExamples(t *testing.T, binDir string, blocks []fence) (outputs []string, failed bool) {
 	t.Helper()
-	dataDir, work := t.TempDir(), t.TempDir()
-	issuer := startServer(t, dataDir)
+	// The server's data directory is the default one, ./signet-data of the examples' working
+	// directory, so commands run as written (no --data-dir) reach it as they do for a reader.
+	work := t.TempDir()
+	issuer := startServer(t, filepath.Join(work, "signet-data"))
 	for _, d := range []string{"home", "tmp"} {
 		if err := os.Mkdir(filepath.Join(work, d), 0o700); err != nil {
 			t.Fatal(err)
@@ -306,9 +308,16 @@ func runExamples(t *testing.T, binDir string, blocks []fence) (outputs []string,
 		}
 	}()
 	cmd.Dir = work
-	cmd.Env = append(os.Environ(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
+	// A reader's settings are the defaults: none of the developer's SIGNET_ variables leak in. The
+	// issuer is the test server's, which stands for http://localhost:8080.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SIGNET_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"HOME="+filepath.Join(work, "home"), "TMPDIR="+filepath.Join(work, "tmp"),
-		"SIGNET_DATA_DIR="+dataDir, "SIGNET_ISSUER="+issuer, "SIGNET_LOG_LEVEL=error")
+		"SIGNET_ISSUER="+issuer, "SIGNET_LOG_LEVEL=error")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -11,30 +11,40 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// docCommands returns every `signet …` command line the docs show: inline code spans and lines of
-// sh blocks (continuations joined), each with where it was found.
+// docCommands returns every `signet …` command line the docs show: inline code spans, lines of sh
+// blocks (run or not; continuations joined) and `$ ` lines of console transcripts, each with where
+// it was found.
 func docCommands(t *testing.T) map[string]string {
 	t.Helper()
-	files, _ := filepath.Glob("../../docs/*.md")
-	files = append(files, "../../README.md")
 	inline := regexp.MustCompile("``? ?(signet [^`]+?) ?``?")
-	block := regexp.MustCompile("(?s)```sh\n(.*?)```")
 	found := map[string]string{}
-	for _, f := range files {
+	for _, f := range docFiles(t) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		text := string(b)
-		for _, m := range block.FindAllStringSubmatch(text, -1) {
-			for _, line := range strings.Split(strings.ReplaceAll(m[1], "\\\n", " "), "\n") {
+		for _, block := range fences(t, f) {
+			lang := block.lang()
+			if lang != "sh" && lang != "console" {
+				continue
+			}
+			text = strings.Replace(text, block.body, "", 1) // inline spans are looked for outside blocks
+			for _, line := range strings.Split(strings.ReplaceAll(block.body, "\\\n", " "), "\n") {
+				if lang == "console" {
+					cmd, ok := strings.CutPrefix(line, "$ ")
+					if !ok {
+						continue
+					}
+					line = cmd
+				}
 				line = strings.ReplaceAll(line, "go run ./cmd/signet ", "signet ")
 				if i := strings.Index(line, "signet "); i >= 0 && (i == 0 || strings.ContainsRune(" ($", rune(line[i-1]))) {
 					found[strings.TrimSpace(line[i:])] = filepath.Base(f)
 				}
 			}
 		}
-		for _, m := range inline.FindAllStringSubmatch(block.ReplaceAllString(text, ""), -1) {
+		for _, m := range inline.FindAllStringSubmatch(text, -1) {
 			found[m[1]] = filepath.Base(f)
 		}
 	}

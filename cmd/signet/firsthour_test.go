@@ -436,33 +436,3 @@ func TestREADMETestCommandIsWhatCIRuns(t *testing.T) {
 		t.Error(".ci/run does not run exactly the README's command (or runs npm itself, or skips go mod tidy -diff)")
 	}
 }
-
-// TestREADMEQuickStartRunsAsWritten: the quick start's block runs literally against a fresh server
-// (a token, its introspection, the wrong secret's refusal, token explain exiting 0).
-func TestREADMEQuickStartRunsAsWritten(t *testing.T) {
-	blocks := shBlocks(t, "../../README.md", "client create --name my-api", "oauth/v2/introspect")
-	if len(blocks) != 1 {
-		t.Fatalf("want the quick start's one block, found %d", len(blocks))
-	}
-	stdout := runExample(t, blocks[0])
-	for _, want := range []string{`"active":true`, `"error":"invalid_client"`, "ACTIVE"} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("the quick start's output lacks %s:\n%s", want, stdout)
-		}
-	}
-}
-
-// TestOperationsBackupExampleRunsAsWritten: operations.md's backup and restore block runs
-// literally while the server runs, and the restored copy's audit chain verifies.
-func TestOperationsBackupExampleRunsAsWritten(t *testing.T) {
-	blocks := shBlocks(t, "../../docs/operations.md", "signet backup --out", "signet restore")
-	if len(blocks) != 1 {
-		t.Fatalf("want the backup section's one block, found %d", len(blocks))
-	}
-	stdout := runExample(t, blocks[0])
-	for _, want := range []string{"Master key copied to", "audit log:", "intact: true", "chain intact"} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("the backup example's output lacks %q:\n%s", want, stdout)
-		}
-	}
-}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -98,4 +100,100 @@ func TestMemoryLimitFollowsTheCache(t *testing.T) {
 	if full < 100<<20+100_000*1024 || full > 300<<20 {
 		t.Fatalf("a full default cache (100,000 tokens) gets %d MiB; it needs room for ~150 MiB of tokens", full>>20)
 	}
+}
+
+// signalWriter collects output and closes ready once it has seen marker.
+type signalWriter struct {
+	mu     sync.Mutex
+	b      bytes.Buffer
+	marker string
+	ready  chan struct{}
+	once   sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.b.Write(p)
+	if strings.Contains(w.b.String(), w.marker) {
+		w.once.Do(func() { close(w.ready) })
+	}
+	return n, err
+}
+
+func (w *signalWriter) String() string { w.mu.Lock(); defer w.mu.Unlock(); return w.b.String() }
+
+// startServer runs `signet serve` on dataDir (with extra flags) on a free loopback port until the
+// test ends, and returns its issuer URL once it answers /ready.
+func startServer(t *testing.T, dataDir string, extra ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	issuer := "http://" + addr
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &signalWriter{marker: "Signet is running.", ready: make(chan struct{})}
+	root := newRoot()
+	root.SetArgs(append([]string{"serve", "--data-dir", dataDir, "--addr", addr, "--issuer", issuer, "--log-level", "warn"}, extra...))
+	root.SetOut(out)
+	root.SetErr(out)
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	select {
+	case <-out.ready:
+	case err := <-done:
+		t.Fatalf("serve exited: %v\n%s", err, out)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not start:\n%s", out)
+	}
+	// The banner may come a moment before the listener takes requests: wait until it answers.
+	ready := time.NewTicker(20 * time.Millisecond)
+	defer ready.Stop()
+	for deadline := time.After(10 * time.Second); ; {
+		if resp, err := http.Get(issuer + "/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return issuer
+			}
+		}
+		select {
+		case <-ready.C:
+		case err := <-done:
+			t.Fatalf("serve exited: %v\n%s", err, out)
+		case <-deadline:
+			t.Fatalf("the server never answered /ready:\n%s", out)
+		}
+	}
+}
+
+// TestServeTakesEveryDocumentedRuleFieldAndRefusesUnknownNames: a policy file with refresh_ttl
+// (the trap: it was refused as an unknown key and the server exited) starts the server (the values
+// themselves round-trip in exchange.TestPolicyFileTakesEveryRuleField); a file naming a role that does not exist stops the start-up, saying which.
+func TestServeTakesEveryDocumentedRuleFieldAndRefusesUnknownNames(t *testing.T) {
+	dir := t.TempDir()
+	var api map[string]any
+	cliJSON(t, dir, &api, "client", "create", "--name", "orders-api")
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	rule := "rules:\n  - name: support-refresh\n    mode: impersonation\n    actors: {roles: [support]}\n    subjects: {roles: [%s]}\n" +
+		"    audiences: [" + api["client_id"].(string) + "]\n    max_ttl: 15m\n    allow_refresh: true\n    refresh_ttl: 2h\n    notify_subject: false\n"
+	if err := os.WriteFile(file, []byte(strings.Replace(rule, "%s", "customer", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := newRoot()
+	root.SetArgs([]string{"serve", "--data-dir", dir, "--addr", "127.0.0.1:0", "--policy-file", file, "--log-level", "error"})
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), `subjects.roles: no role "customer"`) {
+		t.Fatalf("a policy file naming a role that does not exist: %v", err)
+	}
+	var role map[string]any
+	cliJSON(t, dir, &role, "role", "create", "customer")
+	startServer(t, dir, "--policy-file", file) // fails the test unless the server starts and answers
 }

@@ -146,8 +146,9 @@ func withDeadlines(cfg *pgx.ConnConfig) {
 }
 
 // DefaultPoolSize is how many connections a replica opens at most unless the DSN says otherwise
-// (pool_max_conns=N). The change listener holds one more. Size it so that replicas × (pool + 1)
-// stays under the server's max_connections with room for administration.
+// (pool_max_conns=N). The group-commit writer and the change listener hold one more each. Size it
+// so that replicas × (pool + 2) stays under the server's max_connections with room for
+// administration.
 const DefaultPoolSize = 16
 
 // poolSize takes pool_max_conns out of the DSN (PostgreSQL does not know it).

@@ -68,6 +68,66 @@ func TestKillSwitchOffAndOnWithinOneSecond(t *testing.T) {
 	}
 }
 
+// TestKillSwitchReachesStaleReplicas: with Propagation set, a token that a replica still deciding on
+// a stale cache mints just after the switch went off (here 100 ms after, within 250 ms) is
+// inactive; so is one of a locked user minted within the window; one minted after the window, once
+// the switch is back on, is active.
+func TestKillSwitchReachesStaleReplicas(t *testing.T) {
+	e := newSessions(t)
+	e.m.Propagation = 250 * time.Millisecond
+	ctx := context.Background()
+	sk, err := secrets.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	km := keys.NewManager(e.st, sk, time.Hour)
+	if _, err := km.Ensure(ctx, keys.ES256); err != nil {
+		t.Fatal(err)
+	}
+	svc := tokens.New(tokens.Config{Issuer: "https://signet.test", Store: e.st, Keys: km, Secrets: sk, Now: func() time.Time { return e.now }})
+	e.m.Tokens = svc
+	start := e.now
+	mint := func(at time.Duration, subject string, impersonation bool) string {
+		t.Helper()
+		a := &tokens.Access{ID: tokens.NewID(start.Add(at)), Subject: subject, SubjectKind: store.KindUser, ClientID: "c-spa",
+			Audience: []string{"c-api"}, IssuedAt: start.Add(at).Truncate(time.Second), ExpiresAt: start.Add(time.Hour)}
+		if impersonation {
+			a.Act = &tokens.Actor{Subject: "u-sam", ClientID: "c-spa"}
+			a.Exchange = &tokens.Exchange{Kind: exchange.ModeImpersonation, Session: "xs-" + secrets.NewSortableID(start.Add(at))}
+		}
+		raw, err := svc.Issue(ctx, a, store.FormatJWT, keys.ES256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	if err := e.m.Disable(ctx, "ops", "incident"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.RetirePrincipal(ctx, store.KindUser, "u-eve", "ops", "locked", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	stale, staleEve := mint(100*time.Millisecond, "u-dana", true), mint(100*time.Millisecond, "u-eve", false)
+	e.now = start.Add(400 * time.Millisecond)
+	if err := e.m.Enable(ctx, "ops", "resolved"); err != nil {
+		t.Fatal(err)
+	}
+	after := mint(400*time.Millisecond, "u-dana", true)
+	for name, tc := range map[string]struct {
+		raw    string
+		active bool
+	}{"impersonation minted by a stale replica": {stale, false}, "a retired user's token minted by a stale replica": {staleEve, false},
+		"impersonation minted after the window, switch back on": {after, true}} {
+		_, inactive, err := svc.Resolve(ctx, tc.raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := inactive == nil; got != tc.active {
+			t.Errorf("%s: active = %v (%v), want %v", name, got, inactive, tc.active)
+		}
+	}
+}
+
 // TestKillSwitchCutOffIsReadOnceTheSwitchIsOn: an exchange that still found the switch off took its
 // issue time before that, so the cut-off (compared to the millisecond) must be read after the
 // switch is on, never before it is stored.

@@ -40,6 +40,13 @@ type Sessions struct {
 	Tokens Revoker
 	Audit  *audit.Log
 	Now    func() time.Time
+	// Propagation is how long a change may take to reach every process that mints tokens (the
+	// server's change-feed poll, twice over). The kill switch's cut-off and a retired principal's lie
+	// that far ahead of the change, so that a replica — or, on SQLite, the server when the CLI made
+	// the change — still deciding on a stale cache cannot mint a token that escapes them. The cost: a
+	// token minted within that window after the switch is turned back on (or the principal
+	// unlocked) is inactive too.
+	Propagation time.Duration
 
 	killSwitch changefeed.Cached[bool]
 }
@@ -144,9 +151,10 @@ func (m *Sessions) Disable(ctx context.Context, by, reason string) error {
 	}
 	m.killSwitch.Invalidate()
 	// The cut-off is read once the switch is on: an exchange here that still found it off took its
-	// issue time before, so the revocation reaches its token (cut-offs compare to the millisecond).
+	// issue time before, so the revocation reaches its token (cut-offs compare to the millisecond);
+	// one elsewhere that has not seen the switch yet does so within Propagation.
 	now := m.now()
-	if err := m.Tokens.Revoke(ctx, store.Revocation{Kind: store.RevokeExchangeKind, Value: ModeImpersonation, At: now,
+	if err := m.Tokens.Revoke(ctx, store.Revocation{Kind: store.RevokeExchangeKind, Value: ModeImpersonation, At: now.Add(m.Propagation),
 		ExpiresAt: sessionRevocationExpiry(now), Reason: "impersonation disabled by " + by + ": " + reason}); err != nil {
 		return err
 	}
@@ -169,10 +177,11 @@ func (m *Sessions) Enable(ctx context.Context, by, reason string) error {
 // the longest an access token lives (the server's cap). The change itself is the caller's.
 func (m *Sessions) RetirePrincipal(ctx context.Context, kind store.PrincipalKind, id, by, reason string, maxTokenLife time.Duration) error {
 	now := m.now()
-	until := tokens.KeepRevocationUntil(now.Add(max(maxTokenLife, MaxRefreshTTL)))
-	revs := []store.Revocation{{Kind: store.RevokeSubject, Value: id, At: now, ExpiresAt: until, Reason: reason}}
+	until := tokens.KeepRevocationUntil(now.Add(max(maxTokenLife, MaxRefreshTTL) + m.Propagation))
+	cutoff := now.Add(m.Propagation) // what a process deciding on a stale directory mints is reached too
+	revs := []store.Revocation{{Kind: store.RevokeSubject, Value: id, At: cutoff, ExpiresAt: until, Reason: reason}}
 	if kind == store.KindClient {
-		revs = append(revs, store.Revocation{Kind: store.RevokeClient, Value: id, At: now, ExpiresAt: until, Reason: reason})
+		revs = append(revs, store.Revocation{Kind: store.RevokeClient, Value: id, At: cutoff, ExpiresAt: until, Reason: reason})
 	}
 	for _, rev := range revs {
 		if err := m.Tokens.Revoke(ctx, rev); err != nil {

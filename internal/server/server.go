@@ -173,7 +173,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 		return nil, err
 	}
 	s.Audit = audit.New(st)
-	s.Sessions = &exchange.Sessions{Store: st, Tokens: s.Tokens, Audit: s.Audit}
+	s.Sessions = &exchange.Sessions{Store: st, Tokens: s.Tokens, Audit: s.Audit, Propagation: 2 * cfg.PollInterval}
 	s.Watcher.Subscribe(s.Sessions.Invalidate)
 	s.Policy = exchange.NewPolicy(st, cfg.PolicyFile)
 	s.Watcher.Subscribe(s.Policy.Invalidate)

@@ -137,7 +137,11 @@ func lostCommit(t *testing.T, after bool) {
 		t.Fatal(err)
 	}
 	proxy.armed.Store(true)
-	err = b.Do(ctx, rowWrite(2))
+	w := rowWrite(2)
+	err = b.Do(ctx, w)
+	if err == nil && w.Audit[0].Seq == 0 {
+		t.Error("a write settled as committed reports no sequence number for its audit event")
+	}
 	select {
 	case <-proxy.eaten:
 	case <-time.After(10 * time.Second):

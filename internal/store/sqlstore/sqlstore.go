@@ -85,7 +85,7 @@ func (s *Store) newBatcher(chainID string) *Batcher {
 	b := &Batcher{c: c, max: 256, q: s.q, mapErr: s.mapErr, done: make(chan struct{}), stopped: make(chan struct{})}
 	b.reqs = make(chan *batchItem, b.max*4)
 	if len(s.auditKey) > 0 {
-		b.chain = &chain{id: chainID, key: s.auditKey, q: s.q, read: s.readChainHead}
+		b.chain = &chain{id: chainID, key: s.auditKey, q: s.q, read: s.readChainHead, seqOf: s.auditSeq}
 	}
 	go b.run()
 	return b

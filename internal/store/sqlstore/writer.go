@@ -229,6 +229,7 @@ func (b *Batcher) attempt(items []*batchItem, stale int) int {
 	case failed < 0 && err == nil:
 		if b.chain != nil && head != nil {
 			b.chain.advance(*head)
+			b.chain.locate(ctx, items)
 		}
 		b.commits.Add(1)
 		b.items.Add(uint64(len(items)))
@@ -344,6 +345,7 @@ type chain struct {
 	key   []byte
 	q     func(string) string
 	read  func(ctx context.Context, chain string) (chainHead, error)
+	seqOf func(ctx context.Context, chain string, position int64) (int64, error)
 	known bool
 	head  chainHead
 }
@@ -368,6 +370,18 @@ func (c *chain) current(ctx context.Context) (chainHead, error) {
 }
 
 func (c *chain) advance(h chainHead) { c.head, c.known = h, true }
+
+// locate fills in the sequence numbers of committed events whose insert did not report one (a
+// batch whose COMMIT answer was lost and that PostgreSQL said committed).
+func (c *chain) locate(ctx context.Context, items []*batchItem) {
+	for _, it := range items {
+		for _, e := range it.w.Audit {
+			if e.Seq == 0 {
+				e.Seq, _ = c.seqOf(ctx, e.Chain, e.Position)
+			}
+		}
+	}
+}
 
 func (c *chain) forget() {
 	if c != nil {
@@ -416,6 +430,13 @@ func (c *chain) guard(from, to chainHead) Step {
 		Args: []any{c.id, to.position, to.hash, now, now, from.position},
 		Want: 1,
 	}
+}
+
+// auditSeq reads the sequence number of the event at a position of a chain.
+func (s *Store) auditSeq(ctx context.Context, chain string, position int64) (int64, error) {
+	var seq int64
+	err := s.R.QueryRowContext(ctx, s.q(`SELECT seq FROM audit_events WHERE chain = ? AND chain_seq = ?`), chain, position).Scan(&seq)
+	return seq, err
 }
 
 // readChainHead reads where a chain's writer continues: the registered head, or for a chain not

@@ -14,57 +14,12 @@ import (
 	"time"
 )
 
-// syncBuffer is a bytes.Buffer safe for the server goroutine and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // serveOnce runs `signet serve` on dataDir until the banner is printed and /ready answers, then
-// stops it and returns what it printed.
+// stops it and returns what it printed (standard output: the banner, without logs).
 func serveOnce(t *testing.T, dataDir string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	root := newRoot()
-	root.SetArgs([]string{"serve", "--data-dir", dataDir, "--addr", addr, "--issuer", "http://" + addr, "--log-level", "warn"})
-	root.SetOut(out)
-	root.SetErr(io.Discard)
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 && strings.Contains(out.String(), "Next steps") {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve exited early: %v\n%s", err, out)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready in time:\n%s", out)
-		}
-	}
-	cancel()
-	if err := <-done; err != nil {
+	_, out, stop := runServer(t, dataDir, false)
+	if err := stop(); err != nil {
 		t.Fatalf("serve did not shut down cleanly: %v", err)
 	}
 	return out.String()
@@ -127,30 +82,46 @@ func (w *signalWriter) String() string { w.mu.Lock(); defer w.mu.Unlock(); retur
 // test ends, and returns its issuer URL once it answers /ready.
 func startServer(t *testing.T, dataDir string, extra ...string) string {
 	t.Helper()
+	issuer, _, stop := runServer(t, dataDir, true, extra...)
+	t.Cleanup(func() { stop() })
+	return issuer
+}
+
+// runServer starts `signet serve` on dataDir (with extra flags) on a free loopback port and returns
+// once the banner is complete and /ready answers: the issuer URL, what it prints (standard output,
+// and its logs when logs is set), and stop, which ends it and returns serve's error.
+func runServer(t *testing.T, dataDir string, logs bool, extra ...string) (issuer string, out *signalWriter, stop func() error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	issuer := "http://" + addr
+	issuer = "http://" + addr
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &signalWriter{marker: "Signet is running.", ready: make(chan struct{})}
+	out = &signalWriter{marker: "Next steps", ready: make(chan struct{})}
 	root := newRoot()
 	root.SetArgs(append([]string{"serve", "--data-dir", dataDir, "--addr", addr, "--issuer", issuer, "--log-level", "warn"}, extra...))
 	root.SetOut(out)
-	root.SetErr(out)
+	root.SetErr(io.Discard)
+	if logs {
+		root.SetErr(out)
+	}
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	var once sync.Once
+	var served error
+	stop = func() error {
+		once.Do(func() { cancel(); served = <-done })
+		return served
+	}
 	select {
 	case <-out.ready:
 	case err := <-done:
 		t.Fatalf("serve exited: %v\n%s", err, out)
 	case <-time.After(30 * time.Second):
+		stop()
 		t.Fatalf("serve did not start:\n%s", out)
 	}
 	// The banner may come a moment before the listener takes requests: wait until it answers.
@@ -160,7 +131,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) string {
 		if resp, err := http.Get(issuer + "/ready"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return issuer
+				return issuer, out, stop
 			}
 		}
 		select {
@@ -168,6 +139,7 @@ func startServer(t *testing.T, dataDir string, extra ...string) string {
 		case err := <-done:
 			t.Fatalf("serve exited: %v\n%s", err, out)
 		case <-deadline:
+			stop()
 			t.Fatalf("the server never answered /ready:\n%s", out)
 		}
 	}

@@ -40,7 +40,11 @@ const MethodS256 = "S256"
 
 // maxValueBytes bounds every parameter this package reads. The request waits in the sign-in state
 // while the user signs in, and its values reach logs and pages; 2 KiB is far above any real value.
-const maxValueBytes = 2048
+// id_token_hint carries a whole ID token (whose nonce alone may be 2 KiB), so it may be larger.
+const (
+	maxValueBytes     = 2048
+	maxIDTokenHintLen = 8192
+)
 
 // Delivery says where and how an authorization response (a code or an error) reaches the client.
 type Delivery struct {
@@ -85,6 +89,19 @@ type Request struct {
 	IDTokenHint string
 	ACRValues   []string
 	UILocales   []string
+}
+
+// Params returns the successful response's parameters (RFC 6749 §4.1.2): code, state when the
+// request had one, and iss (RFC 9207) when issuer is not empty. Deliver them like a refusal's.
+func (r *Request) Params(code, issuer string) url.Values {
+	v := url.Values{"code": {code}}
+	if r.State != "" {
+		v.Set("state", r.State)
+	}
+	if issuer != "" {
+		v.Set("iss", issuer)
+	}
+	return v
 }
 
 // HasPrompt reports whether the request asked for prompt value p.
@@ -271,9 +288,12 @@ func param(form url.Values, name string) (string, *oauth.Error) {
 	case len(vs) > 1:
 		return "", oauth.InvalidRequest("parameter '%s' was sent more than once; send each parameter once", name)
 	}
-	v := vs[0]
-	if len(v) > maxValueBytes {
-		return "", oauth.InvalidRequest("parameter '%s' is %d bytes long; at most %d are accepted", name, len(v), maxValueBytes)
+	v, limit := vs[0], maxValueBytes
+	if name == "id_token_hint" {
+		limit = maxIDTokenHintLen
+	}
+	if len(v) > limit {
+		return "", oauth.InvalidRequest("parameter '%s' is %d bytes long; at most %d are accepted", name, len(v), limit)
 	}
 	if !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return "", oauth.InvalidRequest("parameter '%s' contains control characters or is not valid UTF-8", name)

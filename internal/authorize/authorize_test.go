@@ -78,6 +78,16 @@ func TestParseAcceptsAFullRequest(t *testing.T) {
 	if !req.HasPrompt(PromptConsent) || req.HasPrompt(PromptNone) {
 		t.Errorf("HasPrompt wrong for %v", req.Prompt)
 	}
+	p := req.Params("c0de", issuer)
+	if want := (url.Values{"code": {"c0de"}, "state": {"st-1"}, "iss": {issuer}}); p.Encode() != want.Encode() {
+		t.Errorf("params %v, want %v", p, want)
+	}
+	if got := req.To.URL(p); got != "https://spa.example/cb?code=c0de&iss=https%3A%2F%2Fid.example&state=st-1" {
+		t.Errorf("URL %s", got)
+	}
+	if _, ref := Parse(form(c, "id_token_hint="+strings.Repeat("a", 5000)), c); ref != nil {
+		t.Errorf("a 5000-byte id_token_hint refused: %v", ref)
+	}
 }
 
 func equalRequest(a, b Request) bool {
@@ -215,6 +225,7 @@ func TestParseRefusals(t *testing.T) {
 		{"max_age with sign", webClient(), form(webClient(), "max_age=+5"), "invalid_request", "max_age '+5' is not", redirect},
 		{"nonce too long", webClient(), form(webClient(), "nonce="+long), "invalid_request", "'nonce' is 2049 bytes long", redirect},
 		{"nonce repeated", webClient(), form(webClient(), "nonce=a", "+nonce=b"), "invalid_request", "'nonce' was sent more than once", redirect},
+		{"id_token_hint too long", webClient(), form(webClient(), "id_token_hint="+strings.Repeat("a", maxIDTokenHintLen+1)), "invalid_request", "'id_token_hint' is 8193 bytes long; at most 8192", redirect},
 		{"login_hint with a NUL", webClient(), form(webClient(), "login_hint=a\x00b"), "invalid_request", "'login_hint' contains control characters", redirect},
 		{"ui_locales invalid UTF-8", webClient(), form(webClient(), "ui_locales=\xff"), "invalid_request", "'ui_locales' contains control characters or is not valid UTF-8", redirect},
 		{"acr_values repeated", webClient(), form(webClient(), "acr_values=a", "+acr_values=b"), "invalid_request", "'acr_values' was sent more than once", redirect},

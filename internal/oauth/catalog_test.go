@@ -16,6 +16,7 @@ var constructors = map[string]int{ // name → index of the format argument
 	"InvalidRequest": 0, "InvalidClient": 0, "InvalidGrant": 0, "UnauthorizedClient": 0,
 	"UnsupportedGrantType": 0, "InvalidScope": 0, "InvalidTarget": 0, "AccessDenied": 0,
 	"UnsupportedTokenType": 0, "TemporarilyUnavailable": 0, "InvalidToken": 0, "fail": 0,
+	"UnsupportedResponseType": 0, "RequestNotSupported": 0, "RequestURINotSupported": 0, "RegistrationNotSupported": 0,
 	"RateLimited": 1, "refuse": 1,
 }
 

@@ -177,3 +177,28 @@ func InvalidToken(format string, args ...any) *Error {
 
 // OAuthCode lets packages that must not import oauth (metrics) read the code.
 func (e *Error) OAuthCode() string { return e.Code }
+
+// Authorization endpoint error codes (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6) that the token
+// endpoint never sends. internal/authorize refuses authorization requests with them.
+const (
+	CodeUnsupportedResponseType  = "unsupported_response_type"
+	CodeRequestNotSupported      = "request_not_supported"
+	CodeRequestURINotSupported   = "request_uri_not_supported"
+	CodeRegistrationNotSupported = "registration_not_supported"
+)
+
+func UnsupportedResponseType(format string, args ...any) *Error {
+	return newError(CodeUnsupportedResponseType, http.StatusBadRequest, format, args)
+}
+
+func RequestNotSupported(format string, args ...any) *Error {
+	return newError(CodeRequestNotSupported, http.StatusBadRequest, format, args)
+}
+
+func RequestURINotSupported(format string, args ...any) *Error {
+	return newError(CodeRequestURINotSupported, http.StatusBadRequest, format, args)
+}
+
+func RegistrationNotSupported(format string, args ...any) *Error {
+	return newError(CodeRegistrationNotSupported, http.StatusBadRequest, format, args)
+}

@@ -214,6 +214,11 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 			return 0, fmt.Errorf("revocation propagation: %w", err)
 		}
 	}
+	// Every audited request of the run, from every replica, must have left an intact chain.
+	rep.Audit = &auditResult{}
+	if err := env.cli(ctx, rep.Audit, "audit", "verify"); err != nil {
+		rep.Audit.Reason = err.Error()
+	}
 	if o.json {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -224,6 +229,9 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 		rep.print(out)
 	}
 	code := 0
+	if !rep.Audit.Intact {
+		code = 1
+	}
 	for _, r := range rep.Results {
 		if strings.HasPrefix(r.Status, "FAILED") || (o.strict && r.Target != "" && !r.TargetMet) {
 			code = 1

@@ -16,8 +16,11 @@ type report struct {
 	Replicas    int    `json:"replicas"`
 	// Propagation is how long a revocation at one replica took to reach another (replicas > 1).
 	Propagation *propagationResult `json:"revocation_propagation,omitempty"`
-	Baseline    result             `json:"baseline"`
-	Results     []result           `json:"results"`
+	// Audit is what `signet audit verify` found after the run: every audited request of every
+	// replica, in every chain.
+	Audit    *auditResult `json:"audit,omitempty"`
+	Baseline result       `json:"baseline"`
+	Results  []result     `json:"results"`
 }
 
 // judge records whether the run met its target.
@@ -51,6 +54,24 @@ func (rep *report) print(w io.Writer) {
 	if p := rep.Propagation; p != nil {
 		fmt.Fprintf(w, "\nrevocation at replica 1 seen at replica 2: median %.1f ms, max %.1f ms (%d revocations)\n", p.MedianMs, p.MaxMs, p.Samples)
 	}
+	if a := rep.Audit; a != nil {
+		if a.Intact {
+			fmt.Fprintf(w, "audit log after the run: %d events in %d chains, intact\n", a.Events, len(a.Chains))
+		} else {
+			fmt.Fprintf(w, "audit log after the run: BROKEN: %s\n", a.Reason)
+		}
+	}
+}
+
+// auditResult is the part of `signet audit verify --json` the report keeps.
+type auditResult struct {
+	Events int    `json:"events"`
+	Intact bool   `json:"intact"`
+	Reason string `json:"reason,omitempty"`
+	Chains []struct {
+		Chain  string `json:"chain"`
+		Events int    `json:"events"`
+	} `json:"chains,omitempty"`
 }
 
 // median combines rounds of one scenario: each figure is the median of its values (the upper

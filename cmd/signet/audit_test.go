@@ -1,10 +1,19 @@
 package main
 
 import (
+	"context"
 	"database/sql"
+	"encoding/json"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/signet-id/signet/internal/audit"
+	"github.com/signet-id/signet/internal/config"
+	"github.com/signet-id/signet/internal/server"
+	"github.com/signet-id/signet/internal/testenv"
 )
 
 // TestCLIAuditVerifyPrintsAnAnchor: verify prints the head and an anchor; given that anchor later,
@@ -70,4 +79,39 @@ func lineAfter(out, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// TestCLICommandsShareTheHostsAuditChain: on PostgreSQL a server appends to a chain of its own and
+// the CLI commands of a host to one chain between them (`host/cli`), not one chain per command.
+func TestCLICommandsShareTheHostsAuditChain(t *testing.T) {
+	dsn, dir := testenv.PostgresDSN(t), t.TempDir()
+	cfg, _ := config.Defaults()
+	cfg.DataDir, cfg.DB = dir, dsn
+	s, err := server.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, name := range []string{"one", "two", "three"} {
+		if _, stderr, err := runCLI("client", "create", "--name", name, "--db", dsn, "--data-dir", dir); err != nil {
+			t.Fatalf("client create %s: %v\n%s", name, err, stderr)
+		}
+	}
+	out, stderr, err := runCLI("audit", "verify", "--json", "--db", dsn, "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("audit verify: %v\n%s", err, stderr)
+	}
+	var res audit.Result
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	cli := 0
+	for _, c := range res.Chains {
+		if c.Chain == server.CLIAuditChain() {
+			cli = c.Events
+		}
+	}
+	if !res.Intact || cli != 3 {
+		t.Fatalf("three CLI commands: %d events in chain %s, want 3 (chains %+v)", cli, server.CLIAuditChain(), res.Chains)
+	}
 }

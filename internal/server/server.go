@@ -73,7 +73,18 @@ func OpenExisting(ctx context.Context, cfg *config.Config, log *slog.Logger) (*S
 		return nil, fmt.Errorf("no Signet database at %s: only `signet serve` creates one. "+
 			"Point this command at the server's data with the same --data-dir, --db (or SIGNET_DB) or --config as `signet serve` was given", where(cfg))
 	}
-	return Open(ctx, cfg, log)
+	return open(ctx, cfg, log, sqlstore.WithAuditChain(CLIAuditChain()))
+}
+
+// CLIAuditChain is the audit chain every CLI command on one host appends to on PostgreSQL (a
+// server's chain is its own, see postgres.DefaultAuditChain): one chain per host rather than one per
+// command. Two commands running at once take turns on it (the chain's registered head is its guard).
+func CLIAuditChain() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return host + "/cli"
 }
 
 // where names the database a configuration points at and the setting that chose it.
@@ -98,6 +109,11 @@ func RedactDSN(dsn string) string {
 // checks it is the one that sealed the data, loads signing keys and the revocation set. A database
 // that exists without its master key is an error: a new key could read nothing sealed with the old.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, error) {
+	return open(ctx, cfg, log)
+}
+
+// open is Open with options for the store (the CLI's audit chain).
+func open(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...sqlstore.Option) (*Server, error) {
 	dsn := cfg.DSN()
 	master, err := secrets.ReadMasterKey(cfg.MasterKey, cfg.DataDir)
 	if err != nil {
@@ -128,7 +144,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Server, e
 	if err != nil {
 		return nil, err
 	}
-	st, err := backends.Open(ctx, dsn, sqlstore.WithAuditKey(sk.AuditKey()))
+	st, err := backends.Open(ctx, dsn, append([]sqlstore.Option{sqlstore.WithAuditKey(sk.AuditKey())}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}

@@ -216,7 +216,7 @@ type Role struct {
 // AuditEvent is one entry of the append-only, hash-chained audit log (SPEC §8).
 type AuditEvent struct {
 	Seq int64 // assigned by AppendAudit: unique and increasing in the order events were written; it locates an event
-	// Chain and Position place the event in its hash chain: each writer (a replica, the CLI) appends to
+	// Chain and Position place the event in its hash chain: each writer (a replica, a host's CLI) appends to
 	// its own chain, numbered 1, 2, 3, … without gaps. SQLite has one chain, "", where Position == Seq.
 	Chain    string
 	Position int64

@@ -56,7 +56,11 @@ func (rep *report) print(w io.Writer) {
 	}
 	if a := rep.Audit; a != nil {
 		if a.Intact {
-			fmt.Fprintf(w, "audit log after the run: %d events in %d chains, intact\n", a.Events, len(a.Chains))
+			chains := "chains"
+			if len(a.Chains) == 1 {
+				chains = "chain"
+			}
+			fmt.Fprintf(w, "audit log after the run: %d events in %d %s, intact\n", a.Events, len(a.Chains), chains)
 		} else {
 			fmt.Fprintf(w, "audit log after the run: BROKEN: %s\n", a.Reason)
 		}

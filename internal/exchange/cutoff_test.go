@@ -20,16 +20,7 @@ import (
 func TestKillSwitchOffAndOnWithinOneSecond(t *testing.T) {
 	e := newSessions(t)
 	ctx := context.Background()
-	sk, err := secrets.New(bytes.Repeat([]byte{7}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	km := keys.NewManager(e.st, sk, time.Hour)
-	if _, err := km.Ensure(ctx, keys.ES256); err != nil {
-		t.Fatal(err)
-	}
-	svc := tokens.New(tokens.Config{Issuer: "https://signet.test", Store: e.st, Keys: km, Secrets: sk, Now: func() time.Time { return e.now }})
-	e.m.Tokens = svc
+	svc := tokenService(t, e)
 	second := e.now // whole
 	mint := func(at time.Duration) string {
 		t.Helper()
@@ -54,11 +45,37 @@ func TestKillSwitchOffAndOnWithinOneSecond(t *testing.T) {
 	}
 	e.now = second.Add(300 * time.Millisecond)
 	after := mint(300 * time.Millisecond)
-	for name, tc := range map[string]struct {
-		raw    string
-		active bool
-	}{"minted before the switch went off": {before, false}, "minted in its millisecond": {sameMS, false}, "minted after it went on again": {after, true}} {
-		_, inactive, err := svc.Resolve(ctx, tc.raw)
+	wantActive(t, svc, map[string]activeWant{"minted before the switch went off": {before, false}, "minted in its millisecond": {sameMS, false},
+		"minted after it went on again": {after, true}})
+}
+
+// tokenService gives e's sessions a token service on e's store and clock, with an ES256 key.
+func tokenService(t *testing.T, e *sessionsEnv) *tokens.Service {
+	t.Helper()
+	sk, err := secrets.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	km := keys.NewManager(e.st, sk, time.Hour)
+	if _, err := km.Ensure(context.Background(), keys.ES256); err != nil {
+		t.Fatal(err)
+	}
+	svc := tokens.New(tokens.Config{Issuer: "https://signet.test", Store: e.st, Keys: km, Secrets: sk, Now: func() time.Time { return e.now }})
+	e.m.Tokens = svc
+	return svc
+}
+
+// activeWant is a token and whether it must be active.
+type activeWant struct {
+	raw    string
+	active bool
+}
+
+// wantActive resolves each token and checks it is active or not, as wanted.
+func wantActive(t *testing.T, svc *tokens.Service, cases map[string]activeWant) {
+	t.Helper()
+	for name, tc := range cases {
+		_, inactive, err := svc.Resolve(context.Background(), tc.raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,16 +93,7 @@ func TestKillSwitchReachesStaleReplicas(t *testing.T) {
 	e := newSessions(t)
 	e.m.Propagation = 250 * time.Millisecond
 	ctx := context.Background()
-	sk, err := secrets.New(bytes.Repeat([]byte{7}, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	km := keys.NewManager(e.st, sk, time.Hour)
-	if _, err := km.Ensure(ctx, keys.ES256); err != nil {
-		t.Fatal(err)
-	}
-	svc := tokens.New(tokens.Config{Issuer: "https://signet.test", Store: e.st, Keys: km, Secrets: sk, Now: func() time.Time { return e.now }})
-	e.m.Tokens = svc
+	svc := tokenService(t, e)
 	start := e.now
 	mint := func(at time.Duration, subject string, impersonation bool) string {
 		t.Helper()
@@ -113,19 +121,8 @@ func TestKillSwitchReachesStaleReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := mint(400*time.Millisecond, "u-dana", true)
-	for name, tc := range map[string]struct {
-		raw    string
-		active bool
-	}{"impersonation minted by a stale replica": {stale, false}, "a retired user's token minted by a stale replica": {staleEve, false},
-		"impersonation minted after the window, switch back on": {after, true}} {
-		_, inactive, err := svc.Resolve(ctx, tc.raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := inactive == nil; got != tc.active {
-			t.Errorf("%s: active = %v (%v), want %v", name, got, inactive, tc.active)
-		}
-	}
+	wantActive(t, svc, map[string]activeWant{"impersonation minted by a stale replica": {stale, false},
+		"a retired user's token minted by a stale replica": {staleEve, false}, "impersonation minted after the window, switch back on": {after, true}})
 }
 
 // TestKillSwitchCutOffIsReadOnceTheSwitchIsOn: an exchange that still found the switch off took its

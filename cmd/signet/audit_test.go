@@ -1,19 +1,14 @@
 package main
 
 import (
-	"context"
 	"database/sql"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/signet-id/signet/internal/audit"
-	"github.com/signet-id/signet/internal/config"
 	"github.com/signet-id/signet/internal/server"
-	"github.com/signet-id/signet/internal/testenv"
 )
 
 // TestCLIAuditVerifyPrintsAnAnchor: verify prints the head and an anchor; given that anchor later,
@@ -84,14 +79,7 @@ func lineAfter(out, prefix string) string {
 // TestCLICommandsShareTheHostsAuditChain: on PostgreSQL a server appends to a chain of its own and
 // the CLI commands of a host to one chain between them (`host/cli`), not one chain per command.
 func TestCLICommandsShareTheHostsAuditChain(t *testing.T) {
-	dsn, dir := testenv.PostgresDSN(t), t.TempDir()
-	cfg, _ := config.Defaults()
-	cfg.DataDir, cfg.DB = dir, dsn
-	s, err := server.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	dsn, dir := initPostgres(t)
 	for _, name := range []string{"one", "two", "three"} {
 		if _, stderr, err := runCLI("client", "create", "--name", name, "--db", dsn, "--data-dir", dir); err != nil {
 			t.Fatalf("client create %s: %v\n%s", name, err, stderr)

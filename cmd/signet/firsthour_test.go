@@ -152,9 +152,11 @@ func TestMissingMasterKeyIsNeverRegenerated(t *testing.T) {
 	}
 }
 
-// TestMissingMasterKeyOnPostgreSQL: the same refusal when the database is a PostgreSQL schema.
-func TestMissingMasterKeyOnPostgreSQL(t *testing.T) {
-	dsn, dir := testenv.PostgresDSN(t), t.TempDir()
+// initPostgres creates a Signet database in a PostgreSQL schema of the test's own, as `signet serve`
+// does, with its master key in a fresh data directory, and returns both.
+func initPostgres(t *testing.T) (dsn, dir string) {
+	t.Helper()
+	dsn, dir = testenv.PostgresDSN(t), t.TempDir()
 	cfg, _ := config.Defaults()
 	cfg.DataDir, cfg.DB = dir, dsn
 	s, err := server.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -162,6 +164,12 @@ func TestMissingMasterKeyOnPostgreSQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
+	return dsn, dir
+}
+
+// TestMissingMasterKeyOnPostgreSQL: the same refusal when the database is a PostgreSQL schema.
+func TestMissingMasterKeyOnPostgreSQL(t *testing.T) {
+	dsn, dir := initPostgres(t)
 	if _, _, err := runCLI("client", "list", "--db", dsn, "--data-dir", dir); err != nil {
 		t.Fatalf("with its key: %v", err)
 	}

@@ -1,23 +1,18 @@
 package postgres
 
 import (
-	"context"
 	"database/sql"
 	"io/fs"
 
 	"github.com/pressly/goose/v3"
 )
 
-// MigrateTo brings db to an older schema version, to test upgrades from it.
-func MigrateTo(ctx context.Context, db *sql.DB, version int64) error {
+// Migrations returns a goose provider over this backend's embedded migrations on db, to bring a
+// database to an older schema and test upgrades from it.
+func Migrations(db *sql.DB) (*goose.Provider, error) {
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, sub)
-	if err != nil {
-		return err
-	}
-	_, err = p.UpTo(ctx, version)
-	return err
+	return goose.NewProvider(goose.DialectPostgres, db, sub)
 }

@@ -5,13 +5,10 @@ import (
 	"database/sql"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pressly/goose/v3"
 
 	"github.com/signet-id/signet/internal/changefeed"
 	"github.com/signet-id/signet/internal/store"
@@ -45,7 +42,11 @@ func TestUpgradeFromUnkeyedChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	if err := postgres.MigrateTo(context.Background(), old, 4); err != nil {
+	p, err := postgres.Migrations(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(context.Background(), 4); err != nil {
 		t.Fatal(err)
 	}
 	storetest.RunUpgrade(t, old, true, func(t *testing.T) store.Store { return open(t, dsn) })
@@ -97,46 +98,19 @@ func TestBackendsOpenDispatch(t *testing.T) {
 
 // TestUpgradeGivesServiceAccountsTheDefaultGrants: a service account stored before accounts had
 // grant allow-lists (a schema migrated up to the version before 00006) comes out of the upgrade
-// with client_credentials and the JWT bearer grant, what it was made for.
+// with client_credentials and the JWT bearer grant.
 func TestUpgradeGivesServiceAccountsTheDefaultGrants(t *testing.T) {
-	const grantsVersion = 6 // migrations/00006_serviceaccount_grants.sql
-	ctx := context.Background()
 	dsn := testenv.PostgresDSN(t)
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
+	p, err := postgres.Migrations(db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var before int64 // the newest migration below ours (other branches may fill the gaps)
-	found := false
-	for _, src := range p.ListSources() {
-		if src.Version < grantsVersion {
-			before = max(before, src.Version)
-		}
-		found = found || src.Version == grantsVersion
-	}
-	if !found || before == 0 {
-		t.Fatalf("migration %d or its predecessor is missing: %v", grantsVersion, p.ListSources())
-	}
-	if _, err := p.UpTo(ctx, before); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO service_accounts (id, name, description, disabled, created_at, updated_at)
-		VALUES ('sa-old', 'old-bot', '', FALSE, 1, 1)`); err != nil {
-		t.Fatal(err)
-	}
-	a, err := open(t, dsn).GetServiceAccount(ctx, "sa-old")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"}
-	if !slices.Equal(a.GrantTypes, want) {
-		t.Fatalf("after the upgrade the account may use %v; want %v", a.GrantTypes, want)
-	}
+	storetest.RunServiceAccountGrantsUpgrade(t, db, p, 6, "FALSE", func(t *testing.T) store.Store { return open(t, dsn) }) // 00006_serviceaccount_grants.sql
 }
 
 // TestChangeFeedFollowsCommitsOutOfOrder: a change numbered earlier commits after a later one was

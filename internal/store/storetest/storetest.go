@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
+
 	"github.com/signet-id/signet/internal/store"
 )
 
@@ -1092,5 +1094,39 @@ func RunUpgrade(t *testing.T, old *sql.DB, dollar bool, open func(t *testing.T) 
 	}
 	if next.Chain != "" {
 		checkChain(t, []store.AuditEvent{*next})
+	}
+}
+
+// RunServiceAccountGrantsUpgrade checks that a service account stored before accounts had grant
+// allow-lists comes out of the migration that introduced them (version grantsVersion) with
+// client_credentials and the JWT bearer grant, what it was made for. p migrates old, a fresh
+// database of the backend; boolFalse is the backend's literal for false; open opens old's database
+// with the current code (migrating it the rest of the way).
+func RunServiceAccountGrantsUpgrade(t *testing.T, old *sql.DB, p *goose.Provider, grantsVersion int64, boolFalse string, open func(t *testing.T) store.Store) {
+	var before int64 // the newest migration below grantsVersion (other branches may fill the gaps)
+	found := false
+	for _, src := range p.ListSources() {
+		if src.Version < grantsVersion {
+			before = max(before, src.Version)
+		}
+		found = found || src.Version == grantsVersion
+	}
+	if !found || before == 0 {
+		t.Fatalf("migration %d or its predecessor is missing: %v", grantsVersion, p.ListSources())
+	}
+	if _, err := p.UpTo(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `INSERT INTO service_accounts (id, name, description, disabled, created_at, updated_at)
+		VALUES ('sa-old', 'old-bot', '', `+boolFalse+`, 1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	a, err := open(t).GetServiceAccount(ctx, "sa-old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"}
+	if !slices.Equal(a.GrantTypes, want) {
+		t.Fatalf("after the upgrade the account may use %v; want %v", a.GrantTypes, want)
 	}
 }

@@ -241,7 +241,6 @@ func Verify(ctx context.Context, st Store, key []byte, anchors ...Anchor) (*Resu
 			return brokenAt(res, a.Chain, a.Seq, fmt.Sprintf("chain %q is gone, but an anchor records its event %d: the chain was deleted", a.Chain, a.Seq)), nil
 		}
 	}
-	var newest *Head
 	for _, reg := range chains {
 		c := &chain{id: reg.ID, key: key, keyedFrom: from, prev: store.ChainGenesis(key, reg.ID), anchors: anchors}
 		if reg.ID != "" {
@@ -259,32 +258,19 @@ func Verify(ctx context.Context, st Store, key []byte, anchors ...Anchor) (*Resu
 		if c.last > 0 {
 			h := Head{Chain: c.id, Position: c.last, Seq: c.lastSeq, Hash: hex.EncodeToString(c.prev), Anchor: NewAnchor(key, c.id, c.last, c.prev).String(), Events: c.events}
 			res.Chains = append(res.Chains, h)
-			if newest == nil || h.Seq > newest.Seq {
-				newest = &res.Chains[len(res.Chains)-1]
+			if res.Head == nil || h.Seq > res.Head.Seq {
+				res.Head = &h // the chain written last
 			}
 		}
 	}
-	if !chainsHave(chains, "") {
+	if !known[""] {
 		// No event of chain "" and no registration: the marker must still point at its start.
 		c := &chain{id: "", keyedFrom: from}
 		if bad := c.end(res, store.AuditChain{}); bad != nil {
 			return bad, nil
 		}
 	}
-	if newest != nil {
-		h := *newest
-		res.Head = &h
-	}
 	return res, nil
-}
-
-func chainsHave(chains []store.AuditChain, id string) bool {
-	for _, c := range chains {
-		if c.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 // place names an event in messages: its number for chain "", chain@number otherwise.

@@ -63,9 +63,6 @@ func WithAuditChain(name string) Option {
 	return func(s *Store) { s.auditChain = name }
 }
 
-// AuditChainName is the chain a store appends to unless WithAuditChain says otherwise.
-func (s *Store) AuditChainName() string { return s.auditChain }
-
 // New returns a store over open, migrated databases.
 func New(w, r *sql.DB, d Dialect, opts ...Option) *Store {
 	s := &Store{W: w, R: r, d: d}

@@ -35,8 +35,14 @@ type User struct {
 	PasswordHash string   // argon2id PHC string; empty means no password sign-in
 	Roles        []string // filled from role grants
 	Locked       bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// PasswordChangeRequired makes the next sign-in ask for a new password before anything else
+	// (the bootstrap admin, a password set by an administrator).
+	PasswordChangeRequired bool
+	// MFARequired makes every sign-in of this user need a second factor (enrolled at first sign-in
+	// when there is none yet).
+	MFARequired bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // ServiceAccount is a machine user (ZITADEL's "machine user"). It authenticates with key files
@@ -94,6 +100,15 @@ type Client struct {
 	RefreshTokenTTL   time.Duration
 	Roles             []string // filled from role grants
 	Disabled          bool
+	// ThirdParty clients ask the user's consent before they get anything (first-party ones do not).
+	ThirdParty bool
+	// PostLogoutRedirectURIs are where end_session may send the browser after signing out.
+	PostLogoutRedirectURIs []string
+	// BackchannelLogoutURI receives a signed logout_token when a session the client got tokens from
+	// ends (OIDC Back-Channel Logout 1.0); "" for none.
+	BackchannelLogoutURI string
+	// RequireMFA makes a second factor necessary to sign in to this client.
+	RequireMFA bool
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 }
@@ -211,6 +226,8 @@ type Role struct {
 	Description string
 	Permissions []string
 	BuiltIn     bool
+	// RequireMFA makes a second factor necessary for every user holding the role.
+	RequireMFA bool
 }
 
 // AuditEvent is one entry of the append-only, hash-chained audit log (SPEC §8).
@@ -289,6 +306,8 @@ type SessionSelector struct {
 // Store is Signet's persistence. Every method is safe for concurrent use. Methods that change a
 // record a cache may hold also append a Change in the same transaction.
 type Store interface {
+	SignInStore
+
 	// Users.
 	CreateUser(ctx context.Context, u *User) error // ErrConflict on duplicate ID, username or email
 	GetUser(ctx context.Context, id string) (*User, error)

@@ -54,7 +54,7 @@ func viewClient(c *store.Client, secret string) clientView {
 }
 
 // supportedGrants are the grant types clients and service accounts may be configured with today.
-var supportedGrants = []string{oauth.GrantClientCredentials, oauth.GrantJWTBearer, oauth.GrantTokenExchange, oauth.GrantRefreshToken}
+var supportedGrants = []string{oauth.GrantAuthorizationCode, oauth.GrantClientCredentials, oauth.GrantJWTBearer, oauth.GrantTokenExchange, oauth.GrantRefreshToken}
 
 // grantURNPrefix may be left out of a --grant value: jwt-bearer, token-exchange.
 const grantURNPrefix = "urn:ietf:params:oauth:grant-type:"

@@ -38,6 +38,15 @@ const (
 	TypeServiceAccountChanged = "serviceaccount.changed"
 	TypeRoleChanged           = "role.changed"
 	TypePublicKeyChanged      = "key.changed" // key files: created or revoked
+	// Sign-in (hosted pages): successes and failures, sessions ending, second factors and passwords
+	// changed by their owner, consents given.
+	TypeSignInSucceeded   = "signin.succeeded"
+	TypeSignInFailed      = "signin.failed"
+	TypeSignInThrottled   = "signin.throttled"
+	TypeBrowserSessionEnd = "session.ended"
+	TypeMFAChanged        = "mfa.changed"
+	TypePasswordChanged   = "password.changed"
+	TypeConsentGranted    = "consent.granted"
 	// Written by the store: the first keyed event of chain "" on PostgreSQL, sealing events written
 	// before the keyed chain when replicas move to chains of their own.
 	TypeAuditSealed = "audit.sealed"

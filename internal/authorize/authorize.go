@@ -17,10 +17,6 @@ import (
 	"github.com/signet-id/signet/internal/store"
 )
 
-// GrantAuthorizationCode is the grant a client must be allowed to use this endpoint: the code it
-// receives is only worth redeeming at the token endpoint with that grant.
-const GrantAuthorizationCode = "authorization_code"
-
 // Response modes (OAuth 2.0 Multiple Response Type Encoding Practices, Form Post Response Mode).
 const (
 	ModeQuery    = "query"
@@ -222,7 +218,7 @@ func Parse(form url.Values, client *store.Client) (*Request, *Refusal) {
 	switch {
 	case client.Type != store.ClientWeb && client.Type != store.ClientSPA && client.Type != store.ClientNative:
 		return deny(oauth.UnauthorizedClient("client '%s' is of type %s; only web, spa and native clients sign users in", clip(clientID), clip(client.Type)))
-	case !slices.Contains(client.GrantTypes, GrantAuthorizationCode):
+	case !slices.Contains(client.GrantTypes, oauth.GrantAuthorizationCode):
 		return deny(oauth.UnauthorizedClient("client '%s' may not use the authorization code flow; its allowed grants are: %s; allow it with `signet client update %s --add-grant authorization_code`",
 			clip(clientID), grantList(client.GrantTypes), clip(clientID)))
 	}

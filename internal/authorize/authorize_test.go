@@ -16,7 +16,7 @@ const (
 	challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" // RFC 7636 Appendix B
 )
 
-var codeGrants = []string{GrantAuthorizationCode, "refresh_token"}
+var codeGrants = []string{oauth.GrantAuthorizationCode, "refresh_token"}
 
 func webClient() *store.Client {
 	return &store.Client{ID: "web-app", Type: store.ClientWeb, AuthMethod: store.AuthSecretBasic,

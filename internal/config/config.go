@@ -46,6 +46,13 @@ type Config struct {
 	PolicyFile    string
 	WebhookURL    string
 	DebugAddr     string
+	SessionTTL    time.Duration
+	RefreshTTL    time.Duration
+	IDTokenTTL    time.Duration
+	MinPassword   int
+	BrandName     string
+	BrandLogo     string
+	BrandColor    string
 
 	// ConfigFile is the YAML file the settings were read from, if any.
 	ConfigFile string
@@ -94,6 +101,13 @@ var Settings = []Setting{
 	{"webhook-url", "", "URL that receives a signed security event (RFC 8417) when an exchange session opens under a rule with notify_subject", func(c *Config) any { return &c.WebhookURL }},
 	{"debug-addr", "", "address for Go's profiler (net/http/pprof), e.g. 127.0.0.1:6060; keep it on loopback; empty: off", func(c *Config) any { return &c.DebugAddr }},
 	{"policy-file", "", "YAML file of token-exchange rules, added to the stored ones and reloaded on SIGHUP", func(c *Config) any { return &c.PolicyFile }},
+	{"session-ttl", "12h", "how long a browser session (a sign-in on the hosted pages) lasts", func(c *Config) any { return &c.SessionTTL }},
+	{"refresh-token-ttl", "720h", "a user's refresh token lifetime (offline_access) when a client sets none", func(c *Config) any { return &c.RefreshTTL }},
+	{"id-token-ttl", "1h", "ID token lifetime", func(c *Config) any { return &c.IDTokenTTL }},
+	{"min-password-length", "12", "shortest password a user may choose on the hosted pages", func(c *Config) any { return &c.MinPassword }},
+	{"brand-name", "Signet", "product name shown on the hosted pages and in authenticator apps", func(c *Config) any { return &c.BrandName }},
+	{"brand-logo", "", "logo file (SVG, PNG or JPEG) shown on the hosted pages; empty: a neutral mark", func(c *Config) any { return &c.BrandLogo }},
+	{"brand-color", "", "primary colour of the hosted pages as #rgb or #rrggbb; empty: Signet's blue", func(c *Config) any { return &c.BrandColor }},
 }
 
 // storeSettings are the settings every command needs to reach the server's data (and to log like it);
@@ -315,7 +329,8 @@ func (c *Config) validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"access-token-ttl", c.AccessTTL}, {"max-access-token-ttl", c.MaxAccessTTL}, {"max-assertion-lifetime", c.AssertionTTL}, {"poll-interval", c.PollInterval}} {
+	}{{"access-token-ttl", c.AccessTTL}, {"max-access-token-ttl", c.MaxAccessTTL}, {"max-assertion-lifetime", c.AssertionTTL}, {"poll-interval", c.PollInterval},
+		{"session-ttl", c.SessionTTL}, {"refresh-token-ttl", c.RefreshTTL}, {"id-token-ttl", c.IDTokenTTL}} {
 		if d.v <= 0 {
 			return c.named(d.name, "%s: the duration must be positive", d.v)
 		}
@@ -328,6 +343,14 @@ func (c *Config) validate() error {
 	}
 	if c.CacheSize < 0 {
 		return c.named("token-cache-size", "%d: use 0 or more", c.CacheSize)
+	}
+	if c.MinPassword < 8 || c.MinPassword > 128 {
+		return c.named("min-password-length", "%d: use 8 to 128 (NIST SP 800-63B asks for at least 8)", c.MinPassword)
+	}
+	if c.BrandLogo != "" {
+		if _, err := os.Stat(c.BrandLogo); err != nil {
+			return c.named("brand-logo", "%v", err)
+		}
 	}
 	if c.RateLimit < 0 {
 		return c.named("rate-limit", "%g: use 0 (off) or a positive number of requests per second", c.RateLimit)

@@ -33,7 +33,7 @@ type Directory struct {
 	accounts map[string]*store.ServiceAccount
 	users    map[string]*store.User
 	keys     map[string]*store.PublicKey
-	roles    map[string][]string // role name → permissions; nil until loaded
+	roles    map[string]store.Role // by name; nil until loaded
 }
 
 // New returns an empty directory over st.
@@ -102,6 +102,16 @@ func (d *Directory) PublicKey(ctx context.Context, kid string) (*store.PublicKey
 
 // HasPermission reports whether any of roles grants perm.
 func (d *Directory) HasPermission(ctx context.Context, roles []string, perm string) (bool, error) {
+	return d.anyRole(ctx, roles, func(r store.Role) bool { return slices.Contains(r.Permissions, perm) })
+}
+
+// RequiresMFA reports whether any of roles makes a second factor necessary to sign in.
+func (d *Directory) RequiresMFA(ctx context.Context, roles []string) (bool, error) {
+	return d.anyRole(ctx, roles, func(r store.Role) bool { return r.RequireMFA })
+}
+
+// anyRole reports whether one of the named roles satisfies f, loading the role table once.
+func (d *Directory) anyRole(ctx context.Context, roles []string, f func(store.Role) bool) (bool, error) {
 	if len(roles) == 0 {
 		return false, nil
 	}
@@ -113,9 +123,9 @@ func (d *Directory) HasPermission(ctx context.Context, roles []string, perm stri
 		if err != nil {
 			return false, err
 		}
-		table = make(map[string][]string, len(list))
+		table = make(map[string]store.Role, len(list))
 		for _, r := range list {
-			table[r.Name] = r.Permissions
+			table[r.Name] = r
 		}
 		d.mu.Lock()
 		if d.version.Load() == gen {
@@ -123,8 +133,8 @@ func (d *Directory) HasPermission(ctx context.Context, roles []string, perm stri
 		}
 		d.mu.Unlock()
 	}
-	for _, r := range roles {
-		if slices.Contains(table[r], perm) {
+	for _, name := range roles {
+		if r, ok := table[name]; ok && f(r) {
 			return true, nil
 		}
 	}

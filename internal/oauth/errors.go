@@ -202,3 +202,28 @@ func RequestURINotSupported(format string, args ...any) *Error {
 func RegistrationNotSupported(format string, args ...any) *Error {
 	return newError(CodeRegistrationNotSupported, http.StatusBadRequest, format, args)
 }
+
+// OIDC Core §3.1.2.6 codes: the authorization endpoint sends them when it cannot answer without
+// showing the user a page (prompt=none) or when the user declined.
+const (
+	CodeLoginRequired            = "login_required"
+	CodeConsentRequired          = "consent_required"
+	CodeInteractionRequired      = "interaction_required"
+	CodeAccountSelectionRequired = "account_selection_required"
+)
+
+func LoginRequired(format string, args ...any) *Error {
+	return newError(CodeLoginRequired, http.StatusBadRequest, format, args)
+}
+
+func ConsentRequired(format string, args ...any) *Error {
+	return newError(CodeConsentRequired, http.StatusBadRequest, format, args)
+}
+
+func InteractionRequired(format string, args ...any) *Error {
+	return newError(CodeInteractionRequired, http.StatusBadRequest, format, args)
+}
+
+func AccountSelectionRequired(format string, args ...any) *Error {
+	return newError(CodeAccountSelectionRequired, http.StatusBadRequest, format, args)
+}

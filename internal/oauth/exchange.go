@@ -432,7 +432,7 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 	switch in.requested {
 	case TokenTypeIDToken:
 		resp.TokenType = "N_A"
-		resp.AccessToken, err = h.Tokens.IssueIDToken(a, h.DefaultAlg)
+		resp.AccessToken, err = h.Tokens.IssueIDToken(a, h.DefaultAlg, nil)
 	case TokenTypeJWT:
 		resp.AccessToken, err = h.Tokens.Issue(ctx, a, store.FormatJWT, h.algFor(caller))
 	case TokenTypeRefreshToken:

@@ -573,7 +573,7 @@ func (x *xenv) exchangeAsMulti(c testenv.Client, form map[string]string, name st
 func mustIDToken(t *testing.T, x *xenv, user, client string) string {
 	t.Helper()
 	now := time.Now().Truncate(time.Second)
-	raw, err := x.Server.Tokens.IssueIDToken(&tokens.Access{Subject: user, ClientID: client, Scope: []string{"read"}, IssuedAt: now, ExpiresAt: now.Add(10 * time.Minute)}, "ES256")
+	raw, err := x.Server.Tokens.IssueIDToken(&tokens.Access{Subject: user, ClientID: client, Scope: []string{"read"}, IssuedAt: now, ExpiresAt: now.Add(10 * time.Minute)}, "ES256", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

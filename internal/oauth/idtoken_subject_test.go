@@ -21,7 +21,7 @@ const typeID = "urn:ietf:params:oauth:token-type:id_token"
 func (x *xenv) idToken(t *testing.T, user, client string, ttl time.Duration) string {
 	t.Helper()
 	now := time.Now().Truncate(time.Second)
-	raw, err := x.Server.Tokens.IssueIDToken(&tokens.Access{Subject: user, ClientID: client, Scope: []string{"read", "write"}, IssuedAt: now, ExpiresAt: now.Add(ttl)}, "ES256")
+	raw, err := x.Server.Tokens.IssueIDToken(&tokens.Access{Subject: user, ClientID: client, Scope: []string{"read", "write"}, IssuedAt: now, ExpiresAt: now.Add(ttl)}, "ES256", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,6 +86,10 @@ func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (resp *T
 	if !exp.After(now) {
 		return nil, InvalidGrant("the refresh_token's session ends now; obtain new tokens the way the first ones were obtained")
 	}
+	signIn, err := h.signInOf(ctx, prev, at)
+	if err != nil {
+		return nil, err
+	}
 	a := &tokens.Access{
 		ID: tokens.NewID(at), Subject: prev.Subject, SubjectKind: prev.SubjectKind, ClientID: caller.ID,
 		Audience: audience, Scope: scope, IssuedAt: now, ExpiresAt: exp,
@@ -115,8 +119,45 @@ func (h *Handler) refreshToken(r *http.Request, caller *Caller, f Form) (resp *T
 	if err != nil {
 		return nil, ServerError(err)
 	}
-	return &TokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(now) / time.Second),
-		Scope: strings.Join(scope, " "), RefreshToken: next}, nil
+	resp = &TokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(now) / time.Second),
+		Scope: strings.Join(scope, " "), RefreshToken: next}
+	if signIn != nil && slices.Contains(scope, ScopeOpenID) {
+		// OIDC Core §12.2: a refreshed sign-in may come with a new ID token about the same sign-in.
+		g := signInGrant{User: signIn.user, Scope: scope, At: at, ID: &tokens.SignIn{AuthTime: signIn.session.AuthTime, AMR: signIn.session.AMR}}
+		if resp.IDToken, err = h.idToken(a, h.algFor(caller), g, access); err != nil {
+			return nil, ServerError(err)
+		}
+	}
+	return resp, nil
+}
+
+// userSignIn is the browser session and user a refresh token of a sign-in descends from.
+type userSignIn struct {
+	session *store.BrowserSession
+	user    *store.User
+}
+
+// signInOf returns the sign-in a user's refresh token came from (nil for other refresh tokens),
+// refusing when its browser session has ended: signing out ends what the session issued, whatever
+// the revocation set still holds.
+func (h *Handler) signInOf(ctx context.Context, prev *tokens.Access, at time.Time) (*userSignIn, error) {
+	if h.SignIn == nil || prev.Exchange != nil || prev.SubjectKind != store.KindUser || prev.SessionID == "" {
+		return nil, nil
+	}
+	s, err := h.SignIn.Store.GetBrowserSession(ctx, prev.SessionID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, InvalidGrant("the sign-in session of this refresh_token no longer exists; sign in again")
+	case err != nil:
+		return nil, ServerError(err)
+	case !s.EndedAt.IsZero():
+		return nil, InvalidGrant("the user signed out of the session this refresh_token was issued in; sign in again")
+	}
+	u, err := h.Dir.User(ctx, prev.Subject)
+	if err != nil {
+		return nil, InvalidGrant("the user of this refresh_token no longer exists")
+	}
+	return &userSignIn{session: s, user: u}, nil
 }
 
 // refreshDetails is the audit record of a refresh.

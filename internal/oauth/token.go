@@ -65,6 +65,8 @@ type Handler struct {
 	Audit *audit.Log
 	// Exchange enables the token-exchange grant (RFC 8693).
 	Exchange *Exchange
+	// SignIn enables the authorization code grant (users signing in).
+	SignIn *SignIn
 
 	// Observe, when set, is told each grant's outcome (metrics).
 	Observe func(grant string, err error)
@@ -77,6 +79,9 @@ type grant func(r *http.Request, caller *Caller, f Form) (*TokenResponse, error)
 // GrantTypes lists the grant types this handler serves, for discovery.
 func (h *Handler) GrantTypes() []string {
 	g := []string{GrantClientCredentials, GrantJWTBearer, GrantRefreshToken}
+	if h.SignIn != nil {
+		g = append([]string{GrantAuthorizationCode}, g...)
+	}
 	if h.Exchange != nil {
 		g = append(g, GrantTokenExchange)
 	}
@@ -88,6 +93,9 @@ func (h *Handler) grants() map[string]grant {
 		GrantClientCredentials: h.clientCredentials,
 		GrantJWTBearer:         h.jwtBearer,
 		GrantRefreshToken:      h.refreshToken,
+	}
+	if h.SignIn != nil {
+		g[GrantAuthorizationCode] = h.authorizationCode
 	}
 	if h.Exchange != nil {
 		g[GrantTokenExchange] = h.tokenExchange

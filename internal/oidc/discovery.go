@@ -1,6 +1,5 @@
 // Package oidc serves the OpenID Connect and RFC 8414 metadata: the discovery document and the JWKS.
 // It lists only what Signet really supports, so clients never try a feature that is not there.
-// (Authorization, userinfo and ID tokens join this package with hosted sign-in.)
 package oidc
 
 import (
@@ -27,7 +26,19 @@ type Discovery struct {
 	IntrospectionAlg string
 	// SubjectTokenTypes and RequestedTokenTypes describe the token-exchange grant.
 	SubjectTokenTypes, RequestedTokenTypes []string
+	// SignIn lists the authorization endpoint and what sign-in supports; ACRValues the
+	// authentication classes it asserts.
+	SignIn    bool
+	ACRValues []string
+	// BackchannelLogout: clients may register a back-channel logout URI.
+	BackchannelLogout bool
 }
+
+// Paths of the sign-in endpoints (served by the signin package; listed here).
+const (
+	AuthorizePath  = "/oauth/v2/authorize"
+	EndSessionPath = "/oidc/v1/end_session"
+)
 
 // assertionAlgs are the algorithms accepted on client assertions (key files).
 var assertionAlgs = []string{"RS256", "ES256", "EdDSA"}
@@ -44,7 +55,6 @@ func (d *Discovery) Metadata() map[string]any {
 		"jwks_uri":               d.Issuer + oauth.KeysPath,
 		"userinfo_endpoint":      d.Issuer + UserinfoPath,
 		"grant_types_supported":  d.GrantTypes,
-		// No authorization endpoint yet: no response types are supported.
 		"response_types_supported":                                 []string{},
 		"subject_types_supported":                                  []string{"public"},
 		"id_token_signing_alg_values_supported":                    algs,
@@ -56,6 +66,25 @@ func (d *Discovery) Metadata() map[string]any {
 		"revocation_endpoint_auth_methods_supported":               authMethods,
 		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgs,
 		"access_token_signing_alg_values_supported":                algs,
+	}
+	if d.SignIn {
+		m["authorization_endpoint"] = d.Issuer + AuthorizePath
+		m["end_session_endpoint"] = d.Issuer + EndSessionPath
+		m["response_types_supported"] = []string{"code"}
+		m["response_modes_supported"] = []string{"query", "form_post"}
+		m["scopes_supported"] = []string{"openid", "profile", "email", "roles", "offline_access"}
+		m["claims_supported"] = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "at_hash", "sid",
+			"preferred_username", "name", "email", "roles"}
+		m["code_challenge_methods_supported"] = []string{"S256"}
+		m["prompt_values_supported"] = []string{"none", "login", "consent", "select_account"}
+		m["acr_values_supported"] = d.ACRValues
+		m["authorization_response_iss_parameter_supported"] = true
+		m["claims_parameter_supported"] = false
+		m["request_parameter_supported"] = false
+		m["request_uri_parameter_supported"] = false
+		m["frontchannel_logout_supported"] = false
+		m["backchannel_logout_supported"] = d.BackchannelLogout
+		m["backchannel_logout_session_supported"] = d.BackchannelLogout
 	}
 	if len(d.SubjectTokenTypes) > 0 {
 		m["token_exchange_subject_token_types_supported"] = d.SubjectTokenTypes

@@ -53,11 +53,14 @@ func (u *Userinfo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if a.SubjectKind == store.KindUser {
 		if user, err := u.Dir.User(r.Context(), a.Subject); err == nil {
-			if slices.Contains(a.Scope, "profile") {
-				claims["preferred_username"], claims["name"] = user.Username, user.DisplayName
+			p := tokens.ProfileOf(user, a.Scope)
+			for name, v := range map[string]string{"preferred_username": p.PreferredUsername, "name": p.Name, "email": p.Email} {
+				if v != "" {
+					claims[name] = v
+				}
 			}
-			if slices.Contains(a.Scope, "email") && user.Email != "" {
-				claims["email"] = user.Email
+			if slices.Contains(a.Scope, "roles") {
+				claims["roles"] = user.Roles
 			}
 		}
 	}

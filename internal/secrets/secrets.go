@@ -154,6 +154,7 @@ func (k *Keys) NewSecret() (secret string, salt, hash []byte) {
 const (
 	AccessTokenPrefix  = "sgn_at_"
 	RefreshTokenPrefix = "sgn_rt_"
+	AuthCodePrefix     = "sgn_ac_" // authorization codes: one-time, a minute long
 )
 
 // NewOpaqueToken returns prefix followed by 32 random bytes in base64url.

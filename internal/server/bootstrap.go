@@ -45,6 +45,8 @@ func (s *Server) Bootstrap(ctx context.Context) (*FirstRun, error) {
 	admin := &store.User{
 		ID: secrets.NewID(), Username: "admin", DisplayName: "Signet administrator",
 		PasswordHash: secrets.HashPassword(password), Roles: []string{"admin"}, CreatedAt: now, UpdatedAt: now,
+		// The printed password has been on a terminal and in logs: the first sign-in replaces it.
+		PasswordChangeRequired: true,
 	}
 	if err := s.Store.CreateUser(ctx, admin); errors.Is(err, store.ErrConflict) {
 		// Another replica starting at the same moment created it (and prints its password).

@@ -29,10 +29,12 @@ import (
 	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/oidc"
 	"github.com/signet-id/signet/internal/secrets"
+	"github.com/signet-id/signet/internal/signin"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/store/backends"
 	"github.com/signet-id/signet/internal/store/sqlstore"
 	"github.com/signet-id/signet/internal/tokens"
+	"github.com/signet-id/signet/internal/ui"
 )
 
 // Server is an assembled provider.
@@ -51,6 +53,7 @@ type Server struct {
 	Policy   *exchange.Policy
 	Sessions *exchange.Sessions
 	Webhook  *notify.Webhook // nil without --webhook-url
+	SignIn   *signin.Handler
 
 	// MasterKeyCreated reports that this start generated the development master key.
 	MasterKeyCreated bool
@@ -213,6 +216,11 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...sql
 			MaxAssertion: cfg.AssertionTTL, Leeway: cfg.Leeway, Now: time.Now, Log: log,
 		},
 	}
+	s.OAuth.SignIn = &oauth.SignIn{Store: st, IDTokenTTL: cfg.IDTokenTTL, DefaultRefreshTTL: cfg.RefreshTTL}
+	if s.SignIn, err = s.newSignIn(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if rules, err := s.Policy.Rules(ctx); err == nil && cfg.WebhookURL == "" {
 		for _, r := range rules {
 			if r.NotifySubject {
@@ -225,6 +233,33 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...sql
 		s.OAuth.Exchange.Notify = s.Webhook.Wake
 	}
 	return s, nil
+}
+
+// newSignIn assembles the hosted sign-in pages with the configured branding.
+func (s *Server) newSignIn() (*signin.Handler, error) {
+	cfg := s.Config
+	brand := ui.Branding{ProductName: cfg.BrandName, PrimaryColor: cfg.BrandColor}
+	if cfg.BrandLogo != "" {
+		logo, err := os.ReadFile(cfg.BrandLogo)
+		if err != nil {
+			return nil, fmt.Errorf("brand-logo: %w", err)
+		}
+		brand.Logo, brand.LogoType = logo, http.DetectContentType(logo)
+		if strings.HasSuffix(strings.ToLower(cfg.BrandLogo), ".svg") {
+			brand.LogoType = "image/svg+xml"
+		}
+	}
+	pages, err := ui.New(brand)
+	if err != nil {
+		return nil, fmt.Errorf("branding: %w", err)
+	}
+	h := &signin.Handler{
+		Issuer: cfg.Issuer, Store: s.Store, Dir: s.Dir, Secrets: s.Secrets, Tokens: s.Tokens, Audit: s.Audit, UI: pages, Log: s.Log,
+		Now: time.Now, SessionTTL: cfg.SessionTTL, TokenLife: max(cfg.MaxAccessTTL, cfg.IDTokenTTL), MinPassword: cfg.MinPassword,
+		TOTPIssuer: cfg.BrandName,
+	}
+	h.Init()
+	return h, nil
 }
 
 func (s *Server) checkMasterKey(ctx context.Context) error {
@@ -251,7 +286,8 @@ func (s *Server) Close() error { return s.Store.Close() }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	disc := &oidc.Discovery{Issuer: s.Config.Issuer, GrantTypes: s.OAuth.GrantTypes(), SigningAlgs: s.Keys.Algorithms, IntrospectionAlg: s.Config.SigningAlg,
-		SubjectTokenTypes: oauth.SubjectTokenTypes, RequestedTokenTypes: oauth.RequestedTokenTypes}
+		SubjectTokenTypes: oauth.SubjectTokenTypes, RequestedTokenTypes: oauth.RequestedTokenTypes,
+		SignIn: true, ACRValues: signin.ACRValues}
 	route := func(pattern, name string, h http.Handler) {
 		mux.Handle(pattern, s.instrument(name, h))
 	}
@@ -264,6 +300,7 @@ func (s *Server) Handler() http.Handler {
 	route(oauth.RevokePath, "revoke", limited.wrap(http.HandlerFunc(s.OAuth.Revoke)))
 	route("GET "+oidc.UserinfoPath, "userinfo", &oidc.Userinfo{Tokens: s.Tokens, Dir: s.Dir})
 	route("POST "+oidc.UserinfoPath, "userinfo", &oidc.Userinfo{Tokens: s.Tokens, Dir: s.Dir})
+	s.SignIn.Routes(route)
 	(&admin.API{Issuer: s.Config.Issuer, Store: s.Store, Tokens: s.Tokens, Dir: s.Dir, Policy: s.Policy, Sessions: s.Sessions, Audit: s.Audit, AuditKey: s.Secrets.AuditKey(), OAuth: s.OAuth}).Routes(mux, s.instrument)
 	route("GET /healthz", "healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))

@@ -194,7 +194,7 @@ func TestInactiveTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idToken, err := f.svc.IssueIDToken(f.access(), keys.ES256)
+	idToken, err := f.svc.IssueIDToken(f.access(), keys.ES256, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +386,7 @@ func TestRefreshTokens(t *testing.T) {
 func TestIDTokens(t *testing.T) {
 	f := newFixture(t)
 	a := f.access()
-	raw, err := f.svc.IssueIDToken(a, keys.ES256)
+	raw, err := f.svc.IssueIDToken(a, keys.ES256, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,9 @@ package tokens
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -394,21 +397,80 @@ type idClaims struct {
 	Act       *Actor    `json:"act,omitempty"`
 	Exchange  *Exchange `json:"signet_exchange,omitempty"`
 	Lineage   []Link    `json:"signet_lineage,omitempty"`
+	*SignIn
 }
 
-// IssueIDToken signs an ID token about a's subject for a's client (token exchange with
-// requested_token_type id_token). ID tokens are not access tokens: introspection refuses them.
-// The token keeps a's scope and lineage, so exchanging it later can never widen what a allowed,
-// and revoking what a came from ends it too.
-func (s *Service) IssueIDToken(a *Access, alg string) (string, error) {
+// SignIn is what an ID token from a sign-in says besides its access token's content (OIDC Core
+// §2, §3.1.3.6): how and when the user authenticated, the request's nonce, the hashes that bind the
+// token response together, and the user's claims the scopes asked for.
+type SignIn struct {
+	Nonce             string   `json:"nonce,omitempty"`
+	AMR               []string `json:"amr,omitempty"`
+	ACR               string   `json:"acr,omitempty"`
+	AuthorizedParty   string   `json:"azp,omitempty"`
+	AccessTokenHash   string   `json:"at_hash,omitempty"`
+	CodeHash          string   `json:"c_hash,omitempty"`
+	Profile
+	// AuthTime is when the user authenticated (auth_time).
+	AuthTime time.Time `json:"-"`
+}
+
+// Profile is what a user's ID token and userinfo say about them, by scope (OIDC Core §5.4):
+// profile gives preferred_username and name, email the address when the user has one.
+type Profile struct {
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	Name              string `json:"name,omitempty"`
+	Email             string `json:"email,omitempty"`
+}
+
+// ProfileOf is u's Profile as the scope allows.
+func ProfileOf(u *store.User, scope []string) Profile {
+	var p Profile
+	if slices.Contains(scope, "profile") {
+		p.PreferredUsername, p.Name = u.Username, u.DisplayName
+		if p.Name == "" {
+			p.Name = u.Username
+		}
+	}
+	if slices.Contains(scope, "email") {
+		p.Email = u.Email
+	}
+	return p
+}
+
+// HalfHash is OIDC Core §3.1.3.6's at_hash and c_hash: the left half of the hash of value, with
+// the hash of the ID token's signing algorithm (SHA-256 for ES256 and RS256, SHA-512 for EdDSA, as
+// the clients that check it compute it), base64url without padding.
+func HalfHash(alg, value string) string {
+	var sum []byte
+	if alg == "EdDSA" {
+		h := sha512.Sum512([]byte(value))
+		sum = h[:]
+	} else {
+		h := sha256.Sum256([]byte(value))
+		sum = h[:]
+	}
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+}
+
+// IssueIDToken signs an ID token about a's subject for a's client: at sign-in (the authorization
+// code and refresh grants, with in describing the sign-in) or by token exchange with
+// requested_token_type id_token (in nil). ID tokens are not access tokens: introspection refuses
+// them. The token keeps a's scope and lineage, so exchanging it later can never widen what a
+// allowed, and revoking what a came from ends it too.
+func (s *Service) IssueIDToken(a *Access, alg string, in *SignIn) (string, error) {
 	if a.ID == "" {
 		a.ID = NewID(a.IssuedAt)
 	}
-	return s.cfg.Keys.Sign(alg, IDTokenType, idClaims{
+	c := idClaims{
 		Issuer: s.cfg.Issuer, Subject: a.Subject, Audience: []string{a.ClientID}, ExpiresAt: a.ExpiresAt.Unix(),
 		IssuedAt: a.IssuedAt.Unix(), ID: a.ID, SessionID: a.SessionID, Scope: strings.Join(a.Scope, " "),
-		Act: a.Act, Exchange: a.Exchange, Lineage: a.Lineage,
-	})
+		Act: a.Act, Exchange: a.Exchange, Lineage: a.Lineage, SignIn: in,
+	}
+	if in != nil && !in.AuthTime.IsZero() {
+		c.AuthTime = in.AuthTime.Unix()
+	}
+	return s.cfg.Keys.Sign(alg, IDTokenType, c)
 }
 
 // IssueRefresh stores a refresh token (sgn_rt_…) that carries a's subject, client, scope, audience,
@@ -484,4 +546,32 @@ func (s *Service) ResolveRefresh(ctx context.Context, raw string) (*store.Token,
 		return t, a, inactive, err
 	}
 	return t, a, nil, nil
+}
+
+// UnverifiedAudience reads the first aud of a JWT without verifying anything, to pick what to
+// verify it against; "" when it has none. Never trust it for more.
+func UnverifiedAudience(raw string) string {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Aud json.RawMessage `json:"aud"`
+	}
+	if json.Unmarshal(b, &c) != nil {
+		return ""
+	}
+	var one string
+	if json.Unmarshal(c.Aud, &one) == nil {
+		return one
+	}
+	var many []string
+	if json.Unmarshal(c.Aud, &many) == nil && len(many) > 0 {
+		return many[0]
+	}
+	return ""
 }

@@ -73,7 +73,15 @@ func NewEnrollment(issuerName, account string) (*Enrollment, error) {
 	if strings.Contains(issuerName, ":") || strings.Contains(account, ":") {
 		return nil, errors.New("mfa: issuer name and account must not contain ':' (the otpauth label separator)")
 	}
-	secret := secrets.RandomBytes(SecretSize)
+	return EnrollmentFor(secrets.RandomBytes(SecretSize), issuerName, account)
+}
+
+// EnrollmentFor shows an existing secret again (an enrolment not yet confirmed, its page
+// reloaded): the same secret, URI and QR code as when it was made.
+func EnrollmentFor(secret []byte, issuerName, account string) (*Enrollment, error) {
+	if len(secret) == 0 || strings.Contains(issuerName, ":") || strings.Contains(account, ":") {
+		return nil, errors.New("mfa: enrollment needs a secret, and names without ':'")
+	}
 	key, err := totp.Generate(totp.GenerateOpts{
 		Issuer:      issuerName,
 		AccountName: account,

@@ -312,3 +312,22 @@ func FuzzVerify(f *testing.F) {
 		_ = LooksLikeRecoveryCode(code)
 	})
 }
+
+// TestEnrollmentForShowsTheSameSecret: a reloaded enrolment page shows what the app may already
+// have scanned, not a new secret.
+func TestEnrollmentForShowsTheSameSecret(t *testing.T) {
+	e, err := NewEnrollment("Signet", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := EnrollmentFor(e.Secret, "Signet", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.URI != e.URI || again.Base32 != e.Base32 || !bytes.Equal(again.QRPNG, e.QRPNG) {
+		t.Fatalf("re-shown enrolment differs:\n%s\n%s", e.URI, again.URI)
+	}
+	if _, err := EnrollmentFor(nil, "Signet", "alice"); err == nil {
+		t.Fatal("an empty secret was accepted")
+	}
+}

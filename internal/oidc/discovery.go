@@ -48,13 +48,13 @@ func (d *Discovery) Metadata() map[string]any {
 	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
 	algs := d.SigningAlgs()
 	m := map[string]any{
-		"issuer":                 d.Issuer,
-		"token_endpoint":         d.Issuer + oauth.TokenPath,
-		"introspection_endpoint": d.Issuer + oauth.IntrospectPath,
-		"revocation_endpoint":    d.Issuer + oauth.RevokePath,
-		"jwks_uri":               d.Issuer + oauth.KeysPath,
-		"userinfo_endpoint":      d.Issuer + UserinfoPath,
-		"grant_types_supported":  d.GrantTypes,
+		"issuer":                                                   d.Issuer,
+		"token_endpoint":                                           d.Issuer + oauth.TokenPath,
+		"introspection_endpoint":                                   d.Issuer + oauth.IntrospectPath,
+		"revocation_endpoint":                                      d.Issuer + oauth.RevokePath,
+		"jwks_uri":                                                 d.Issuer + oauth.KeysPath,
+		"userinfo_endpoint":                                        d.Issuer + UserinfoPath,
+		"grant_types_supported":                                    d.GrantTypes,
 		"response_types_supported":                                 []string{},
 		"subject_types_supported":                                  []string{"public"},
 		"id_token_signing_alg_values_supported":                    algs,

@@ -404,12 +404,12 @@ type idClaims struct {
 // §2, §3.1.3.6): how and when the user authenticated, the request's nonce, the hashes that bind the
 // token response together, and the user's claims the scopes asked for.
 type SignIn struct {
-	Nonce             string   `json:"nonce,omitempty"`
-	AMR               []string `json:"amr,omitempty"`
-	ACR               string   `json:"acr,omitempty"`
-	AuthorizedParty   string   `json:"azp,omitempty"`
-	AccessTokenHash   string   `json:"at_hash,omitempty"`
-	CodeHash          string   `json:"c_hash,omitempty"`
+	Nonce           string   `json:"nonce,omitempty"`
+	AMR             []string `json:"amr,omitempty"`
+	ACR             string   `json:"acr,omitempty"`
+	AuthorizedParty string   `json:"azp,omitempty"`
+	AccessTokenHash string   `json:"at_hash,omitempty"`
+	CodeHash        string   `json:"c_hash,omitempty"`
 	Profile
 	// AuthTime is when the user authenticated (auth_time).
 	AuthTime time.Time `json:"-"`

@@ -309,6 +309,17 @@ func (e *Env) CreateUser(username string, roles ...string) *store.User {
 	return u
 }
 
+// CreateUserWithPassword stores a user who signs in with password.
+func (e *Env) CreateUserWithPassword(username, password string, roles ...string) *store.User {
+	e.T.Helper()
+	u := &store.User{ID: "u-" + secrets.NewID()[:12], Username: username, Roles: roles, Email: username + "@example.com",
+		DisplayName: strings.ToUpper(username[:1]) + username[1:], PasswordHash: secrets.HashPassword(password), CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := e.Server.Store.CreateUser(context.Background(), u); err != nil {
+		e.T.Fatalf("create user: %v", err)
+	}
+	return u
+}
+
 // Token mints an access token about a subject for a client, as `signet token issue` does.
 func (e *Env) Token(kind store.PrincipalKind, subject string, c *store.Client, scope ...string) string {
 	e.T.Helper()

@@ -109,8 +109,8 @@ type Client struct {
 	BackchannelLogoutURI string
 	// RequireMFA makes a second factor necessary to sign in to this client.
 	RequireMFA bool
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // PublicKey is a key registered for a service account or client (the public half of a key file).

@@ -64,6 +64,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"audit chain golden vectors", testAuditGolden},
 		{"audit chain is keyed from the first event", testAuditKeyedFrom},
 		{"exchange rules and sessions", testExchange},
+		{"sign-in settings of users, clients and roles", testSignInSettings},
+		{"login requests yield one answer", testLoginRequests},
+		{"browser sessions", testBrowserSessions},
+		{"authorization codes are redeemed once", testAuthCodes},
+		{"consents", testConsents},
+		{"TOTP steps are accepted once", testTOTP},
+		{"recovery codes", testRecoveryCodes},
+		{"failed sign-ins are counted in windows", testSignInFailures},
+		{"prune forgets old sign-in records", testSignInPrune},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -89,11 +98,13 @@ func ok(t *testing.T, err error, what string) {
 }
 
 func testUsers(t *testing.T, s store.Store) {
-	u := &store.User{ID: "u1", Username: "dana", Email: "dana@example.com", DisplayName: "Dana Lee", PasswordHash: "$argon2id$x", Roles: []string{"support"}, CreatedAt: at, UpdatedAt: at}
+	u := &store.User{ID: "u1", Username: "dana", Email: "dana@example.com", DisplayName: "Dana Lee", PasswordHash: "$argon2id$x", Roles: []string{"support"},
+		PasswordChangeRequired: true, CreatedAt: at, UpdatedAt: at}
 	ok(t, s.CreateUser(ctx, u), "create")
 	got, err := s.GetUser(ctx, "u1")
 	ok(t, err, "get")
-	if got.Username != "dana" || got.Email != "dana@example.com" || got.DisplayName != "Dana Lee" || got.PasswordHash != "$argon2id$x" || !got.CreatedAt.Equal(at) || !slices.Equal(got.Roles, []string{"support"}) {
+	if got.Username != "dana" || got.Email != "dana@example.com" || got.DisplayName != "Dana Lee" || got.PasswordHash != "$argon2id$x" || !got.CreatedAt.Equal(at) || !slices.Equal(got.Roles, []string{"support"}) ||
+		!got.PasswordChangeRequired || got.MFARequired {
 		t.Fatalf("round trip: %+v", got)
 	}
 	byName, err := s.GetUserByUsername(ctx, "dana")
@@ -112,10 +123,10 @@ func testUsers(t *testing.T, s store.Store) {
 	}
 	_, err = s.GetUser(ctx, "nobody")
 	is(t, err, store.ErrNotFound, "missing user")
-	got.Locked, got.DisplayName = true, "Dana L."
+	got.Locked, got.DisplayName, got.PasswordChangeRequired, got.MFARequired = true, "Dana L.", false, true
 	ok(t, s.UpdateUser(ctx, got), "update")
 	got, _ = s.GetUser(ctx, "u1")
-	if !got.Locked || got.DisplayName != "Dana L." {
+	if !got.Locked || got.DisplayName != "Dana L." || got.PasswordChangeRequired || !got.MFARequired {
 		t.Fatalf("update lost: %+v", got)
 	}
 	is(t, s.UpdateUser(ctx, &store.User{ID: "nobody", Username: "n"}), store.ErrNotFound, "update missing")
@@ -186,6 +197,7 @@ func newClient(id string) *store.Client {
 func testClients(t *testing.T, s store.Store) {
 	c := newClient("app")
 	c.Roles = []string{"admin"}
+	c.ThirdParty, c.PostLogoutRedirectURIs, c.BackchannelLogoutURI, c.RequireMFA = true, []string{"https://app/bye"}, "https://app/bcl", true
 	ok(t, s.CreateClient(ctx, c), "create")
 	got, err := s.GetClient(ctx, "app")
 	ok(t, err, "get")
@@ -193,14 +205,17 @@ func testClients(t *testing.T, s store.Store) {
 	if got.Name != c.Name || got.Type != c.Type || got.AuthMethod != c.AuthMethod || !slices.Equal(got.RedirectURIs, c.RedirectURIs) ||
 		!slices.Equal(got.GrantTypes, c.GrantTypes) || !slices.Equal(got.Scopes, c.Scopes) || !slices.Equal(got.Audiences, c.Audiences) ||
 		got.AccessTokenTTL != c.AccessTokenTTL || got.RefreshTokenTTL != c.RefreshTokenTTL || got.AccessTokenAlg != "ES256" ||
-		!slices.Equal(got.Roles, []string{"admin"}) || string(got.SecretHash) != "h" {
+		!slices.Equal(got.Roles, []string{"admin"}) || string(got.SecretHash) != "h" ||
+		!got.ThirdParty || !slices.Equal(got.PostLogoutRedirectURIs, []string{"https://app/bye"}) || got.BackchannelLogoutURI != "https://app/bcl" || !got.RequireMFA {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, c)
 	}
 	is(t, s.CreateClient(ctx, newClient("app")), store.ErrConflict, "duplicate ID")
 	got.Audiences, got.Disabled, got.AccessTokenFormat = nil, true, store.FormatOpaque
+	got.ThirdParty, got.PostLogoutRedirectURIs, got.BackchannelLogoutURI, got.RequireMFA = false, nil, "", false
 	ok(t, s.UpdateClient(ctx, got), "update")
 	got, _ = s.GetClient(ctx, "app")
-	if got.Audiences != nil || !got.Disabled || got.AccessTokenFormat != store.FormatOpaque {
+	if got.Audiences != nil || !got.Disabled || got.AccessTokenFormat != store.FormatOpaque ||
+		got.ThirdParty || got.PostLogoutRedirectURIs != nil || got.BackchannelLogoutURI != "" || got.RequireMFA {
 		t.Fatalf("update lost: %+v", got)
 	}
 	ok(t, s.CreateClient(ctx, newClient("api")), "second")
@@ -224,10 +239,10 @@ func testRoles(t *testing.T, s store.Store) {
 	if !slices.Contains(byName["admin"].Permissions, "introspect:any") || !slices.Equal(byName["introspector"].Permissions, []string{"signet:introspect"}) || !byName["support"].BuiltIn || !slices.Equal(byName["introspect-any"].Permissions, []string{"signet:introspect", "introspect:any"}) || !byName["introspect-any"].BuiltIn {
 		t.Fatalf("built-in roles: %+v", roles)
 	}
-	ok(t, s.PutRole(ctx, &store.Role{Name: "auditor", Description: "reads audit", Permissions: []string{"signet:audit"}}), "put")
+	ok(t, s.PutRole(ctx, &store.Role{Name: "auditor", Description: "reads audit", Permissions: []string{"signet:audit"}, RequireMFA: true}), "put")
 	r, err := s.GetRole(ctx, "auditor")
 	ok(t, err, "get")
-	if r.Description != "reads audit" || r.BuiltIn {
+	if r.Description != "reads audit" || r.BuiltIn || !r.RequireMFA || byName["admin"].RequireMFA {
 		t.Fatalf("role: %+v", r)
 	}
 	ok(t, s.CreateClient(ctx, newClient("c1")), "client")
@@ -248,7 +263,7 @@ func testRoles(t *testing.T, s store.Store) {
 	ok(t, s.CreateRole(ctx, &store.Role{Name: "customer", Description: "people who buy", Permissions: []string{"shop:buy"}}), "create")
 	is(t, s.CreateRole(ctx, &store.Role{Name: "customer"}), store.ErrConflict, "create twice")
 	is(t, s.CreateRole(ctx, &store.Role{Name: "admin"}), store.ErrConflict, "create over a built-in role")
-	if r, err := s.GetRole(ctx, "customer"); err != nil || r.Description != "people who buy" || !slices.Equal(r.Permissions, []string{"shop:buy"}) || r.BuiltIn {
+	if r, err := s.GetRole(ctx, "customer"); err != nil || r.Description != "people who buy" || !slices.Equal(r.Permissions, []string{"shop:buy"}) || r.BuiltIn || r.RequireMFA {
 		t.Fatalf("created role: %+v %v", r, err)
 	}
 	ok(t, s.CreateUser(ctx, &store.User{ID: "u-dana", Username: "dana", Roles: []string{"customer"}, CreatedAt: at, UpdatedAt: at}), "holder")

@@ -1145,3 +1145,59 @@ func RunServiceAccountGrantsUpgrade(t *testing.T, old *sql.DB, p *goose.Provider
 		t.Fatalf("after the upgrade the account may use %v; want %v", a.GrantTypes, want)
 	}
 }
+
+// RunSignInUpgrade checks that users, clients and roles stored before interactive sign-in come out
+// of the migration that introduced it (version signinVersion) asking for nothing new: no password
+// change, no second factor, first party, no logout URIs. Arguments as for
+// RunServiceAccountGrantsUpgrade.
+func RunSignInUpgrade(t *testing.T, old *sql.DB, p *goose.Provider, signinVersion int64, boolFalse string, open func(t *testing.T) store.Store) {
+	var before int64
+	found := false
+	for _, src := range p.ListSources() {
+		if src.Version < signinVersion {
+			before = max(before, src.Version)
+		}
+		found = found || src.Version == signinVersion
+	}
+	if !found || before == 0 {
+		t.Fatalf("migration %d or its predecessor is missing: %v", signinVersion, p.ListSources())
+	}
+	if _, err := p.UpTo(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO users (id, username, locked, created_at, updated_at) VALUES ('u-old', 'old-user', ` + boolFalse + `, 1, 1)`,
+		`INSERT INTO clients (id, name, type, auth_method, redirect_uris, grant_types, scopes, audiences, access_token_format, access_token_alg,
+			access_token_ttl, refresh_token_ttl, disabled, created_at, updated_at)
+			VALUES ('c-old', 'old-app', 'web', 'client_secret_basic', '["https://old/cb"]', '["authorization_code"]', '[]', '[]', 'jwt', 'ES256',
+			600000, 3600000, ` + boolFalse + `, 1, 1)`,
+		`INSERT INTO roles (name, description, permissions, built_in) VALUES ('old-role', '', '["x"]', ` + boolFalse + `)`,
+	} {
+		if _, err := old.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := open(t)
+	u, err := s.GetUser(ctx, "u-old")
+	ok(t, err, "old user")
+	if u.PasswordChangeRequired || u.MFARequired || u.Username != "old-user" {
+		t.Fatalf("old user after the upgrade: %+v", u)
+	}
+	c, err := s.GetClient(ctx, "c-old")
+	ok(t, err, "old client")
+	if c.ThirdParty || c.PostLogoutRedirectURIs != nil || c.BackchannelLogoutURI != "" || c.RequireMFA || !slices.Equal(c.RedirectURIs, []string{"https://old/cb"}) {
+		t.Fatalf("old client after the upgrade: %+v", c)
+	}
+	r, err := s.GetRole(ctx, "old-role")
+	ok(t, err, "old role")
+	if r.RequireMFA || !slices.Equal(r.Permissions, []string{"x"}) {
+		t.Fatalf("old role after the upgrade: %+v", r)
+	}
+	roles, err := s.ListRoles(ctx)
+	ok(t, err, "roles")
+	for _, r := range roles {
+		if r.RequireMFA {
+			t.Fatalf("role %s requires a second factor after the upgrade", r.Name)
+		}
+	}
+}

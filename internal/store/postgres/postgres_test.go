@@ -113,6 +113,23 @@ func TestUpgradeGivesServiceAccountsTheDefaultGrants(t *testing.T) {
 	storetest.RunServiceAccountGrantsUpgrade(t, db, p, 6, "FALSE", func(t *testing.T) store.Store { return open(t, dsn) }) // 00006_serviceaccount_grants.sql
 }
 
+// TestUpgradeAsksNothingNewOfExistingPrincipals: users, clients and roles stored before
+// interactive sign-in (a schema migrated up to the version before 00010) need no password change
+// or second factor and are first-party clients after the upgrade.
+func TestUpgradeAsksNothingNewOfExistingPrincipals(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := postgres.Migrations(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.RunSignInUpgrade(t, db, p, 10, "FALSE", func(t *testing.T) store.Store { return open(t, dsn) }) // 00010_signin.sql
+}
+
 // TestChangeFeedFollowsCommitsOutOfOrder: a change numbered earlier commits after a later one was
 // read (two writers, PostgreSQL's sequences are taken at insert). The watcher still delivers it.
 func TestChangeFeedFollowsCommitsOutOfOrder(t *testing.T) {

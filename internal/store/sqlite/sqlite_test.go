@@ -192,3 +192,27 @@ func TestUpgradeGivesServiceAccountsTheDefaultGrants(t *testing.T) {
 		return s
 	})
 }
+
+// TestUpgradeAsksNothingNewOfExistingPrincipals: users, clients and roles stored before
+// interactive sign-in (a database migrated up to the version before 00011) need no password change
+// or second factor and are first-party clients after the upgrade.
+func TestUpgradeAsksNothingNewOfExistingPrincipals(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signet.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := sqlite.Migrations(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.RunSignInUpgrade(t, db, p, 11, "0", func(t *testing.T) store.Store { // 00011_signin.sql
+		s, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -56,7 +56,7 @@ func (t *txn) insertGrants(kind store.PrincipalKind, id string, roles []string) 
 }
 
 func (s *Store) ListRoles(ctx context.Context) ([]store.Role, error) {
-	rows, err := s.R.QueryContext(ctx, `SELECT name, description, permissions, built_in FROM roles ORDER BY name`)
+	rows, err := s.R.QueryContext(ctx, `SELECT `+roleCols+` FROM roles ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("roles: %w", err)
 	}
@@ -72,10 +72,12 @@ func (s *Store) ListRoles(ctx context.Context) ([]store.Role, error) {
 	return out, rows.Err()
 }
 
+const roleCols = `name, description, permissions, built_in, require_mfa`
+
 func scanRole(sc scanner) (*store.Role, error) {
 	var r store.Role
 	var perms string
-	if err := sc.Scan(&r.Name, &r.Description, &perms, &r.BuiltIn); err != nil {
+	if err := sc.Scan(&r.Name, &r.Description, &perms, &r.BuiltIn, &r.RequireMFA); err != nil {
 		return nil, err
 	}
 	var err error
@@ -84,15 +86,16 @@ func scanRole(sc scanner) (*store.Role, error) {
 }
 
 func (s *Store) GetRole(ctx context.Context, name string) (*store.Role, error) {
-	r, err := scanRole(s.R.QueryRowContext(ctx, s.q(`SELECT name, description, permissions, built_in FROM roles WHERE name = ?`), name))
+	r, err := scanRole(s.R.QueryRowContext(ctx, s.q(`SELECT `+roleCols+` FROM roles WHERE name = ?`), name))
 	return r, s.mapErr(err, "role "+name)
 }
 
 func (s *Store) PutRole(ctx context.Context, r *store.Role) error {
 	return s.mapErr(s.tx(ctx, func(t *txn) error {
-		if _, err := t.exec(`INSERT INTO roles (name, description, permissions, built_in) VALUES (?, ?, ?, ?)
-			ON CONFLICT (name) DO UPDATE SET description = excluded.description, permissions = excluded.permissions, built_in = excluded.built_in`,
-			r.Name, r.Description, list(r.Permissions), r.BuiltIn); err != nil {
+		if _, err := t.exec(`INSERT INTO roles (`+roleCols+`) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET description = excluded.description, permissions = excluded.permissions, built_in = excluded.built_in,
+				require_mfa = excluded.require_mfa`,
+			r.Name, r.Description, list(r.Permissions), r.BuiltIn, r.RequireMFA); err != nil {
 			return err
 		}
 		return t.change(store.ChangeRole, r.Name)
@@ -173,17 +176,22 @@ func (t *txn) deletePrincipal(kind store.PrincipalKind, table, id, changeKind st
 
 // --- users --------------------------------------------------------------------------------------
 
-const userCols = `id, username, email, display_name, password_hash, locked, created_at, updated_at`
+const userCols = `id, username, email, display_name, password_hash, locked, password_change_required, mfa_required, created_at, updated_at`
 
 func scanUser(sc scanner) (*store.User, error) {
 	var u store.User
 	var email sql.NullString
 	var created, updated int64
-	if err := sc.Scan(&u.ID, &u.Username, &email, &u.DisplayName, &u.PasswordHash, &u.Locked, &created, &updated); err != nil {
+	if err := sc.Scan(&u.ID, &u.Username, &email, &u.DisplayName, &u.PasswordHash, &u.Locked, &u.PasswordChangeRequired, &u.MFARequired, &created, &updated); err != nil {
 		return nil, err
 	}
 	u.Email, u.CreatedAt, u.UpdatedAt = email.String, fromTS(created), fromTS(updated)
 	return &u, nil
+}
+
+// placeholders returns n comma-separated "?".
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
 func nullable(s string) any {
@@ -195,8 +203,9 @@ func nullable(s string) any {
 
 func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 	return s.mapErr(s.tx(ctx, func(t *txn) error {
-		if _, err := t.exec(`INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			u.ID, u.Username, nullable(u.Email), u.DisplayName, u.PasswordHash, u.Locked, ts(u.CreatedAt), ts(u.UpdatedAt)); err != nil {
+		if _, err := t.exec(`INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, u.Username, nullable(u.Email), u.DisplayName, u.PasswordHash, u.Locked, u.PasswordChangeRequired, u.MFARequired,
+			ts(u.CreatedAt), ts(u.UpdatedAt)); err != nil {
 			return err
 		}
 		if err := t.insertGrants(store.KindUser, u.ID, u.Roles); err != nil {
@@ -250,8 +259,9 @@ func (s *Store) ListUsers(ctx context.Context) ([]store.User, error) {
 
 func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 	return s.mapErr(s.tx(ctx, func(t *txn) error {
-		res, err := t.exec(`UPDATE users SET username = ?, email = ?, display_name = ?, password_hash = ?, locked = ?, updated_at = ? WHERE id = ?`,
-			u.Username, nullable(u.Email), u.DisplayName, u.PasswordHash, u.Locked, ts(u.UpdatedAt), u.ID)
+		res, err := t.exec(`UPDATE users SET username = ?, email = ?, display_name = ?, password_hash = ?, locked = ?,
+			password_change_required = ?, mfa_required = ?, updated_at = ? WHERE id = ?`,
+			u.Username, nullable(u.Email), u.DisplayName, u.PasswordHash, u.Locked, u.PasswordChangeRequired, u.MFARequired, ts(u.UpdatedAt), u.ID)
 		if err := mustAffect(res, err, "user "+u.ID); err != nil {
 			return err
 		}
@@ -350,22 +360,28 @@ func (s *Store) DeleteServiceAccount(ctx context.Context, id string) error {
 
 // --- clients ------------------------------------------------------------------------------------
 
-const clientCols = `id, name, type, auth_method, secret_salt, secret_hash, redirect_uris, grant_types, scopes, audiences,
-	access_token_format, access_token_alg, access_token_ttl, refresh_token_ttl, disabled, created_at, updated_at`
+// clientSettings are the columns UpdateClient sets, in clientArgs' order.
+var clientSettings = []string{"name", "type", "auth_method", "secret_salt", "secret_hash", "redirect_uris", "grant_types", "scopes", "audiences",
+	"access_token_format", "access_token_alg", "access_token_ttl", "refresh_token_ttl", "disabled",
+	"third_party", "post_logout_redirect_uris", "backchannel_logout_uri", "require_mfa"}
+
+var clientCols = "id, " + strings.Join(clientSettings, ", ") + ", created_at, updated_at"
 
 func scanClient(sc scanner) (*store.Client, error) {
 	var c store.Client
-	var redirects, grants, scopes, auds string
+	var redirects, grants, scopes, auds, logoutRedirects string
 	var attl, rttl, created, updated int64
 	if err := sc.Scan(&c.ID, &c.Name, &c.Type, &c.AuthMethod, &c.SecretSalt, &c.SecretHash, &redirects, &grants, &scopes, &auds,
-		&c.AccessTokenFormat, &c.AccessTokenAlg, &attl, &rttl, &c.Disabled, &created, &updated); err != nil {
+		&c.AccessTokenFormat, &c.AccessTokenAlg, &attl, &rttl, &c.Disabled,
+		&c.ThirdParty, &logoutRedirects, &c.BackchannelLogoutURI, &c.RequireMFA, &created, &updated); err != nil {
 		return nil, err
 	}
-	var errs [4]error
+	var errs [5]error
 	c.RedirectURIs, errs[0] = fromList(redirects)
 	c.GrantTypes, errs[1] = fromList(grants)
 	c.Scopes, errs[2] = fromList(scopes)
 	c.Audiences, errs[3] = fromList(auds)
+	c.PostLogoutRedirectURIs, errs[4] = fromList(logoutRedirects)
 	c.AccessTokenTTL, c.RefreshTokenTTL = msDuration(attl), msDuration(rttl)
 	c.CreatedAt, c.UpdatedAt = fromTS(created), fromTS(updated)
 	return &c, errors.Join(errs[:]...)
@@ -374,14 +390,14 @@ func scanClient(sc scanner) (*store.Client, error) {
 func clientArgs(c *store.Client) []any {
 	return []any{c.Name, c.Type, c.AuthMethod, bytesOrNil(c.SecretSalt), bytesOrNil(c.SecretHash), list(c.RedirectURIs), list(c.GrantTypes),
 		list(c.Scopes), list(c.Audiences), c.AccessTokenFormat, c.AccessTokenAlg, c.AccessTokenTTL.Milliseconds(),
-		c.RefreshTokenTTL.Milliseconds(), c.Disabled}
+		c.RefreshTokenTTL.Milliseconds(), c.Disabled, c.ThirdParty, list(c.PostLogoutRedirectURIs), c.BackchannelLogoutURI, c.RequireMFA}
 }
 
 func (s *Store) CreateClient(ctx context.Context, c *store.Client) error {
 	return s.mapErr(s.tx(ctx, func(t *txn) error {
 		args := append([]any{c.ID}, clientArgs(c)...)
 		args = append(args, ts(c.CreatedAt), ts(c.UpdatedAt))
-		if _, err := t.exec(`INSERT INTO clients (`+clientCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+		if _, err := t.exec(`INSERT INTO clients (`+clientCols+`) VALUES (`+placeholders(len(args))+`)`, args...); err != nil {
 			return err
 		}
 		if err := t.insertGrants(store.KindClient, c.ID, c.Roles); err != nil {
@@ -426,10 +442,9 @@ func (s *Store) ListClients(ctx context.Context) ([]store.Client, error) {
 }
 
 func (s *Store) UpdateClient(ctx context.Context, c *store.Client) error {
-	cols := strings.Split(strings.ReplaceAll(clientCols, "\n", ""), ",")[1:15]
-	set := make([]string, len(cols))
-	for i, col := range cols {
-		set[i] = strings.TrimSpace(col) + " = ?"
+	set := make([]string, len(clientSettings))
+	for i, col := range clientSettings {
+		set[i] = col + " = ?"
 	}
 	return s.mapErr(s.tx(ctx, func(t *txn) error {
 		args := append(clientArgs(c), ts(c.UpdatedAt), c.ID)
@@ -451,8 +466,8 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 
 func (s *Store) CreateRole(ctx context.Context, r *store.Role) error {
 	return s.mapErr(s.tx(ctx, func(t *txn) error {
-		if _, err := t.exec(`INSERT INTO roles (name, description, permissions, built_in) VALUES (?, ?, ?, ?)`,
-			r.Name, r.Description, list(r.Permissions), r.BuiltIn); err != nil {
+		if _, err := t.exec(`INSERT INTO roles (`+roleCols+`) VALUES (?, ?, ?, ?, ?)`,
+			r.Name, r.Description, list(r.Permissions), r.BuiltIn, r.RequireMFA); err != nil {
 			return err
 		}
 		return t.change(store.ChangeRole, r.Name)

@@ -361,20 +361,26 @@ func (s *Store) CreateSetting(ctx context.Context, name, value string) error {
 	}), "setting "+name)
 }
 
-// Prune deletes what can no longer matter.
+// Prune deletes what can no longer matter. Browser sessions are kept 30 days after they expired or
+// ended (a user's list of recent sign-ins); failure counts a day after their window started.
 func (s *Store) Prune(ctx context.Context, now time.Time) (int, error) {
 	total := 0
+	monthAgo := ts(now.Add(-30 * 24 * time.Hour))
 	for _, q := range []struct {
 		query string
-		arg   int64
+		args  []any
 	}{
-		{`DELETE FROM tokens WHERE expires_at < ?`, ts(now.Add(-time.Hour))},
-		{`DELETE FROM assertion_ids WHERE expires_at < ?`, ts(now)},
-		{`DELETE FROM revocations WHERE expires_at < ?`, ts(now)},
-		{`DELETE FROM changes WHERE at < ?`, ts(now.Add(-time.Hour))},
-		{`DELETE FROM exchange_sessions WHERE expires_at < ?`, ts(now.Add(-30 * 24 * time.Hour))},
+		{`DELETE FROM tokens WHERE expires_at < ?`, []any{ts(now.Add(-time.Hour))}},
+		{`DELETE FROM assertion_ids WHERE expires_at < ?`, []any{ts(now)}},
+		{`DELETE FROM revocations WHERE expires_at < ?`, []any{ts(now)}},
+		{`DELETE FROM changes WHERE at < ?`, []any{ts(now.Add(-time.Hour))}},
+		{`DELETE FROM exchange_sessions WHERE expires_at < ?`, []any{monthAgo}},
+		{`DELETE FROM login_requests WHERE expires_at < ?`, []any{ts(now.Add(-time.Hour))}},
+		{`DELETE FROM auth_codes WHERE expires_at < ?`, []any{ts(now.Add(-time.Hour))}},
+		{`DELETE FROM browser_sessions WHERE expires_at < ? OR (ended_at <> 0 AND ended_at < ?)`, []any{monthAgo, monthAgo}},
+		{`DELETE FROM signin_failures WHERE window_start < ?`, []any{ts(now.Add(-24 * time.Hour))}},
 	} {
-		res, err := s.W.ExecContext(ctx, s.q(q.query), q.arg)
+		res, err := s.W.ExecContext(ctx, s.q(q.query), q.args...)
 		if err != nil {
 			return total, fmt.Errorf("prune: %w", err)
 		}

@@ -64,6 +64,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"audit chain golden vectors", testAuditGolden},
 		{"audit chain is keyed from the first event", testAuditKeyedFrom},
 		{"exchange rules and sessions", testExchange},
+		{"sign-in settings of users, clients and roles", testSignInSettings},
+		{"login requests yield one answer", testLoginRequests},
+		{"browser sessions", testBrowserSessions},
+		{"authorization codes are redeemed once", testAuthCodes},
+		{"consents", testConsents},
+		{"TOTP steps are accepted once", testTOTP},
+		{"recovery codes", testRecoveryCodes},
+		{"failed sign-ins are counted in windows", testSignInFailures},
+		{"prune forgets old sign-in records", testSignInPrune},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
@@ -89,11 +98,13 @@ func ok(t *testing.T, err error, what string) {
 }
 
 func testUsers(t *testing.T, s store.Store) {
-	u := &store.User{ID: "u1", Username: "dana", Email: "dana@example.com", DisplayName: "Dana Lee", PasswordHash: "$argon2id$x", Roles: []string{"support"}, CreatedAt: at, UpdatedAt: at}
+	u := &store.User{ID: "u1", Username: "dana", Email: "dana@example.com", DisplayName: "Dana Lee", PasswordHash: "$argon2id$x", Roles: []string{"support"},
+		PasswordChangeRequired: true, CreatedAt: at, UpdatedAt: at}
 	ok(t, s.CreateUser(ctx, u), "create")
 	got, err := s.GetUser(ctx, "u1")
 	ok(t, err, "get")
-	if got.Username != "dana" || got.Email != "dana@example.com" || got.DisplayName != "Dana Lee" || got.PasswordHash != "$argon2id$x" || !got.CreatedAt.Equal(at) || !slices.Equal(got.Roles, []string{"support"}) {
+	if got.Username != "dana" || got.Email != "dana@example.com" || got.DisplayName != "Dana Lee" || got.PasswordHash != "$argon2id$x" || !got.CreatedAt.Equal(at) || !slices.Equal(got.Roles, []string{"support"}) ||
+		!got.PasswordChangeRequired || got.MFARequired {
 		t.Fatalf("round trip: %+v", got)
 	}
 	byName, err := s.GetUserByUsername(ctx, "dana")
@@ -112,10 +123,10 @@ func testUsers(t *testing.T, s store.Store) {
 	}
 	_, err = s.GetUser(ctx, "nobody")
 	is(t, err, store.ErrNotFound, "missing user")
-	got.Locked, got.DisplayName = true, "Dana L."
+	got.Locked, got.DisplayName, got.PasswordChangeRequired, got.MFARequired = true, "Dana L.", false, true
 	ok(t, s.UpdateUser(ctx, got), "update")
 	got, _ = s.GetUser(ctx, "u1")
-	if !got.Locked || got.DisplayName != "Dana L." {
+	if !got.Locked || got.DisplayName != "Dana L." || got.PasswordChangeRequired || !got.MFARequired {
 		t.Fatalf("update lost: %+v", got)
 	}
 	is(t, s.UpdateUser(ctx, &store.User{ID: "nobody", Username: "n"}), store.ErrNotFound, "update missing")
@@ -186,6 +197,7 @@ func newClient(id string) *store.Client {
 func testClients(t *testing.T, s store.Store) {
 	c := newClient("app")
 	c.Roles = []string{"admin"}
+	c.ThirdParty, c.PostLogoutRedirectURIs, c.BackchannelLogoutURI, c.RequireMFA = true, []string{"https://app/bye"}, "https://app/bcl", true
 	ok(t, s.CreateClient(ctx, c), "create")
 	got, err := s.GetClient(ctx, "app")
 	ok(t, err, "get")
@@ -193,14 +205,17 @@ func testClients(t *testing.T, s store.Store) {
 	if got.Name != c.Name || got.Type != c.Type || got.AuthMethod != c.AuthMethod || !slices.Equal(got.RedirectURIs, c.RedirectURIs) ||
 		!slices.Equal(got.GrantTypes, c.GrantTypes) || !slices.Equal(got.Scopes, c.Scopes) || !slices.Equal(got.Audiences, c.Audiences) ||
 		got.AccessTokenTTL != c.AccessTokenTTL || got.RefreshTokenTTL != c.RefreshTokenTTL || got.AccessTokenAlg != "ES256" ||
-		!slices.Equal(got.Roles, []string{"admin"}) || string(got.SecretHash) != "h" {
+		!slices.Equal(got.Roles, []string{"admin"}) || string(got.SecretHash) != "h" ||
+		!got.ThirdParty || !slices.Equal(got.PostLogoutRedirectURIs, []string{"https://app/bye"}) || got.BackchannelLogoutURI != "https://app/bcl" || !got.RequireMFA {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, c)
 	}
 	is(t, s.CreateClient(ctx, newClient("app")), store.ErrConflict, "duplicate ID")
 	got.Audiences, got.Disabled, got.AccessTokenFormat = nil, true, store.FormatOpaque
+	got.ThirdParty, got.PostLogoutRedirectURIs, got.BackchannelLogoutURI, got.RequireMFA = false, nil, "", false
 	ok(t, s.UpdateClient(ctx, got), "update")
 	got, _ = s.GetClient(ctx, "app")
-	if got.Audiences != nil || !got.Disabled || got.AccessTokenFormat != store.FormatOpaque {
+	if got.Audiences != nil || !got.Disabled || got.AccessTokenFormat != store.FormatOpaque ||
+		got.ThirdParty || got.PostLogoutRedirectURIs != nil || got.BackchannelLogoutURI != "" || got.RequireMFA {
 		t.Fatalf("update lost: %+v", got)
 	}
 	ok(t, s.CreateClient(ctx, newClient("api")), "second")
@@ -224,10 +239,10 @@ func testRoles(t *testing.T, s store.Store) {
 	if !slices.Contains(byName["admin"].Permissions, "introspect:any") || !slices.Equal(byName["introspector"].Permissions, []string{"signet:introspect"}) || !byName["support"].BuiltIn || !slices.Equal(byName["introspect-any"].Permissions, []string{"signet:introspect", "introspect:any"}) || !byName["introspect-any"].BuiltIn {
 		t.Fatalf("built-in roles: %+v", roles)
 	}
-	ok(t, s.PutRole(ctx, &store.Role{Name: "auditor", Description: "reads audit", Permissions: []string{"signet:audit"}}), "put")
+	ok(t, s.PutRole(ctx, &store.Role{Name: "auditor", Description: "reads audit", Permissions: []string{"signet:audit"}, RequireMFA: true}), "put")
 	r, err := s.GetRole(ctx, "auditor")
 	ok(t, err, "get")
-	if r.Description != "reads audit" || r.BuiltIn {
+	if r.Description != "reads audit" || r.BuiltIn || !r.RequireMFA || byName["admin"].RequireMFA {
 		t.Fatalf("role: %+v", r)
 	}
 	ok(t, s.CreateClient(ctx, newClient("c1")), "client")
@@ -248,7 +263,7 @@ func testRoles(t *testing.T, s store.Store) {
 	ok(t, s.CreateRole(ctx, &store.Role{Name: "customer", Description: "people who buy", Permissions: []string{"shop:buy"}}), "create")
 	is(t, s.CreateRole(ctx, &store.Role{Name: "customer"}), store.ErrConflict, "create twice")
 	is(t, s.CreateRole(ctx, &store.Role{Name: "admin"}), store.ErrConflict, "create over a built-in role")
-	if r, err := s.GetRole(ctx, "customer"); err != nil || r.Description != "people who buy" || !slices.Equal(r.Permissions, []string{"shop:buy"}) || r.BuiltIn {
+	if r, err := s.GetRole(ctx, "customer"); err != nil || r.Description != "people who buy" || !slices.Equal(r.Permissions, []string{"shop:buy"}) || r.BuiltIn || r.RequireMFA {
 		t.Fatalf("created role: %+v %v", r, err)
 	}
 	ok(t, s.CreateUser(ctx, &store.User{ID: "u-dana", Username: "dana", Roles: []string{"customer"}, CreatedAt: at, UpdatedAt: at}), "holder")
@@ -1128,5 +1143,61 @@ func RunServiceAccountGrantsUpgrade(t *testing.T, old *sql.DB, p *goose.Provider
 	want := []string{"client_credentials", "urn:ietf:params:oauth:grant-type:jwt-bearer"}
 	if !slices.Equal(a.GrantTypes, want) {
 		t.Fatalf("after the upgrade the account may use %v; want %v", a.GrantTypes, want)
+	}
+}
+
+// RunSignInUpgrade checks that users, clients and roles stored before interactive sign-in come out
+// of the migration that introduced it (version signinVersion) asking for nothing new: no password
+// change, no second factor, first party, no logout URIs. Arguments as for
+// RunServiceAccountGrantsUpgrade.
+func RunSignInUpgrade(t *testing.T, old *sql.DB, p *goose.Provider, signinVersion int64, boolFalse string, open func(t *testing.T) store.Store) {
+	var before int64
+	found := false
+	for _, src := range p.ListSources() {
+		if src.Version < signinVersion {
+			before = max(before, src.Version)
+		}
+		found = found || src.Version == signinVersion
+	}
+	if !found || before == 0 {
+		t.Fatalf("migration %d or its predecessor is missing: %v", signinVersion, p.ListSources())
+	}
+	if _, err := p.UpTo(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO users (id, username, locked, created_at, updated_at) VALUES ('u-old', 'old-user', ` + boolFalse + `, 1, 1)`,
+		`INSERT INTO clients (id, name, type, auth_method, redirect_uris, grant_types, scopes, audiences, access_token_format, access_token_alg,
+			access_token_ttl, refresh_token_ttl, disabled, created_at, updated_at)
+			VALUES ('c-old', 'old-app', 'web', 'client_secret_basic', '["https://old/cb"]', '["authorization_code"]', '[]', '[]', 'jwt', 'ES256',
+			600000, 3600000, ` + boolFalse + `, 1, 1)`,
+		`INSERT INTO roles (name, description, permissions, built_in) VALUES ('old-role', '', '["x"]', ` + boolFalse + `)`,
+	} {
+		if _, err := old.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := open(t)
+	u, err := s.GetUser(ctx, "u-old")
+	ok(t, err, "old user")
+	if u.PasswordChangeRequired || u.MFARequired || u.Username != "old-user" {
+		t.Fatalf("old user after the upgrade: %+v", u)
+	}
+	c, err := s.GetClient(ctx, "c-old")
+	ok(t, err, "old client")
+	if c.ThirdParty || c.PostLogoutRedirectURIs != nil || c.BackchannelLogoutURI != "" || c.RequireMFA || !slices.Equal(c.RedirectURIs, []string{"https://old/cb"}) {
+		t.Fatalf("old client after the upgrade: %+v", c)
+	}
+	r, err := s.GetRole(ctx, "old-role")
+	ok(t, err, "old role")
+	if r.RequireMFA || !slices.Equal(r.Permissions, []string{"x"}) {
+		t.Fatalf("old role after the upgrade: %+v", r)
+	}
+	roles, err := s.ListRoles(ctx)
+	ok(t, err, "roles")
+	for _, r := range roles {
+		if r.RequireMFA {
+			t.Fatalf("role %s requires a second factor after the upgrade", r.Name)
+		}
 	}
 }

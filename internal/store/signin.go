@@ -99,7 +99,9 @@ type TOTPFactor struct {
 
 // SignInStore is the sign-in part of Store.
 type SignInStore interface {
-	// Login requests. UpdateLoginRequest stores UserID, PasswordAt and DoneAt.
+	// Login requests. UpdateLoginRequest stores the progress (UserID, PasswordAt, Request) of a
+	// request not yet done: ErrNotFound for one that is done or gone (a finished sign-in cannot be
+	// moved on by a slower tab). FinishLoginRequest is what sets DoneAt.
 	CreateLoginRequest(ctx context.Context, r *LoginRequest) error
 	GetLoginRequest(ctx context.Context, id string) (*LoginRequest, error)
 	UpdateLoginRequest(ctx context.Context, r *LoginRequest) error

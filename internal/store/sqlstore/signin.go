@@ -60,8 +60,8 @@ func (s *Store) GetLoginRequest(ctx context.Context, id string) (*store.LoginReq
 }
 
 func (s *Store) UpdateLoginRequest(ctx context.Context, r *store.LoginRequest) error {
-	res, err := s.W.ExecContext(ctx, s.q(`UPDATE login_requests SET user_id = ?, password_at = ?, done_at = ? WHERE id = ?`),
-		r.UserID, ts(r.PasswordAt), ts(r.DoneAt), r.ID)
+	res, err := s.W.ExecContext(ctx, s.q(`UPDATE login_requests SET user_id = ?, password_at = ?, request = ? WHERE id = ? AND done_at = 0`),
+		r.UserID, ts(r.PasswordAt), r.Request, r.ID)
 	return s.mapErr(mustAffect(res, err, "login request "+r.ID), "update login request")
 }
 

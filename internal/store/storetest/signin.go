@@ -72,7 +72,7 @@ func testLoginRequests(t *testing.T, s store.Store) {
 	_, err = s.GetLoginRequest(ctx, "nosuch")
 	is(t, err, store.ErrNotFound, "missing request")
 
-	got.UserID, got.PasswordAt = "u1", at.Add(time.Minute+time.Microsecond)
+	got.UserID, got.PasswordAt, got.Request = "u1", at.Add(time.Minute+time.Microsecond), []byte(`{"scope":"openid","fresh":true}`)
 	ok(t, s.UpdateLoginRequest(ctx, got), "update")
 	after, err := s.GetLoginRequest(ctx, "lr1")
 	ok(t, err, "get after update")
@@ -86,6 +86,13 @@ func testLoginRequests(t *testing.T, s store.Store) {
 	after, _ = s.GetLoginRequest(ctx, "lr1")
 	if !after.DoneAt.Equal(done) || after.UserID != "u1" {
 		t.Fatalf("finish: the first answer must stay: %+v", after)
+	}
+	// A slower tab cannot move a finished request on, nor make it unfinished.
+	late := *after
+	late.UserID, late.DoneAt = "u2", time.Time{}
+	is(t, s.UpdateLoginRequest(ctx, &late), store.ErrNotFound, "update after finish")
+	if after, _ = s.GetLoginRequest(ctx, "lr1"); !after.DoneAt.Equal(done) || after.UserID != "u1" {
+		t.Fatalf("an update after finish changed the request: %+v", after)
 	}
 
 	// However many tabs post the request at once, it yields one answer.

@@ -18,6 +18,7 @@ var constructors = map[string]int{ // name → index of the format argument
 	"UnsupportedTokenType": 0, "TemporarilyUnavailable": 0, "InvalidToken": 0, "fail": 0,
 	"UnsupportedResponseType": 0, "RequestNotSupported": 0, "RequestURINotSupported": 0, "RegistrationNotSupported": 0,
 	"RateLimited": 1, "refuse": 1,
+	"LoginRequired": 0, "ConsentRequired": 0, "InteractionRequired": 0, "AccountSelectionRequired": 0,
 }
 
 // descriptions returns every literal error_description format in the non-test Go files under root.

@@ -68,7 +68,7 @@ func (h *Handler) signedInPost(action func(http.ResponseWriter, *http.Request, *
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 		if err := r.ParseForm(); err != nil || !h.checkCSRF(r, accountPurpose) {
-			h.fail(w, r, http.StatusForbidden, "This form has expired", "The form was not sent by Signet in this browser, or it is too old. Go back, reload the page and try again.")
+			h.showError(w, r, http.StatusForbidden, "This form has expired", "The form was not sent by Signet in this browser, or it is too old. Go back, reload the page and try again.")
 			return
 		}
 		cur, err := h.current(r.Context(), r)
@@ -227,7 +227,7 @@ func (h *Handler) endSessions(w http.ResponseWriter, r *http.Request, a *account
 	}
 	s, err := h.Store.GetBrowserSession(ctx, target)
 	if errors.Is(err, store.ErrNotFound) || err == nil && s.UserID != a.User.ID {
-		h.fail(w, r, http.StatusNotFound, "No such session", "That session is not one of yours, or it has already ended.")
+		h.showError(w, r, http.StatusNotFound, "No such session", "That session is not one of yours, or it has already ended.")
 		return
 	}
 	if err != nil {
@@ -320,7 +320,7 @@ func (h *Handler) removeTOTP(w http.ResponseWriter, r *http.Request, a *accountR
 		return
 	}
 	if required {
-		h.fail(w, r, http.StatusForbidden, "Two-step verification is required", "Your organisation requires a second factor for your account, so it cannot be removed.")
+		h.showError(w, r, http.StatusForbidden, "Two-step verification is required", "Your organisation requires a second factor for your account, so it cannot be removed.")
 		return
 	}
 	if err := h.Store.DeleteSecondFactors(ctx, a.User.ID); err != nil {
@@ -339,7 +339,7 @@ func (h *Handler) newRecoveryCodes(w http.ResponseWriter, r *http.Request, a *ac
 	ctx := r.Context()
 	f, err := h.Store.GetTOTP(ctx, a.User.ID)
 	if errors.Is(err, store.ErrNotFound) || err == nil && f.ConfirmedAt.IsZero() {
-		h.fail(w, r, http.StatusBadRequest, "No second factor", "Recovery codes come with two-step verification: set it up first.")
+		h.showError(w, r, http.StatusBadRequest, "No second factor", "Recovery codes come with two-step verification: set it up first.")
 		return
 	}
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if err := r.ParseForm(); err != nil {
-		h.fail(w, r, http.StatusBadRequest, "This sign-in link is not valid", "The request's parameters could not be read: "+err.Error())
+		h.showError(w, r, http.StatusBadRequest, "This sign-in link is not valid", "The request's parameters could not be read: "+err.Error())
 		return
 	}
 	form := r.Form
@@ -41,7 +41,7 @@ func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	req, ref := authorize.Parse(form, client)
 	if ref != nil {
-		h.refuse(w, r, ref)
+		h.sendRefusal(w, r, ref)
 		return
 	}
 	now := h.Now()
@@ -54,13 +54,13 @@ func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request) {
 	if req.IDTokenHint != "" {
 		sub, ok := h.hintedUser(ctx, req.IDTokenHint, client.ID)
 		if !ok {
-			h.refuse(w, r, refusal(req, oauth.InvalidRequest("id_token_hint is not an ID token this server issued to client '%s'", client.ID)))
+			h.sendRefusal(w, r, refusal(req, oauth.InvalidRequest("id_token_hint is not an ID token this server issued to client '%s'", client.ID)))
 			return
 		}
 		if cur != nil && cur.User.ID != sub {
 			// The application expects another user than the one signed in here.
 			if req.HasPrompt(authorize.PromptNone) {
-				h.refuse(w, r, refusal(req, oauth.LoginRequired("the user of id_token_hint is not the one signed in; send the user to sign in without prompt=none")))
+				h.sendRefusal(w, r, refusal(req, oauth.LoginRequired("the user of id_token_hint is not the one signed in; send the user to sign in without prompt=none")))
 				return
 			}
 			p.Fresh = true
@@ -72,10 +72,10 @@ func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request) {
 	if req.HasPrompt(authorize.PromptNone) {
 		switch {
 		case cur == nil:
-			h.refuse(w, r, refusal(req, oauth.LoginRequired("no user is signed in in this browser; send the user to sign in without prompt=none")))
+			h.sendRefusal(w, r, refusal(req, oauth.LoginRequired("no user is signed in in this browser; send the user to sign in without prompt=none")))
 			return
 		case p.Fresh:
-			h.refuse(w, r, refusal(req, oauth.LoginRequired("the sign-in is older than max_age allows; send the user to sign in again without prompt=none")))
+			h.sendRefusal(w, r, refusal(req, oauth.LoginRequired("the sign-in is older than max_age allows; send the user to sign in again without prompt=none")))
 			return
 		}
 		need, err := h.needs(ctx, cur.User, client, p, cur.Session)
@@ -84,7 +84,7 @@ func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if e := need.silentRefusal(); e != nil {
-			h.refuse(w, r, refusal(req, e))
+			h.sendRefusal(w, r, refusal(req, e))
 			return
 		}
 		h.issue(w, r, client, p, cur.User, cur.Session)

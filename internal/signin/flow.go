@@ -135,7 +135,7 @@ func (h *Handler) load(w http.ResponseWriter, r *http.Request, post bool) *loade
 	}
 	lr, err := h.Store.GetLoginRequest(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || err == nil && !h.Now().Before(lr.ExpiresAt) {
-		h.fail(w, r, http.StatusBadRequest, "This sign-in has expired",
+		h.showError(w, r, http.StatusBadRequest, "This sign-in has expired",
 			"Sign-in requests are good for 10 minutes. Go back to the application and sign in again.")
 		return nil
 	}
@@ -145,17 +145,17 @@ func (h *Handler) load(w http.ResponseWriter, r *http.Request, post bool) *loade
 	}
 	browser := get(r, h.cookies.browser)
 	if browser == "" || !equalHash(lr.BrowserHash, h.browserHash(browser)) {
-		h.fail(w, r, http.StatusForbidden, "Sign in from where you started",
+		h.showError(w, r, http.StatusForbidden, "Sign in from where you started",
 			"This sign-in was started in another browser (or this browser's cookies were cleared). For your safety it can only be finished where it began: go back to the application and sign in again.")
 		return nil
 	}
 	if post && !h.checkCSRF(r, lr.ID) {
-		h.fail(w, r, http.StatusForbidden, "This form has expired",
+		h.showError(w, r, http.StatusForbidden, "This form has expired",
 			"The page was not sent by Signet in this browser, or it is too old. Go back, reload the page and try again.")
 		return nil
 	}
 	if !lr.DoneAt.IsZero() {
-		h.fail(w, r, http.StatusBadRequest, "This sign-in is already finished",
+		h.showError(w, r, http.StatusBadRequest, "This sign-in is already finished",
 			"You have already completed (or cancelled) this sign-in. Go back to the application; if it is not signed in, sign in again from there.")
 		return nil
 	}
@@ -169,7 +169,7 @@ func (h *Handler) load(w http.ResponseWriter, r *http.Request, post bool) *loade
 		c, err := h.Dir.Client(ctx, lr.ClientID)
 		switch {
 		case errors.Is(err, store.ErrNotFound) || err == nil && c.Disabled:
-			h.fail(w, r, http.StatusBadRequest, "This application is no longer available",
+			h.showError(w, r, http.StatusBadRequest, "This application is no longer available",
 				"The application you were signing in to was removed or disabled while you were signing in.")
 			return nil
 		case err != nil:
@@ -333,7 +333,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, l *loaded, u *s
 		return
 	}
 	if err := h.Store.FinishLoginRequest(ctx, l.lr.ID, now); errors.Is(err, store.ErrConflict) {
-		h.fail(w, r, http.StatusBadRequest, "This sign-in is already finished",
+		h.showError(w, r, http.StatusBadRequest, "This sign-in is already finished",
 			"This sign-in was completed in another tab. Go back to the application.")
 		return
 	} else if err != nil {

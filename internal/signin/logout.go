@@ -85,7 +85,7 @@ func clientOrAny(clientID, hint string) string {
 func (h *Handler) EndSession(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if err := r.ParseForm(); err != nil {
-		h.fail(w, r, http.StatusBadRequest, "This sign-out link is not valid", "Its parameters could not be read.")
+		h.showError(w, r, http.StatusBadRequest, "This sign-out link is not valid", "Its parameters could not be read.")
 		return
 	}
 	form := r.Form
@@ -133,7 +133,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil || !h.checkCSRF(r, "logout") {
-		h.fail(w, r, http.StatusForbidden, "This form has expired", "The sign-out form was not sent by Signet in this browser. Nothing was changed.")
+		h.showError(w, r, http.StatusForbidden, "This form has expired", "The sign-out form was not sent by Signet in this browser. Nothing was changed.")
 		return
 	}
 	req, problem := h.parseLogout(ctx, r.PostForm)

@@ -162,7 +162,7 @@ func clientIP(r *http.Request) string {
 }
 
 // fail renders the error page for a request that cannot go on.
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, title, message string) {
+func (h *Handler) showError(w http.ResponseWriter, r *http.Request, status int, title, message string) {
 	page := &ui.Error{Common: ui.Common{Title: title}, Message: message}
 	h.UI.Render(w, status, page)
 }
@@ -172,16 +172,16 @@ func (h *Handler) serverFault(w http.ResponseWriter, r *http.Request, err error)
 	if store.Unavailable(err) {
 		w.Header().Set("Retry-After", "2")
 		h.Log.Warn("sign-in: store unavailable", "err", err, "path", r.URL.Path)
-		h.fail(w, r, http.StatusServiceUnavailable, "Try again in a moment", "Signet cannot reach its database right now. Wait a moment and try again.")
+		h.showError(w, r, http.StatusServiceUnavailable, "Try again in a moment", "Signet cannot reach its database right now. Wait a moment and try again.")
 		return
 	}
 	h.Log.Error("sign-in failed", "err", err, "path", r.URL.Path)
-	h.fail(w, r, http.StatusInternalServerError, "Something went wrong", "Signet could not complete this step. Try again; if it keeps happening, tell your administrator (the server log has the details).")
+	h.showError(w, r, http.StatusInternalServerError, "Something went wrong", "Signet could not complete this step. Try again; if it keeps happening, tell your administrator (the server log has the details).")
 }
 
 // refuse delivers an authorization refusal: to the client when its redirect URI was validated,
 // else on an error page (never to an unvalidated URI).
-func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, ref *authorize.Refusal) {
+func (h *Handler) sendRefusal(w http.ResponseWriter, r *http.Request, ref *authorize.Refusal) {
 	if !ref.Redirect {
 		page := &ui.Error{Common: ui.Common{Title: "This sign-in link is not valid"}, Code: ref.Err.Code,
 			Message: "The application sent a sign-in request Signet cannot accept, so you were not sent back to it.",

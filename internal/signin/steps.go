@@ -40,7 +40,7 @@ const maxFactorAttempts = 5
 func (h *Handler) postStep(w http.ResponseWriter, r *http.Request) *loaded {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
-		h.fail(w, r, http.StatusBadRequest, "The form could not be read", "Go back, reload the page and try again.")
+		h.showError(w, r, http.StatusBadRequest, "The form could not be read", "Go back, reload the page and try again.")
 		return nil
 	}
 	return h.load(w, r, true)
@@ -89,7 +89,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 	ok, err := h.verifyPassword(ctx, phc, password)
 	if err != nil {
 		w.Header().Set("Retry-After", "2")
-		h.fail(w, r, http.StatusServiceUnavailable, "Too many sign-ins at once", "Signet is busy checking other sign-ins. Wait a moment and try again.")
+		h.showError(w, r, http.StatusServiceUnavailable, "Too many sign-ins at once", "Signet is busy checking other sign-ins. Wait a moment and try again.")
 		return
 	}
 	if u == nil || u.PasswordHash == "" || !ok {
@@ -133,7 +133,7 @@ func (h *Handler) failedPassword(w http.ResponseWriter, r *http.Request, l *load
 	if u != nil {
 		subject = u.ID
 	}
-	wait, err := h.Throttle.fail(ctx, h.Store, username, clientIP(r), h.Now())
+	wait, err := h.Throttle.count(ctx, h.Store, username, clientIP(r), h.Now())
 	if err != nil {
 		h.Log.Warn("could not count a failed sign-in", "err", err)
 	}
@@ -189,7 +189,7 @@ func (h *Handler) factor(w http.ResponseWriter, r *http.Request) {
 		h.auditSignIn(ctx, r, audit.TypeSignInFailed, u.ID, l.lr.ClientID, "wrong second factor", u.Username)
 		if l.p.Attempts >= maxFactorAttempts {
 			h.Store.FinishLoginRequest(ctx, l.lr.ID, h.Now())
-			h.fail(w, r, http.StatusUnauthorized, "Too many wrong codes", "This sign-in was stopped after too many wrong codes. Go back to the application and sign in again.")
+			h.showError(w, r, http.StatusUnauthorized, "Too many wrong codes", "This sign-in was stopped after too many wrong codes. Go back to the application and sign in again.")
 			return
 		}
 		if err := h.save(ctx, l.lr, l.p); err != nil {
@@ -489,7 +489,7 @@ func (h *Handler) consent(w http.ResponseWriter, r *http.Request) {
 			h.serverFault(w, r, err)
 			return
 		}
-		h.refuse(w, r, refusal(l.p.Request, oauth.AccessDenied("the user did not allow client '%s' the requested access", l.client.ID)))
+		h.sendRefusal(w, r, refusal(l.p.Request, oauth.AccessDenied("the user did not allow client '%s' the requested access", l.client.ID)))
 	default:
 		h.next(w, r, l, http.StatusBadRequest, "")
 	}

@@ -52,9 +52,9 @@ func (t *Throttle) blocked(ctx context.Context, st store.Store, username, ip str
 	return wait, nil
 }
 
-// fail counts a failed sign-in against both keys and returns how long they must now wait (0 while
+// count counts a failed sign-in against both keys and returns how long they must now wait (0 while
 // under both limits).
-func (t *Throttle) fail(ctx context.Context, st store.Store, username, ip string, now time.Time) (time.Duration, error) {
+func (t *Throttle) count(ctx context.Context, st store.Store, username, ip string, now time.Time) (time.Duration, error) {
 	var wait time.Duration
 	for _, k := range []struct {
 		key   string

@@ -50,11 +50,27 @@ func TestDiscoveryListsWhatWorks(t *testing.T) {
 			}
 		}
 		grants := doc["grant_types_supported"].([]any)
-		if len(grants) != 4 || grants[0] != "client_credentials" || grants[1] != "urn:ietf:params:oauth:grant-type:jwt-bearer" || grants[2] != "refresh_token" || grants[3] != "urn:ietf:params:oauth:grant-type:token-exchange" {
+		if len(grants) != 5 || grants[0] != "authorization_code" || grants[1] != "client_credentials" || grants[2] != "urn:ietf:params:oauth:grant-type:jwt-bearer" || grants[3] != "refresh_token" || grants[4] != "urn:ietf:params:oauth:grant-type:token-exchange" {
 			t.Errorf("grant_types_supported %v must list exactly what the token endpoint serves", grants)
 		}
-		if _, ok := doc["authorization_endpoint"]; ok {
-			t.Error("authorization_endpoint is advertised but not served yet")
+		// The sign-in endpoints are served: an empty authorization request gets the error page
+		// (not the JSON 404 of unknown paths), end_session the signed-out page.
+		for k, want := range map[string]int{"authorization_endpoint": http.StatusBadRequest, "end_session_endpoint": http.StatusOK} {
+			u, _ := doc[k].(string)
+			resp, err := http.Get(u)
+			if err != nil {
+				t.Fatalf("%s %q: %v", k, u, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+				t.Errorf("%s %s answered %d %s, want %d with a page", k, u, resp.StatusCode, resp.Header.Get("Content-Type"), want)
+			}
+		}
+		if rt, _ := doc["response_types_supported"].([]any); len(rt) != 1 || rt[0] != "code" {
+			t.Errorf("response_types_supported %v: only the code flow is served", rt)
+		}
+		if m, _ := doc["code_challenge_methods_supported"].([]any); len(m) != 1 || m[0] != "S256" {
+			t.Errorf("code_challenge_methods_supported %v: only S256 is accepted", m)
 		}
 		if algs := doc["id_token_signing_alg_values_supported"].([]any); len(algs) == 0 || algs[0] != "ES256" {
 			t.Errorf("signing algs %v", algs)

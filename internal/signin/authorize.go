@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/signet-id/signet/internal/audit"
@@ -69,6 +70,14 @@ func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request) {
 	if cur != nil && (req.HasPrompt(authorize.PromptLogin) || req.HasPrompt(authorize.PromptSelectAccount) || tooOld(cur.Session, req, now)) {
 		p.Fresh = true
 	}
+	if cur != nil && !p.Fresh && !hints(req.LoginHint, cur.User) {
+		// The application expects someone else: the signed-in user is not silently handed over.
+		if req.HasPrompt(authorize.PromptNone) {
+			h.sendRefusal(w, r, refusal(req, oauth.LoginRequired("the user of login_hint is not the one signed in; send the user to sign in without prompt=none")))
+			return
+		}
+		p.Fresh = true
+	}
 	if req.HasPrompt(authorize.PromptNone) {
 		switch {
 		case cur == nil:
@@ -102,6 +111,11 @@ func (h *Handler) Authorize(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.begin(w, r, client.ID, p)
+}
+
+// hints reports whether a login_hint names u (its username or email) or is absent.
+func hints(hint string, u *store.User) bool {
+	return hint == "" || strings.EqualFold(hint, u.Username) || u.Email != "" && strings.EqualFold(hint, u.Email)
 }
 
 // tooOld reports whether a session's authentication is older than the request's max_age.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/signet-id/signet/internal/audit"
@@ -249,7 +248,7 @@ func (h *Handler) userOf(ctx context.Context, l *loaded) (*store.User, error) {
 		if l.cur == nil || l.p.Fresh {
 			return nil, nil
 		}
-		if hint := l.p.hint(); hint != "" && !strings.EqualFold(hint, l.cur.User.Username) {
+		if !hints(l.p.hint(), l.cur.User) {
 			return nil, nil
 		}
 		return l.cur.User, nil
@@ -378,7 +377,14 @@ func (h *Handler) establish(ctx context.Context, w http.ResponseWriter, r *http.
 		}
 		amr = append(amr, store.AMRMFA)
 	} else if same && !l.cur.Session.MFAAt.IsZero() && !l.p.Fresh {
+		// The password was typed again in a session whose second factor still counts: keep it,
+		// with the methods that proved it.
 		mfaAt = l.cur.Session.MFAAt
+		for _, m := range l.cur.Session.AMR {
+			if m != store.AMRPassword && !slices.Contains(amr, m) {
+				amr = append(amr, m)
+			}
+		}
 	}
 	secret := secrets.RandomString(32)
 	if same {

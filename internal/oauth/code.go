@@ -187,7 +187,6 @@ func (h *Handler) idToken(a *tokens.Access, alg string, g signInGrant, access st
 	in := *g.ID
 	in.AuthorizedParty = a.ClientID
 	in.AccessTokenHash = tokens.HalfHash(alg, access)
-	in.Profile = tokens.ProfileOf(g.User, g.Scope)
 	id := &tokens.Access{
 		ID: tokens.NewID(g.At), Subject: a.Subject, SubjectKind: store.KindUser, ClientID: a.ClientID, Scope: a.Scope,
 		IssuedAt: a.IssuedAt, ExpiresAt: a.IssuedAt.Add(h.SignIn.IDTokenTTL), GrantID: a.GrantID, SessionID: a.SessionID,

@@ -59,6 +59,9 @@ func (u *Userinfo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					claims[name] = v
 				}
 			}
+			if p.Email != "" {
+				claims["email_verified"] = false // Signet does not verify addresses (yet): say so
+			}
 			if slices.Contains(a.Scope, "roles") {
 				claims["roles"] = user.Roles
 			}

@@ -401,21 +401,20 @@ type idClaims struct {
 }
 
 // SignIn is what an ID token from a sign-in says besides its access token's content (OIDC Core
-// §2, §3.1.3.6): how and when the user authenticated, the request's nonce, the hashes that bind the
-// token response together, and the user's claims the scopes asked for.
+// §2, §3.1.3.6): how and when the user authenticated, the request's nonce, and at_hash, which binds
+// it to the access token of the same response. (c_hash binds an ID token to a code sent with it
+// from the authorization endpoint: hybrid flows only, which Signet does not serve.)
 type SignIn struct {
 	Nonce           string   `json:"nonce,omitempty"`
 	AMR             []string `json:"amr,omitempty"`
 	ACR             string   `json:"acr,omitempty"`
 	AuthorizedParty string   `json:"azp,omitempty"`
 	AccessTokenHash string   `json:"at_hash,omitempty"`
-	CodeHash        string   `json:"c_hash,omitempty"`
-	Profile
 	// AuthTime is when the user authenticated (auth_time).
 	AuthTime time.Time `json:"-"`
 }
 
-// Profile is what a user's ID token and userinfo say about them, by scope (OIDC Core §5.4):
+// Profile is what userinfo says about a user, by scope (OIDC Core §5.4):
 // profile gives preferred_username and name, email the address when the user has one.
 type Profile struct {
 	PreferredUsername string `json:"preferred_username,omitempty"`
@@ -438,7 +437,7 @@ func ProfileOf(u *store.User, scope []string) Profile {
 	return p
 }
 
-// HalfHash is OIDC Core §3.1.3.6's at_hash and c_hash: the left half of the hash of value, with
+// HalfHash is OIDC Core §3.1.3.6's at_hash: the left half of the hash of value, with
 // the hash of the ID token's signing algorithm (SHA-256 for ES256 and RS256, SHA-512 for EdDSA, as
 // the clients that check it compute it), base64url without padding.
 func HalfHash(alg, value string) string {
@@ -467,8 +466,13 @@ func (s *Service) IssueIDToken(a *Access, alg string, in *SignIn) (string, error
 		IssuedAt: a.IssuedAt.Unix(), ID: a.ID, SessionID: a.SessionID, Scope: strings.Join(a.Scope, " "),
 		Act: a.Act, Exchange: a.Exchange, Lineage: a.Lineage, SignIn: in,
 	}
-	if in != nil && !in.AuthTime.IsZero() {
-		c.AuthTime = in.AuthTime.Unix()
+	if in != nil {
+		// A sign-in's ID token says who signed in and how (OIDC Core §2), nothing more: the
+		// scope's claims are userinfo's (§5.4), and an exchange of it grants no scope.
+		c.Scope = ""
+		if !in.AuthTime.IsZero() {
+			c.AuthTime = in.AuthTime.Unix()
+		}
 	}
 	return s.cfg.Keys.Sign(alg, IDTokenType, c)
 }

@@ -2,14 +2,17 @@ package signin_test
 
 import (
 	"context"
+	"encoding/base32"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/signet-id/signet/internal/exchange"
+	"github.com/signet-id/signet/internal/mfa"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/testenv"
 )
@@ -184,4 +187,32 @@ func signedInAccount(t *testing.T, b *testenv.Browser) bool {
 	t.Helper()
 	resp := raw(t, b, http.MethodGet, "/ui/account", nil)
 	return resp.StatusCode == 200
+}
+
+// enrolTOTP completes the TOTP enrolment page p shows in b (reading the secret the page prints)
+// and returns the secret and the page after the code was accepted.
+func enrolTOTP(t *testing.T, b *testenv.Browser, p *testenv.Page) ([]byte, *testenv.Page) {
+	t.Helper()
+	i := strings.Index(p.Body, `<code class="secret">`)
+	if i < 0 {
+		t.Fatalf("no TOTP secret on page %s: %s", p.URL, p.Text())
+	}
+	rest := p.Body[i+len(`<code class="secret">`):]
+	enc := strings.ReplaceAll(rest[:strings.Index(rest, "<")], " ", "")
+	secret, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(enc))
+	if err != nil {
+		t.Fatalf("secret %q: %v", enc, err)
+	}
+	p = b.Submit(p, "enrol", map[string]string{"code": mfa.Code(secret, time.Now())})
+	if p.Status != 200 {
+		t.Fatalf("enrolment refused: %d %s", p.Status, p.Text())
+	}
+	return secret, p
+}
+
+// browserWith is a new browser holding only the given session cookie value.
+func (x *attackEnv) browserWith(value string) *testenv.Browser {
+	b := x.NewBrowser()
+	setCookie(b, sessionCookie, value)
+	return b
 }

@@ -374,7 +374,7 @@ func (s *Service) ResolveIDToken(ctx context.Context, raw, client string) (*Acce
 	a := &Access{
 		ID: c.ID, Issuer: c.Issuer, Subject: c.Subject, SubjectKind: store.KindUser, ClientID: client, Audience: tok.Claims.Audience,
 		Scope: strings.Fields(c.Scope), IssuedAt: tok.Claims.IssuedAt, NotBefore: tok.Claims.IssuedAt, ExpiresAt: tok.Claims.ExpiresAt,
-		SessionID: c.SessionID, Act: c.Act, Exchange: c.Exchange, Lineage: c.Lineage, Format: store.FormatJWT,
+		SessionID: c.SessionID, GrantID: c.GrantID, Act: c.Act, Exchange: c.Exchange, Lineage: c.Lineage, Format: store.FormatJWT,
 	}
 	if !slices.Contains(tok.Claims.Audience, client) {
 		return nil, &Inactive{Code: "audience", Detail: "ID token issued to " + strings.Join(tok.Claims.Audience, ", "), Access: a}, nil
@@ -393,6 +393,7 @@ type idClaims struct {
 	AuthTime  int64     `json:"auth_time,omitempty"`
 	ID        string    `json:"jti"`
 	SessionID string    `json:"sid,omitempty"`
+	GrantID   string    `json:"signet_grant,omitempty"`
 	Scope     string    `json:"scope,omitempty"`
 	Act       *Actor    `json:"act,omitempty"`
 	Exchange  *Exchange `json:"signet_exchange,omitempty"`
@@ -463,7 +464,7 @@ func (s *Service) IssueIDToken(a *Access, alg string, in *SignIn) (string, error
 	}
 	c := idClaims{
 		Issuer: s.cfg.Issuer, Subject: a.Subject, Audience: []string{a.ClientID}, ExpiresAt: a.ExpiresAt.Unix(),
-		IssuedAt: a.IssuedAt.Unix(), ID: a.ID, SessionID: a.SessionID, Scope: strings.Join(a.Scope, " "),
+		IssuedAt: a.IssuedAt.Unix(), ID: a.ID, SessionID: a.SessionID, GrantID: a.GrantID, Scope: strings.Join(a.Scope, " "),
 		Act: a.Act, Exchange: a.Exchange, Lineage: a.Lineage, SignIn: in,
 	}
 	if in != nil {

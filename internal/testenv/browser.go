@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,7 +18,8 @@ import (
 type Browser struct {
 	T      testing.TB
 	HTTP   *http.Client
-	Origin string // the issuer's origin: redirects elsewhere are not followed
+	Origin string // the issuer's origin: redirects elsewhere are not followed (see Follow)
+	follow []string
 }
 
 // Page is a response the browser received.
@@ -45,13 +47,17 @@ func (e *Env) NewBrowser() *Browser {
 	u, _ := url.Parse(e.URL)
 	b := &Browser{T: e.T, Origin: u.Scheme + "://" + u.Host}
 	b.HTTP = &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if req.URL.Scheme+"://"+req.URL.Host != b.Origin {
+		if o := req.URL.Scheme + "://" + req.URL.Host; o != b.Origin && !slices.Contains(b.follow, o) {
 			return http.ErrUseLastResponse
 		}
 		return nil
 	}}
 	return b
 }
+
+// Follow makes the browser follow redirects to origin as well: a relying party's own server, whose
+// login and callback handlers (and cookies) then take part in the flow as in a real browser.
+func (b *Browser) Follow(origin string) { b.follow = append(b.follow, origin) }
 
 // Open GETs a URL (absolute, or a path on the issuer).
 func (b *Browser) Open(rawURL string) *Page {

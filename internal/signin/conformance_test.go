@@ -190,10 +190,11 @@ func TestOIDCBasicOP(t *testing.T) {
 		if claims["iss"] != disc.Issuer || q.Get("iss") != disc.Issuer {
 			t.Fatalf("iss %v (callback %q), discovery issuer %q", claims["iss"], q.Get("iss"), disc.Issuer)
 		}
-		// The suite's list, plus scope: Signet's ID tokens keep their origin's scope so that token
-		// exchange can never widen it (internal/tokens). The suite only warns about it
-		// (EnsureIdTokenDoesNotContainNonRequestedClaims is a WARNING); docs/conformance.md says so.
-		allowed := strings.Fields("iss sub aud exp iat auth_time nonce acr amr azp at_hash c_hash nbf jti sid s_hash txn scope")
+		// The suite's list, plus signet_grant: the code's grant, so that a replayed code's revocation
+		// reaches the ID token and whatever is exchanged from it (internal/tokens). The suite only
+		// warns about it (EnsureIdTokenDoesNotContainNonRequestedClaims is a WARNING);
+		// docs/conformance.md says so.
+		allowed := strings.Fields("iss sub aud exp iat auth_time nonce acr amr azp at_hash c_hash nbf jti sid s_hash txn signet_grant")
 		for k := range claims {
 			if !slices.Contains(allowed, k) {
 				t.Errorf("with scope openid the ID token carries %q (%v)", k, claims[k])

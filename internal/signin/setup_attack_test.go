@@ -216,3 +216,5 @@ func (x *attackEnv) browserWith(value string) *testenv.Browser {
 	setCookie(b, sessionCookie, value)
 	return b
 }
+
+func withACR(v string) oauth2.AuthCodeOption { return oauth2.SetAuthURLParam("acr_values", v) }

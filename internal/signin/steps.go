@@ -179,6 +179,13 @@ func (h *Handler) factor(w http.ResponseWriter, r *http.Request) {
 		h.stepFault(w, r, l, err)
 		return
 	}
+	if wait, err := h.Throttle.factorBlocked(ctx, h.Store, u.ID, h.Now()); err != nil {
+		h.serverFault(w, r, err)
+		return
+	} else if wait > 0 {
+		h.factorThrottled(w, r, l, wait)
+		return
+	}
 	method, message, err := h.checkFactor(ctx, u, r.PostFormValue("code"))
 	if err != nil {
 		h.serverFault(w, r, err)
@@ -187,6 +194,10 @@ func (h *Handler) factor(w http.ResponseWriter, r *http.Request) {
 	if message != "" {
 		l.p.Attempts++
 		h.auditSignIn(ctx, r, audit.TypeSignInFailed, u.ID, l.lr.ClientID, "wrong second factor", u.Username)
+		wait, err := h.Throttle.countFactor(ctx, h.Store, u.ID, h.Now())
+		if err != nil {
+			h.Log.Warn("could not count a wrong second-factor code", "err", err)
+		}
 		if l.p.Attempts >= maxFactorAttempts {
 			h.Store.FinishLoginRequest(ctx, l.lr.ID, h.Now())
 			h.showError(w, r, http.StatusUnauthorized, "Too many wrong codes", "This sign-in was stopped after too many wrong codes. Go back to the application and sign in again.")
@@ -196,11 +207,25 @@ func (h *Handler) factor(w http.ResponseWriter, r *http.Request) {
 			h.serverFault(w, r, err)
 			return
 		}
+		if wait > 0 {
+			h.auditSignIn(ctx, r, audit.TypeSignInThrottled, u.ID, l.lr.ClientID, "too many wrong second-factor codes", u.Username)
+			h.factorThrottled(w, r, l, wait)
+			return
+		}
 		h.next(w, r, l, http.StatusUnauthorized, message)
 		return
 	}
+	if err := h.Throttle.clearFactor(ctx, h.Store, u.ID); err != nil {
+		h.Log.Warn("could not clear wrong second-factor codes", "err", err)
+	}
 	l.p.MFAAt, l.p.MFAMethod = h.Now(), method
 	h.advance(w, r, l)
+}
+
+// factorThrottled answers a second-factor code while the user's wrong codes are over the limit.
+func (h *Handler) factorThrottled(w http.ResponseWriter, r *http.Request, l *loaded, wait time.Duration) {
+	w.Header().Set("Retry-After", fmt.Sprint(int((wait+time.Second-1)/time.Second)))
+	h.next(w, r, l, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong codes. Try again in %s.", roundUp(wait)))
 }
 
 // stepFault answers a POST for a step the request is not at (the user vanished or was locked).

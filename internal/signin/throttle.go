@@ -76,3 +76,31 @@ func (t *Throttle) count(ctx context.Context, st store.Store, username, ip strin
 func (t *Throttle) clear(ctx context.Context, st store.Store, username string) error {
 	return st.ClearSignInFailures(ctx, accountKey(username))
 }
+
+// factorKey counts a user's wrong second-factor codes. Whoever enters them knows the password,
+// so starting a new login request must not bring fresh guesses: the count is the account's, not
+// the request's, and a right password does not clear it (only a right code does).
+func factorKey(userID string) string { return "mfa:" + userID }
+
+// factorBlocked returns how long the user must wait before another second-factor code (0: none).
+func (t *Throttle) factorBlocked(ctx context.Context, st store.Store, userID string, now time.Time) (time.Duration, error) {
+	n, since, err := st.SignInFailures(ctx, factorKey(userID), now, t.Window)
+	if err != nil || n < t.PerAccount {
+		return 0, err
+	}
+	return since.Add(t.Window).Sub(now), nil
+}
+
+// countFactor counts a wrong second-factor code and returns how long the user must now wait.
+func (t *Throttle) countFactor(ctx context.Context, st store.Store, userID string, now time.Time) (time.Duration, error) {
+	n, since, err := st.AddSignInFailure(ctx, factorKey(userID), now, t.Window)
+	if err != nil || n < t.PerAccount {
+		return 0, err
+	}
+	return since.Add(t.Window).Sub(now), nil
+}
+
+// clearFactor forgets a user's wrong codes after a right one.
+func (t *Throttle) clearFactor(ctx context.Context, st store.Store, userID string) error {
+	return st.ClearSignInFailures(ctx, factorKey(userID))
+}

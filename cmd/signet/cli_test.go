@@ -185,7 +185,7 @@ func TestCLIPolicyImpersonationAudit(t *testing.T) {
 	dir := t.TempDir()
 	var api, spa map[string]any
 	cliJSON(t, dir, &api, "client", "create", "--name", "orders-api")
-	cliJSON(t, dir, &spa, "client", "create", "--name", "admin-spa", "--type", "spa", "--grant", "urn:ietf:params:oauth:grant-type:token-exchange")
+	cliJSON(t, dir, &spa, "client", "create", "--name", "admin-spa", "--type", "spa", "--grant", "urn:ietf:params:oauth:grant-type:token-exchange", "--redirect-uri", "https://admin.example.com/callback")
 	apiID, spaID := api["client_id"].(string), spa["client_id"].(string)
 	if _, err := cli(t, dir, "role", "list"); err != nil {
 		t.Fatal(err)

@@ -4,15 +4,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/signet-id/signet/internal/audit"
 	"io"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/signet-id/signet/internal/audit"
+	"github.com/signet-id/signet/internal/authorize"
 	"github.com/signet-id/signet/internal/keys"
 	"github.com/signet-id/signet/internal/oauth"
 	"github.com/signet-id/signet/internal/secrets"
@@ -36,6 +39,11 @@ type clientView struct {
 	Roles          []string `json:"roles"`
 	AccessTokenTTL int64    `json:"access_token_ttl"`
 	Disabled       bool     `json:"disabled"`
+	// Sign-in settings (web, spa and native clients).
+	ThirdParty             bool     `json:"third_party"`
+	RequireMFA             bool     `json:"require_mfa"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+	BackchannelLogoutURI   string   `json:"backchannel_logout_uri"`
 }
 
 func viewClient(c *store.Client, secret string) clientView {
@@ -50,6 +58,8 @@ func viewClient(c *store.Client, secret string) clientView {
 		GrantTypes: nonNil(c.GrantTypes), TokenFormat: c.AccessTokenFormat, Alg: c.AccessTokenAlg,
 		Audiences: nonNil(c.Audiences), Scopes: nonNil(c.Scopes), RedirectURIs: nonNil(c.RedirectURIs),
 		Roles: nonNil(c.Roles), AccessTokenTTL: int64(c.AccessTokenTTL / time.Second), Disabled: c.Disabled,
+		ThirdParty: c.ThirdParty, RequireMFA: c.RequireMFA, PostLogoutRedirectURIs: nonNil(c.PostLogoutRedirectURIs),
+		BackchannelLogoutURI: c.BackchannelLogoutURI,
 	}
 }
 
@@ -80,7 +90,7 @@ func parseGrants(flag string, values []string) ([]string, error) {
 
 func clientCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients (applications)"}
-	cmd.AddCommand(clientCreateCmd(), clientListCmd(), clientUpdateCmd(), clientDeleteCmd(), clientSecretCmd(), clientKeyCmd())
+	cmd.AddCommand(clientCreateCmd(), clientListCmd(), clientShowCmd(), clientUpdateCmd(), clientDeleteCmd(), clientSecretCmd(), clientKeyCmd())
 	return cmd
 }
 
@@ -98,13 +108,27 @@ func newClientID(name string) string {
 	return slug + "-" + secrets.NewID()[:8]
 }
 
+// signsIn reports whether a client type signs people in (authorization endpoint, redirect URIs).
+func signsIn(typ string) bool {
+	return typ == store.ClientWeb || typ == store.ClientSPA || typ == store.ClientNative
+}
+
 func clientCreateCmd() *cobra.Command {
-	var name, typ, auth, format, alg string
+	var name, typ, auth, format, alg, backchannel string
 	var ttl time.Duration
-	var grants, audiences, scopes, redirects, roles []string
+	var thirdParty, requireMFA bool
+	var grants, audiences, scopes, redirects, logoutRedirects, roles []string
 	cmd := &cobra.Command{
-		Use:   "create --name NAME",
+		Use:   "create --name NAME [--type web|spa|native --redirect-uri URI]",
 		Short: "Create a client; its secret (if any) is printed once",
+		Long: `Create a client (audited); its secret, if it has one, is printed once.
+
+An api client (the default type) gets tokens for itself with client_credentials. A web, spa or
+native client signs people in (authorization code with PKCE): it needs --redirect-uri, and its
+grants default to authorization_code and refresh_token. A web client authenticates with a secret;
+spa and native clients are public (--auth none) and must use PKCE.
+  signet client create --name portal --type web --redirect-uri https://portal.example.com/callback
+  signet client create --name cli-app --type native --redirect-uri http://127.0.0.1/callback`,
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			ctx := cmd.Context()
 			if name == "" {
@@ -121,8 +145,14 @@ func clientCreateCmd() *cobra.Command {
 					auth = store.AuthNone
 				}
 			}
-			if !cmd.Flags().Changed("grant") && typ == store.ClientAPI {
-				grants = []string{"client_credentials"}
+			if signsIn(typ) && len(redirects) == 0 {
+				return usageError(fmt.Errorf("--redirect-uri is required for a %s client: where the browser returns after sign-in, e.g. %s", typ, exampleRedirect(typ)))
+			}
+			if !cmd.Flags().Changed("grant") {
+				grants = []string{oauth.GrantClientCredentials}
+				if signsIn(typ) {
+					grants = []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken}
+				}
 			}
 			if alg == "" {
 				alg = s.Config.SigningAlg
@@ -132,6 +162,7 @@ func clientCreateCmd() *cobra.Command {
 				ID: newClientID(name), Name: name, Type: typ, AuthMethod: auth, GrantTypes: grants,
 				Audiences: audiences, Scopes: scopes, RedirectURIs: redirects, Roles: roles,
 				AccessTokenFormat: format, AccessTokenAlg: alg, AccessTokenTTL: ttl, CreatedAt: now, UpdatedAt: now,
+				ThirdParty: thirdParty, RequireMFA: requireMFA, PostLogoutRedirectURIs: logoutRedirects, BackchannelLogoutURI: backchannel,
 			}
 			if err := validateClient(cmd, s, c); err != nil {
 				return err
@@ -156,6 +187,9 @@ func clientCreateCmd() *cobra.Command {
 					fmt.Fprintf(w, " (%s)", c.AccessTokenAlg)
 				}
 				fmt.Fprintln(w)
+				if len(c.RedirectURIs) > 0 {
+					fmt.Fprintf(w, "  redirect URIs: %s\n", strings.Join(c.RedirectURIs, ", "))
+				}
 				if auth == store.AuthPrivateKeyJWT {
 					fmt.Fprintf(w, "Next: signet client key create --client %s --out app.json\n", c.ID)
 				}
@@ -166,15 +200,73 @@ func clientCreateCmd() *cobra.Command {
 	f.StringVar(&name, "name", "", "display name (required)")
 	f.StringVar(&typ, "type", store.ClientAPI, "api, web, spa or native")
 	f.StringVar(&auth, "auth", "", "client_secret_basic, client_secret_post, private_key_jwt or none (default: none for spa/native, else client_secret_basic)")
-	f.StringSliceVar(&grants, "grant", nil, "allowed grant type (repeatable; short names such as jwt-bearer work; default client_credentials for api clients)")
+	f.StringSliceVar(&grants, "grant", nil, "allowed grant type (repeatable; short names such as jwt-bearer work; default client_credentials for api clients, authorization_code and refresh_token for web, spa and native ones)")
 	f.StringVar(&format, "token-format", store.FormatJWT, "access token format: jwt or opaque")
 	f.StringVar(&alg, "alg", "", "JWT access token algorithm: ES256, EdDSA or RS256 (default: the server's --signing-alg)")
 	f.DurationVar(&ttl, "ttl", 0, "access token lifetime (default: the server's --access-token-ttl)")
 	f.StringSliceVar(&audiences, "audience", nil, "client ID of an API this client may request tokens for (repeatable)")
 	f.StringSliceVar(&scopes, "scope", nil, "scope the client may request (repeatable; default: any)")
-	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URI (repeatable)")
+	f.StringSliceVar(&redirects, "redirect-uri", nil, "redirect URI, matched exactly (repeatable; required for web, spa and native clients): https, or http on 127.0.0.1, [::1] or localhost; native clients may use a private-use scheme such as com.example.app:/callback")
+	f.StringSliceVar(&logoutRedirects, "post-logout-redirect-uri", nil, "where end_session may send the browser after sign-out (repeatable)")
+	f.BoolVar(&thirdParty, "third-party", false, "ask each user's consent before the client gets anything (for applications you do not run)")
+	f.BoolVar(&requireMFA, "require-mfa", false, "every sign-in to this client needs a second factor")
+	f.StringVar(&backchannel, "backchannel-logout-uri", "", "https URI that receives a signed logout_token when a session the client got tokens from ends")
 	f.StringSliceVar(&roles, "role", nil, "role to grant the client (repeatable), e.g. admin for introspect:any")
 	return cmd
+}
+
+// exampleRedirect is a redirect URI a client of the type could register, for messages.
+func exampleRedirect(typ string) string {
+	if typ == store.ClientNative {
+		return "http://127.0.0.1/callback or com.example.app:/callback"
+	}
+	return "https://app.example.com/callback"
+}
+
+// checkSignInURIs checks a client's redirect, post-logout and back-channel URIs the way the
+// endpoints that use them will: a mistake is a usage error naming the flag.
+func checkSignInURIs(c *store.Client) error {
+	if !signsIn(c.Type) {
+		if len(c.RedirectURIs) > 0 || len(c.PostLogoutRedirectURIs) > 0 || slices.Contains(c.GrantTypes, oauth.GrantAuthorizationCode) {
+			return usageError(fmt.Errorf("a client of type %s signs no one in: redirect URIs and the authorization_code grant need --type web, spa or native", c.Type))
+		}
+	}
+	if signsIn(c.Type) && len(c.RedirectURIs) == 0 {
+		return usageError(fmt.Errorf("a %s client needs at least one redirect URI (--redirect-uri), e.g. %s", c.Type, exampleRedirect(c.Type)))
+	}
+	for _, u := range c.RedirectURIs {
+		if err := authorize.CheckRedirectURI(c.Type, u); err != nil {
+			return usageError(fmt.Errorf("--redirect-uri %q: %v", u, err))
+		}
+	}
+	for _, u := range c.PostLogoutRedirectURIs {
+		if err := authorize.CheckRedirectURI(c.Type, u); err != nil {
+			return usageError(fmt.Errorf("--post-logout-redirect-uri %q: %v", u, err))
+		}
+	}
+	if c.BackchannelLogoutURI != "" {
+		if err := checkBackchannelURI(c.BackchannelLogoutURI); err != nil {
+			return usageError(fmt.Errorf("--backchannel-logout-uri %q: %v", c.BackchannelLogoutURI, err))
+		}
+	}
+	return nil
+}
+
+// checkBackchannelURI: OIDC Back-Channel Logout 1.0 §2.2: an absolute http(s) URI, which may have a
+// query but no fragment (and, here, no userinfo: credentials do not belong in a registration).
+func checkBackchannelURI(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http"):
+		return errors.New("it must be an absolute http or https URI")
+	case u.Host == "":
+		return errors.New("it has no host")
+	case strings.Contains(raw, "#"):
+		return errors.New("it has a fragment")
+	case u.User != nil:
+		return errors.New("it has userinfo")
+	}
+	return nil
 }
 
 // validateClient checks a client's settings and makes sure a signing key exists for its algorithm.
@@ -192,6 +284,9 @@ func validateClient(cmd *cobra.Command, s *server.Server, c *store.Client) error
 	c.GrantTypes = grants
 	if c.AuthMethod == store.AuthNone && slices.Contains(c.GrantTypes, "client_credentials") {
 		return errors.New("a public client (--auth none) cannot use client_credentials")
+	}
+	if err := checkSignInURIs(c); err != nil {
+		return err
 	}
 	if c.AccessTokenFormat != store.FormatJWT && c.AccessTokenFormat != store.FormatOpaque {
 		return fmt.Errorf("--token-format %q: use jwt or opaque", c.AccessTokenFormat)
@@ -244,18 +339,71 @@ func clientListCmd() *cobra.Command {
 	}
 }
 
+func clientShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show CLIENT_ID",
+		Short: "Show a client's settings",
+		Args:  cobra.ExactArgs(1),
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			c, err := findClient(cmd.Context(), s, args[0])
+			if err != nil {
+				return err
+			}
+			return output(cmd, viewClient(c, ""), func(w io.Writer) {
+				ttl := "server default"
+				if c.AccessTokenTTL > 0 {
+					ttl = c.AccessTokenTTL.String()
+				}
+				fmt.Fprintf(w, "Client %s (%s)\n  type:          %s\n  auth method:   %s\n  grants:        %s\n  access tokens: %s %s, %s\n",
+					c.ID, c.Name, c.Type, c.AuthMethod, listOrNone(c.GrantTypes), c.AccessTokenFormat, c.AccessTokenAlg, ttl)
+				fmt.Fprintf(w, "  audiences:     %s\n  scopes:        %s\n  roles:         %s\n  disabled:      %v\n",
+					listOrNone(c.Audiences), listOrNone(c.Scopes), listOrNone(c.Roles), c.Disabled)
+				if signsIn(c.Type) {
+					fmt.Fprintf(w, "  redirect URIs: %s\n  post-logout redirect URIs: %s\n  back-channel logout URI: %s\n  third party (asks consent): %v\n  requires a second factor: %v\n",
+						listOrNone(c.RedirectURIs), listOrNone(c.PostLogoutRedirectURIs), orNone(c.BackchannelLogoutURI), c.ThirdParty, c.RequireMFA)
+				}
+			})
+		}),
+	}
+}
+
+// orNone is s, or "(none)" when it is empty.
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// flagPair reads a pair of opposite boolean flags (--third-party/--first-party): set reports
+// whether either was given, on what it says; both is a usage error.
+func flagPair(f *pflag.FlagSet, on, off string) (value, set bool, err error) {
+	a, b := f.Changed(on), f.Changed(off)
+	switch {
+	case a && b:
+		return false, false, usageError(fmt.Errorf("use --%s or --%s, not both", on, off))
+	case a:
+		return f.Lookup(on).Value.String() == "true", true, nil
+	case b:
+		return f.Lookup(off).Value.String() != "true", true, nil
+	}
+	return false, false, nil
+}
+
 func clientUpdateCmd() *cobra.Command {
-	var format, alg string
+	var format, alg, backchannel string
 	var ttl time.Duration
 	var disable, enable bool
+	logoutRedirects := &listEdit{name: "post-logout-redirect-uri", plural: "post-logout redirect URIs"}
 	grants := &listEdit{name: "grant", plural: "grants", parse: parseGrants}
 	scopes := &listEdit{name: "scope", plural: "scopes"}
 	audiences := &listEdit{name: "audience", plural: "audiences"}
 	redirects := &listEdit{name: "redirect-uri", plural: "redirect URIs"}
 	cmd := &cobra.Command{
 		Use:   "update CLIENT_ID",
-		Short: "Change a client's grants, audiences, scopes, redirect URIs, token format or state",
-		Long: `Change a client's grants, audiences, scopes, redirect URIs, token format or state (audited).
+		Short: "Change a client's grants, audiences, scopes, redirect URIs, sign-in settings, token format or state",
+		Long: `Change a client's grants, audiences, scopes, redirect URIs, sign-in settings, token format or
+state (audited).
 
 For each list, --add-X and --remove-X change it and keep the rest, while --X REPLACES the whole list:
   signet client update app --add-grant token-exchange       # keeps the grants it has
@@ -279,6 +427,22 @@ For each list, --add-X and --remove-X change it and keep the rest, while --X REP
 			}
 			if c.RedirectURIs, err = redirects.apply(f, owner, c.RedirectURIs); err != nil {
 				return err
+			}
+			if c.PostLogoutRedirectURIs, err = logoutRedirects.apply(f, owner, c.PostLogoutRedirectURIs); err != nil {
+				return err
+			}
+			if v, set, err := flagPair(f, "third-party", "first-party"); err != nil {
+				return err
+			} else if set {
+				c.ThirdParty = v
+			}
+			if v, set, err := flagPair(f, "require-mfa", "no-require-mfa"); err != nil {
+				return err
+			} else if set {
+				c.RequireMFA = v
+			}
+			if f.Changed("backchannel-logout-uri") {
+				c.BackchannelLogoutURI = backchannel
 			}
 			if f.Changed("token-format") {
 				c.AccessTokenFormat = format
@@ -313,6 +477,10 @@ For each list, --add-X and --remove-X change it and keep the rest, while --X REP
 			}
 			return output(cmd, viewClient(c, ""), func(w io.Writer) {
 				fmt.Fprintf(w, "Updated client %s\n  grants:    %s\n  audiences: %s\n  scopes:    %s\n", c.ID, listOrNone(c.GrantTypes), listOrNone(c.Audiences), listOrNone(c.Scopes))
+				if signsIn(c.Type) {
+					fmt.Fprintf(w, "  redirect URIs: %s\n  post-logout redirect URIs: %s\n  back-channel logout URI: %s\n  third party: %v, requires a second factor: %v\n",
+						listOrNone(c.RedirectURIs), listOrNone(c.PostLogoutRedirectURIs), orNone(c.BackchannelLogoutURI), c.ThirdParty, c.RequireMFA)
+				}
 			})
 		}),
 	}
@@ -321,6 +489,12 @@ For each list, --add-X and --remove-X change it and keep the rest, while --X REP
 	audiences.register(f, "an allowed audience (an API's client ID)")
 	scopes.register(f, "an allowed scope")
 	redirects.register(f, "a redirect URI")
+	logoutRedirects.register(f, "a post-logout redirect URI")
+	f.Bool("third-party", false, "ask each user's consent before the client gets anything")
+	f.Bool("first-party", false, "sign users in without asking consent (an application you run)")
+	f.Bool("require-mfa", false, "every sign-in to this client needs a second factor")
+	f.Bool("no-require-mfa", false, "sign-ins to this client need a second factor only when the user or a role does")
+	f.StringVar(&backchannel, "backchannel-logout-uri", "", "https URI that receives a logout_token when a session ends (\"\" removes it)")
 	f.StringVar(&format, "token-format", "", "jwt or opaque")
 	f.StringVar(&alg, "alg", "", "ES256, EdDSA or RS256")
 	f.DurationVar(&ttl, "ttl", 0, "access token lifetime (0: server default)")

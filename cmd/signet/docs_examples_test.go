@@ -198,6 +198,8 @@ var docsExamplesShow = map[string]map[int][]string{
 	"README.md": {
 		1: {`"active":true`, `"error":"invalid_client"`, "ACTIVE"},
 		3: {`ALLOW (impersonation) by rule "support-impersonates-customers"`, `"active":true`, `"act":{"sub":"u-`, `"signet_exchange":{"kind":"impersonation"`},
+		4: {"grants:        authorization_code, refresh_token", "Created user alex", "password: ", "choose a new password at their first sign-in",
+			"Updated role admin (requires a second factor: true)", "MUST CHANGE PASSWORD", "User robin locked", "Removed the second factors of alex", "Deleted user robin"},
 	},
 	"token-exchange.md": {
 		1: {"Created role customer", `ALLOW (impersonation) by rule "support-impersonates-customers"`},

@@ -16,7 +16,7 @@ import (
 
 func roleCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "role", Short: "Create, list, delete, grant and revoke roles"}
-	cmd.AddCommand(roleCreateCmd(), roleDeleteCmd(), roleGrantCmd(true), roleGrantCmd(false), &cobra.Command{
+	cmd.AddCommand(roleCreateCmd(), roleUpdateCmd(), roleShowCmd(), roleDeleteCmd(), roleGrantCmd(true), roleGrantCmd(false), &cobra.Command{
 		Use:   "list",
 		Short: "List roles and their permissions",
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
@@ -28,9 +28,9 @@ func roleCmd() *cobra.Command {
 			var rows [][]string
 			for _, r := range roles {
 				views = append(views, viewRole(&r))
-				rows = append(rows, []string{r.Name, strings.Join(r.Permissions, " "), fmt.Sprint(r.BuiltIn), r.Description})
+				rows = append(rows, []string{r.Name, strings.Join(r.Permissions, " "), fmt.Sprint(r.BuiltIn), fmt.Sprint(r.RequireMFA), r.Description})
 			}
-			return output(cmd, views, func(w io.Writer) { table(w, "ROLE\tPERMISSIONS\tBUILT-IN\tDESCRIPTION", rows) })
+			return output(cmd, views, func(w io.Writer) { table(w, "ROLE\tPERMISSIONS\tBUILT-IN\tREQUIRES MFA\tDESCRIPTION", rows) })
 		}),
 	})
 	return cmd
@@ -42,14 +42,16 @@ type roleView struct {
 	Description string   `json:"description"`
 	Permissions []string `json:"permissions"`
 	BuiltIn     bool     `json:"built_in"`
+	RequireMFA  bool     `json:"require_mfa"`
 }
 
 func viewRole(r *store.Role) roleView {
-	return roleView{Name: r.Name, Description: r.Description, Permissions: orEmpty(r.Permissions), BuiltIn: r.BuiltIn}
+	return roleView{Name: r.Name, Description: r.Description, Permissions: orEmpty(r.Permissions), BuiltIn: r.BuiltIn, RequireMFA: r.RequireMFA}
 }
 
 func roleCreateCmd() *cobra.Command {
 	var description string
+	var requireMFA bool
 	var permissions []string
 	cmd := &cobra.Command{
 		Use:   "create NAME --description TEXT [--permission P…]",
@@ -59,7 +61,7 @@ func roleCreateCmd() *cobra.Command {
 			"--permission gives its holders one Signet enforces: " + strings.Join(manage.Permissions, ", ") + ".",
 		Args: cobra.ExactArgs(1),
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
-			r, err := roles(s).Create(cmd.Context(), operator(), store.Role{Name: args[0], Description: description, Permissions: permissions})
+			r, err := roles(s).Create(cmd.Context(), operator(), store.Role{Name: args[0], Description: description, Permissions: permissions, RequireMFA: requireMFA})
 			if err != nil {
 				return err
 			}
@@ -70,7 +72,65 @@ func roleCreateCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&description, "description", "", "what the role is for")
 	cmd.Flags().StringSliceVar(&permissions, "permission", nil, "permission its holders get (repeatable): "+strings.Join(manage.Permissions, ", "))
+	cmd.Flags().BoolVar(&requireMFA, "require-mfa", false, "its holders need a second factor to sign in")
 	return cmd
+}
+
+func roleUpdateCmd() *cobra.Command {
+	var description string
+	cmd := &cobra.Command{
+		Use:   "update NAME [--description TEXT] [--require-mfa | --no-require-mfa]",
+		Short: "Change a role's description, or whether its holders need a second factor to sign in (audited)",
+		Long: "Change a role's description, or whether its holders need a second factor to sign in (audited).\n" +
+			"Built-in roles too: `signet role update admin --require-mfa` makes every admin use one.",
+		Args: cobra.ExactArgs(1),
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			var change manage.RoleChange
+			f := cmd.Flags()
+			if f.Changed("description") {
+				change.Description = &description
+			}
+			if v, set, err := flagPair(f, "require-mfa", "no-require-mfa"); err != nil {
+				return err
+			} else if set {
+				change.RequireMFA = &v
+			}
+			if change.Description == nil && change.RequireMFA == nil {
+				return usageError(errors.New("nothing to change: pass --description, --require-mfa or --no-require-mfa"))
+			}
+			r, err := roles(s).Update(cmd.Context(), operator(), args[0], change)
+			if err != nil {
+				return err
+			}
+			return output(cmd, viewRole(r), func(w io.Writer) {
+				fmt.Fprintf(w, "Updated role %s (requires a second factor: %v)\n", r.Name, r.RequireMFA)
+			})
+		}),
+	}
+	cmd.Flags().StringVar(&description, "description", "", "what the role is for")
+	cmd.Flags().Bool("require-mfa", false, "its holders need a second factor to sign in")
+	cmd.Flags().Bool("no-require-mfa", false, "its holders need no second factor because of this role")
+	return cmd
+}
+
+func roleShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a role",
+		Args:  cobra.ExactArgs(1),
+		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
+			r, err := s.Store.GetRole(cmd.Context(), args[0])
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no role %q (see `signet role list`)", args[0])
+			} else if err != nil {
+				return err
+			}
+			return output(cmd, viewRole(r), func(w io.Writer) {
+				fmt.Fprintf(w, "Role %s\n  description: %s\n  permissions: %s\n  built in:    %v\n  requires a second factor: %v\n",
+					r.Name, orNone(r.Description), listOrNone(r.Permissions), r.BuiltIn, r.RequireMFA)
+			})
+		}),
+	}
 }
 
 func roleDeleteCmd() *cobra.Command {

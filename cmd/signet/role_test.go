@@ -17,7 +17,7 @@ func TestCLIRolesUsersDefine(t *testing.T) {
 	dir := t.TempDir()
 	var api, spa map[string]any
 	cliJSON(t, dir, &api, "client", "create", "--name", "orders-api")
-	cliJSON(t, dir, &spa, "client", "create", "--name", "admin-spa", "--type", "spa", "--grant", "token-exchange")
+	cliJSON(t, dir, &spa, "client", "create", "--name", "admin-spa", "--type", "spa", "--grant", "token-exchange", "--redirect-uri", "https://admin.example.com/callback")
 	apiID, spaID := api["client_id"].(string), spa["client_id"].(string)
 	rule := []string{"policy", "add", "--name", "support-impersonates-customers", "--mode", "impersonation", "--actor-role", "support",
 		"--subject-role", "customer", "--client", spaID, "--audience", apiID}
@@ -170,7 +170,7 @@ func TestCLIPolicyAddTakesEveryRuleField(t *testing.T) {
 	dir := t.TempDir()
 	var api, spa, agent, bot map[string]any
 	cliJSON(t, dir, &api, "client", "create", "--name", "orders-api")
-	cliJSON(t, dir, &spa, "client", "create", "--name", "admin-spa", "--type", "spa", "--grant", "token-exchange")
+	cliJSON(t, dir, &spa, "client", "create", "--name", "admin-spa", "--type", "spa", "--grant", "token-exchange", "--redirect-uri", "https://admin.example.com/callback")
 	cliJSON(t, dir, &agent, "client", "create", "--name", "agent-app", "--grant", "token-exchange")
 	cliJSON(t, dir, &bot, "serviceaccount", "create", "--name", "bot")
 	var role, u map[string]any

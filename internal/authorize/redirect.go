@@ -1,6 +1,8 @@
 package authorize
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 
@@ -109,4 +111,32 @@ func splitLoopback(s string) (host, rest string, ok bool) {
 		return "", "", false
 	}
 	return host, s, true
+}
+
+// CheckRedirectURI says why uri cannot be registered as a redirect URI of a client of clientType
+// (nil when it can). It refuses what the authorization endpoint could never send a response to
+// (see unusable) and, by type: web and spa clients receive responses at https URIs, or at http on a
+// loopback host (127.0.0.1, [::1] or localhost) while in development; native clients at a
+// private-use scheme (com.example.app:/cb), an http loopback URI (RFC 8252 §7.3; with 127.0.0.1 or
+// [::1] any port matches) or a claimed https URI (§7.2); api clients sign no one in.
+func CheckRedirectURI(clientType, uri string) error {
+	if reason := unusable(uri); reason != "" {
+		return fmt.Errorf("%s", reason)
+	}
+	u, _ := url.Parse(uri) // unusable parsed it
+	scheme := strings.ToLower(u.Scheme)
+	loopback := scheme == "http" && (u.Hostname() == "127.0.0.1" || u.Hostname() == "::1" || strings.EqualFold(u.Hostname(), "localhost"))
+	switch clientType {
+	case store.ClientWeb, store.ClientSPA:
+		if scheme != "https" && !loopback {
+			return fmt.Errorf("a %s client's redirect URI must use https (or http on 127.0.0.1, [::1] or localhost in development)", clientType)
+		}
+	case store.ClientNative:
+		if scheme == "http" && !loopback {
+			return errors.New("a native client's http redirect URI must be a loopback one, http://127.0.0.1 or http://[::1] (RFC 8252 section 7.3); otherwise use a private-use scheme such as com.example.app:/callback")
+		}
+	default:
+		return fmt.Errorf("a client of type %q signs no one in and has no redirect URIs: use --type web, spa or native", clientType)
+	}
+	return nil
 }

@@ -60,7 +60,7 @@ func (m *Roles) Create(ctx context.Context, actor string, r store.Role) (*store.
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	if err := m.record(ctx, actor, r.Name, map[string]any{"action": "created", "role": r.Name, "description": r.Description, "permissions": r.Permissions}); err != nil {
+	if err := m.record(ctx, actor, r.Name, map[string]any{"action": "created", "role": r.Name, "description": r.Description, "permissions": r.Permissions, "require_mfa": r.RequireMFA}); err != nil {
 		return nil, err
 	}
 	if err := m.Store.CreateRole(ctx, &r); errors.Is(err, store.ErrConflict) {
@@ -69,6 +69,37 @@ func (m *Roles) Create(ctx context.Context, actor string, r store.Role) (*store.
 		return nil, err
 	}
 	return &r, nil
+}
+
+// RoleChange is what Update changes in a role; nil fields stay as they are.
+type RoleChange struct {
+	Description *string
+	RequireMFA  *bool
+}
+
+// Update changes a role's description or whether its holders need a second factor to sign in
+// (built-in roles too: an operator may require one of every admin).
+func (m *Roles) Update(ctx context.Context, actor, name string, change RoleChange) (*store.Role, error) {
+	r, err := m.Store.GetRole(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Refused{Reason: fmt.Sprintf("no role %q (see `signet role list`)", name)}
+	} else if err != nil {
+		return nil, err
+	}
+	details := map[string]any{"action": "updated", "role": name}
+	if change.Description != nil {
+		r.Description, details["description"] = *change.Description, *change.Description
+	}
+	if change.RequireMFA != nil {
+		r.RequireMFA, details["require_mfa"] = *change.RequireMFA, *change.RequireMFA
+	}
+	if err := m.record(ctx, actor, name, details); err != nil {
+		return nil, err
+	}
+	if err := m.Store.PutRole(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Delete removes a role, refusing a built-in role, a role still granted (naming who holds it) and

@@ -245,14 +245,35 @@ func (h *Handler) endSessions(w http.ResponseWriter, r *http.Request, a *account
 
 // afterEnd does for a session ended in bulk what endSession does for one: revoke, audit, notify.
 func (h *Handler) afterEnd(ctx context.Context, r *http.Request, s *store.BrowserSession, by string) {
+	h.ended(ctx, s, s.UserID, by, map[string]any{"source_ip": clientIP(r), "user_agent": r.UserAgent()})
+}
+
+// ended revokes what an ended session issued, audits its end (actor: who ended it) and tells the
+// clients it signed in to.
+func (h *Handler) ended(ctx context.Context, s *store.BrowserSession, actor, by string, details map[string]any) {
 	h.revokeSession(ctx, s.ID, by, h.Now())
-	if err := h.Audit.Record(ctx, audit.Event{Type: audit.TypeBrowserSessionEnd, Actor: s.UserID, Subject: s.UserID, Details: map[string]any{
-		"session": s.ID, "by": by, "source_ip": clientIP(r), "user_agent": r.UserAgent()}}); err != nil {
+	details["session"], details["by"] = s.ID, by
+	if err := h.Audit.Record(ctx, audit.Event{Type: audit.TypeBrowserSessionEnd, Actor: actor, Subject: s.UserID, Details: details}); err != nil {
 		h.Log.Error("could not audit the end of a browser session", "err", err, "session", s.ID)
 	}
 	if h.Logout != nil {
 		h.Logout(ctx, s)
 	}
+}
+
+// EndUserSessions ends every active browser session of a user, as when an operator locks or deletes
+// the account: each session's tokens are revoked by sid, its end is audited with actor as the
+// actor, and its clients are told, as when the user signs out. by says why ("locked", "deleted").
+// It returns the IDs of the sessions it ended.
+func (h *Handler) EndUserSessions(ctx context.Context, userID, actor, by string) ([]string, error) {
+	ended, err := h.Store.EndBrowserSessions(ctx, userID, "", by, h.Now())
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ended {
+		h.ended(ctx, &store.BrowserSession{ID: id, UserID: userID}, actor, by, map[string]any{})
+	}
+	return ended, nil
 }
 
 // accountEnrol shows TOTP enrolment from the account page.

@@ -314,6 +314,11 @@ type Store interface {
 	GetUserByUsername(ctx context.Context, username string) (*User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	UpdateUser(ctx context.Context, u *User) error // all fields but ID, CreatedAt and Roles
+	// DeleteUser removes a user with their role grants, consents, TOTP factor, recovery codes and
+	// failed-sign-in count, and ends their active browser sessions (ended by "deleted"), in one
+	// transaction; ErrNotFound when there is no such user. Revoking what the sessions issued is the
+	// caller's (it knows the token lifetimes).
+	DeleteUser(ctx context.Context, id string) error
 
 	// Service accounts.
 	CreateServiceAccount(ctx context.Context, sa *ServiceAccount) error

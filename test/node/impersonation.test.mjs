@@ -18,7 +18,7 @@ describe('Act as user (impersonation from an admin backend with fetch)', () => {
     s = await startSignet();
     api = await s.createClient('orders-api');
     other = await s.createClient('hr-api');
-    spa = await json(['client', 'create', '--name', 'admin-spa', '--type', 'spa', '--grant', TE]);
+    spa = await json(['client', 'create', '--name', 'admin-spa', '--type', 'spa', '--grant', TE, '--redirect-uri', 'https://admin.example.com/callback']);
     assert.equal(spa.auth_method, 'none');
     sam = await json(['user', 'create', '--username', 'sam', '--role', 'support', '--generate-password']);
     dana = await json(['user', 'create', '--username', 'dana']);

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/signet-id/signet/internal/store"
 )
@@ -267,6 +268,28 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 		}
 		return t.change(store.ChangeUser, u.ID)
 	}), "update user "+u.ID)
+}
+
+// DeleteUser removes the user and everything kept for them alone; their browser sessions stay as
+// history, ended.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	now := ts(time.Now())
+	return s.mapErr(s.tx(ctx, func(t *txn) error {
+		if err := t.deletePrincipal(store.KindUser, "users", id, store.ChangeUser); err != nil {
+			return err
+		}
+		for _, q := range []string{`DELETE FROM consents WHERE user_id = ?`, `DELETE FROM totp_factors WHERE user_id = ?`,
+			`DELETE FROM recovery_codes WHERE user_id = ?`} {
+			if _, err := t.exec(q, id); err != nil {
+				return err
+			}
+		}
+		if _, err := t.exec(`DELETE FROM signin_failures WHERE key = ?`, "user:"+id); err != nil {
+			return err
+		}
+		_, err := t.exec(`UPDATE browser_sessions SET ended_at = ?, ended_by = 'deleted' WHERE user_id = ? AND ended_at = 0`, now, id)
+		return err
+	}), "delete user "+id)
 }
 
 // --- service accounts ---------------------------------------------------------------------------

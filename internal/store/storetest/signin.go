@@ -566,3 +566,69 @@ func testSignInSettings(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// testDeleteUser: a deleted user leaves no grant, consent, second factor or failure count behind,
+// their sessions end, a cache hears of it, and other users keep theirs.
+func testDeleteUser(t *testing.T, s store.Store) {
+	now := time.Now()
+	for _, id := range []string{"u1", "u2"} {
+		ok(t, s.CreateUser(ctx, &store.User{ID: id, Username: "name-" + id, Email: id + "@example.com", Roles: []string{"admin"}, CreatedAt: at, UpdatedAt: at}), "create "+id)
+		ok(t, s.PutConsent(ctx, &store.Consent{UserID: id, ClientID: "app", Scope: []string{"openid"}, GrantedAt: at}), "consent "+id)
+		ok(t, s.PutTOTP(ctx, &store.TOTPFactor{UserID: id, Secret: []byte("sealed"), CreatedAt: at}), "totp "+id)
+		ok(t, s.SetRecoveryCodes(ctx, id, [][]byte{[]byte("code-" + id)}, at), "recovery codes "+id)
+		ok(t, s.CreateBrowserSession(ctx, browserSession("bs-"+id, id, now, time.Hour)), "session "+id)
+		if _, _, err := s.AddSignInFailure(ctx, "user:"+id, now, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := s.LastChangeSeq(ctx)
+	ok(t, s.DeleteUser(ctx, "u1"), "delete")
+	changes, err := s.Changes(ctx, before, 100)
+	ok(t, err, "changes")
+	if !slices.ContainsFunc(changes, func(c store.Change) bool { return c.Kind == store.ChangeUser && c.Key == "u1" }) {
+		t.Fatalf("no change-feed entry for the deleted user: %+v", changes)
+	}
+	_, err = s.GetUser(ctx, "u1")
+	is(t, err, store.ErrNotFound, "deleted user")
+	_, err = s.GetUserByUsername(ctx, "name-u1")
+	is(t, err, store.ErrNotFound, "deleted user by username")
+	_, err = s.GetConsent(ctx, "u1", "app")
+	is(t, err, store.ErrNotFound, "deleted user's consent")
+	_, err = s.GetTOTP(ctx, "u1")
+	is(t, err, store.ErrNotFound, "deleted user's TOTP factor")
+	if n, err := s.CountRecoveryCodes(ctx, "u1"); err != nil || n != 0 {
+		t.Fatalf("deleted user's recovery codes: %d %v", n, err)
+	}
+	if n, _, err := s.SignInFailures(ctx, "user:u1", now, time.Hour); err != nil || n != 0 {
+		t.Fatalf("deleted user's failed sign-ins: %d %v", n, err)
+	}
+	if bs, err := s.GetBrowserSession(ctx, "bs-u1"); err != nil || bs.Active(now.Add(time.Second)) || bs.EndedBy != "deleted" {
+		t.Fatalf("deleted user's session must end: %+v %v", bs, err)
+	}
+	// The username and email are free again, without the old grants.
+	ok(t, s.CreateUser(ctx, &store.User{ID: "u3", Username: "name-u1", Email: "u1@example.com", CreatedAt: at, UpdatedAt: at}), "reuse the name")
+	if u, _ := s.GetUser(ctx, "u3"); len(u.Roles) != 0 {
+		t.Fatalf("a new user inherits nothing: %+v", u)
+	}
+	is(t, s.DeleteUser(ctx, "u1"), store.ErrNotFound, "delete twice")
+	is(t, s.DeleteUser(ctx, "nobody"), store.ErrNotFound, "delete unknown")
+
+	u2, err := s.GetUser(ctx, "u2")
+	ok(t, err, "other user")
+	if !slices.Equal(u2.Roles, []string{"admin"}) {
+		t.Fatalf("other user's grants: %+v", u2)
+	}
+	_, err = s.GetConsent(ctx, "u2", "app")
+	ok(t, err, "other user's consent")
+	_, err = s.GetTOTP(ctx, "u2")
+	ok(t, err, "other user's factor")
+	if n, _ := s.CountRecoveryCodes(ctx, "u2"); n != 1 {
+		t.Fatalf("other user's recovery codes: %d", n)
+	}
+	if bs, _ := s.GetBrowserSession(ctx, "bs-u2"); !bs.Active(now.Add(time.Second)) {
+		t.Fatal("other user's session must stay")
+	}
+	if n, _, _ := s.SignInFailures(ctx, "user:u2", now, time.Hour); n != 1 {
+		t.Fatalf("other user's failed sign-ins: %d", n)
+	}
+}

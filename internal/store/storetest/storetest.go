@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"recovery codes", testRecoveryCodes},
 		{"failed sign-ins are counted in windows", testSignInFailures},
 		{"prune forgets old sign-in records", testSignInPrune},
+		{"deleting a user takes what is kept for them", testDeleteUser},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}

@@ -44,7 +44,7 @@ func operator() string {
 
 func policyAddCmd() *cobra.Command {
 	var r exchange.Rule
-	var ttl, refreshTTL time.Duration
+	var ttl, refreshTTL, actorMFA time.Duration
 	var actorUsers, actorRoles, actorSAs, actorClients []string
 	var subjectUsers, subjectRoles, excludeUsers, excludeRoles []string
 	cmd := &cobra.Command{
@@ -53,7 +53,7 @@ func policyAddCmd() *cobra.Command {
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			r.Actors = exchange.Selector{Users: actorUsers, Roles: actorRoles, ServiceAccounts: actorSAs, Clients: actorClients}
 			r.Subjects = exchange.Subjects{Users: subjectUsers, Roles: subjectRoles, ExcludeUsers: excludeUsers, ExcludeRoles: excludeRoles}
-			r.MaxTTL, r.RefreshTTL = exchange.Duration(ttl), exchange.Duration(refreshTTL)
+			r.MaxTTL, r.RefreshTTL, r.RequireActorMFA = exchange.Duration(ttl), exchange.Duration(refreshTTL), exchange.Duration(actorMFA)
 			ctx := cmd.Context()
 			if err := s.Policy.Check(ctx, r); err != nil {
 				return err
@@ -87,6 +87,7 @@ func policyAddCmd() *cobra.Command {
 	f.BoolVar(&r.RequireReason, "require-reason", false, "refuse requests without a reason")
 	f.BoolVar(&r.AllowRefresh, "allow-refresh", false, "allow requested_token_type refresh_token: the session continues until --refresh-ttl")
 	f.DurationVar(&refreshTTL, "refresh-ttl", 0, "how long a session with refresh tokens lasts (default 1h for impersonation, 8h for delegation; at most 24h)")
+	f.DurationVar(&actorMFA, "require-actor-mfa", 0, "impersonate only with an actor token from a sign-in that passed a second factor within this window (e.g. 15m; at most 24h)")
 	f.BoolVar(&r.NotifySubject, "notify-subject", false, "send a signed event to the server's --webhook-url when a session opens under this rule")
 	f.BoolVar(&r.Disabled, "disabled", false, "store the rule disabled")
 	return cmd
@@ -107,13 +108,21 @@ func policyListCmd() *cobra.Command {
 			var rows [][]string
 			for _, r := range rules {
 				rows = append(rows, []string{r.Name, r.Mode, describeSelector(r.Actors), describeSubjects(r.Subjects), strings.Join(r.Clients, ","),
-					strings.Join(r.Audiences, ","), strings.Join(r.Scopes, " "), r.TTL().String(), fmt.Sprint(r.RequireReason), fmt.Sprint(!r.Disabled), r.Source})
+					strings.Join(r.Audiences, ","), strings.Join(r.Scopes, " "), r.TTL().String(), fmt.Sprint(r.RequireReason), actorMFAColumn(r), fmt.Sprint(!r.Disabled), r.Source})
 			}
 			return output(cmd, rules, func(w io.Writer) {
-				table(w, "NAME\tMODE\tACTORS\tSUBJECTS\tCLIENTS\tAUDIENCES\tSCOPES\tMAX TTL\tREASON\tENABLED\tSOURCE", rows)
+				table(w, "NAME\tMODE\tACTORS\tSUBJECTS\tCLIENTS\tAUDIENCES\tSCOPES\tMAX TTL\tREASON\tACTOR MFA\tENABLED\tSOURCE", rows)
 			})
 		}),
 	}
+}
+
+// actorMFAColumn shows require_actor_mfa in `policy list`: the window, or "-" when not required.
+func actorMFAColumn(r exchange.Rule) string {
+	if r.RequireActorMFA <= 0 {
+		return "-"
+	}
+	return "within " + time.Duration(r.RequireActorMFA).String()
 }
 
 func describeSelector(s exchange.Selector) string {
@@ -159,14 +168,17 @@ func policyRemoveCmd() *cobra.Command {
 
 // checkView is the answer of `policy check`.
 type checkView struct {
-	Allowed     bool     `json:"allowed"`
-	Mode        string   `json:"mode"`
-	Rule        string   `json:"rule,omitempty"`
-	Scope       []string `json:"scope,omitempty"`
-	Audience    []string `json:"audience,omitempty"`
-	TTL         string   `json:"ttl,omitempty"`
-	Error       string   `json:"error,omitempty"`
-	Description string   `json:"description,omitempty"`
+	Allowed  bool     `json:"allowed"`
+	Mode     string   `json:"mode"`
+	Rule     string   `json:"rule,omitempty"`
+	Scope    []string `json:"scope,omitempty"`
+	Audience []string `json:"audience,omitempty"`
+	TTL      string   `json:"ttl,omitempty"`
+	// ActorMFA is the rule's require_actor_mfa window: the answer assumed the actor just passed a
+	// second factor; the token endpoint will check the actor token's sign-in.
+	ActorMFA    string `json:"require_actor_mfa,omitempty"`
+	Error       string `json:"error,omitempty"`
+	Description string `json:"description,omitempty"`
 }
 
 // Exit statuses of `policy check`, documented in its help and in docs/token-exchange.md.
@@ -226,6 +238,9 @@ requesting client, with the requested scope unless --actor-scope/--subject-scope
 			if err := output(cmd, v, func(w io.Writer) {
 				if v.Allowed {
 					fmt.Fprintf(w, "ALLOW (%s) by rule %q: scope %q, audience %s, lifetime %s\n", v.Mode, v.Rule, strings.Join(v.Scope, " "), strings.Join(v.Audience, ","), v.TTL)
+					if v.ActorMFA != "" {
+						fmt.Fprintf(w, "  only if the actor token comes from a sign-in that passed a second factor within %s (assumed here)\n", v.ActorMFA)
+					}
 					return
 				}
 				fmt.Fprintf(w, "DENY (%s): %s: %s\n", v.Mode, v.Error, v.Description)
@@ -260,6 +275,9 @@ func checkAnswer(req exchange.Request, d *exchange.Decision, err error) (checkVi
 	v := checkView{Mode: req.Mode}
 	if err == nil {
 		v.Allowed, v.Rule, v.Scope, v.Audience, v.TTL = true, d.Rule, d.Scope, d.Audience, d.ExpiresAt.Sub(req.Now).Round(time.Second).String()
+		if d.ActorMFA > 0 {
+			v.ActorMFA = d.ActorMFA.String()
+		}
 		return v, nil
 	}
 	var oe *oauth.Error

@@ -192,13 +192,14 @@ func TestCLIPolicyAddTakesEveryRuleField(t *testing.T) {
 		AllowRefresh:      true,
 		RefreshTTL:        exchange.Duration(2 * time.Hour),
 		NotifySubject:     true,
+		RequireActorMFA:   exchange.Duration(15 * time.Minute),
 		Disabled:          true,
 	}
 	if _, err := cli(t, dir, "policy", "add", "--name", "every-field", "--mode", "impersonation",
 		"--actor-user", "sam", "--actor-role", "support", "--actor-serviceaccount", "bot", "--actor-client", agentID,
 		"--subject-user", "dana", "--subject-role", "customer", "--exclude-user", "olga", "--exclude-role", "admin",
 		"--client", spaID, "--actor-token-client", agentID, "--audience", apiID, "--scope", "read", "--scope", "write",
-		"--max-ttl", "10m", "--require-reason", "--allow-refresh", "--refresh-ttl", "2h", "--notify-subject", "--disabled"); err != nil {
+		"--max-ttl", "10m", "--require-reason", "--allow-refresh", "--refresh-ttl", "2h", "--notify-subject", "--require-actor-mfa", "15m", "--disabled"); err != nil {
 		t.Fatal(err)
 	}
 	var raw []map[string]any

@@ -273,7 +273,12 @@ func (a *API) checkPolicy(r *http.Request, _ principal) (any, error) {
 		SubjectScope: in.SubjectScope, Reason: in.Reason, SubjectByUserID: in.SubjectByUserID}
 	req, d, err := a.OAuth.CheckExchange(ctx, in.Client, check, in.RequestedTokenType)
 	if err == nil {
-		return map[string]any{"allowed": true, "mode": req.Mode, "rule": d.Rule, "scope": d.Scope, "audience": d.Audience, "ttl_seconds": int(d.ExpiresAt.Sub(req.Now).Seconds())}, nil
+		answer := map[string]any{"allowed": true, "mode": req.Mode, "rule": d.Rule, "scope": d.Scope, "audience": d.Audience, "ttl_seconds": int(d.ExpiresAt.Sub(req.Now).Seconds())}
+		if d.ActorMFA > 0 {
+			// The check assumed a fresh second factor; the token endpoint will require one this recent.
+			answer["require_actor_mfa"] = d.ActorMFA.String()
+		}
+		return answer, nil
 	}
 	if errors.Is(err, oauth.ErrUnknownCaller) {
 		return nil, oauth.InvalidRequest("no client or service account with ID %q", in.Client)

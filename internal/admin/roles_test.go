@@ -41,6 +41,7 @@ func TestAdminAPIRolesAndRuleNames(t *testing.T) {
 		AllowRefresh:      true,
 		RefreshTTL:        exchange.Duration(2 * time.Hour),
 		NotifySubject:     true,
+		RequireActorMFA:   exchange.Duration(15 * time.Minute),
 	}
 	code, body := admin.do(t, "PUT", "/admin/v1/policies/every-field", rule)
 	if desc, _ := body["error_description"].(string); code != 400 || body["error"] != "invalid_request" ||

@@ -17,6 +17,10 @@ type Allowed struct {
 	RuleSource         string   `json:"rule_source,omitempty"`
 	NotifySubject      bool     `json:"notify_subject,omitempty"`
 	RefreshUntil       string   `json:"refresh_until,omitempty"`
-	SourceIP           string   `json:"source_ip"`
-	UserAgent          string   `json:"user_agent"`
+	// ActorSignIn and ActorMFAAt: the actor's sign-in (sid) and its second factor's time, when the
+	// rule required one (require_actor_mfa).
+	ActorSignIn string `json:"actor_sid,omitempty"`
+	ActorMFAAt  string `json:"actor_mfa_at,omitempty"`
+	SourceIP    string `json:"source_ip"`
+	UserAgent   string `json:"user_agent"`
 }

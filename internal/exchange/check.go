@@ -4,7 +4,9 @@ import "time"
 
 // Check is a "would this exchange be allowed?" question asked without tokens (`signet policy
 // check`, the admin API): the actor and subject are assumed to hold fresh tokens (an hour left)
-// issued to the client, with the given scopes. oauth.Handler.CheckExchange fills in Client and
+// issued to the client, with the given scopes, and a user actor to have signed in with a second
+// factor just now (a rule's require_actor_mfa is met; the answer's Decision.ActorMFA says that the
+// rule asks for it). A service account or client actor has no sign-in. oauth.Handler.CheckExchange fills in Client and
 // PublicClient from the requesting client and answers it with the token endpoint's own steps.
 type Check struct {
 	Actor, Subject           Party
@@ -26,6 +28,9 @@ func (c Check) Request(now time.Time) Request {
 	a.HasToken, a.ExpiresAt, a.TokenClient, a.Scope = true, now.Add(time.Hour), c.Client, c.ActorScope
 	if a.Scope == nil {
 		a.Scope = c.Scope
+	}
+	if a.Kind == "user" {
+		a.SignIn = &SignIn{ID: "(assumed)", Found: true, UserID: a.ID, Active: true, MFAAt: now}
 	}
 	mode := ModeFor(a.Kind, c.SubjectByUserID)
 	if !c.SubjectByUserID {

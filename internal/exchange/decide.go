@@ -23,6 +23,19 @@ type Party struct {
 	// Session is the exchange session its token belongs to, when the token was itself obtained by
 	// delegation or impersonation.
 	Session string
+	// SignIn is the browser sign-in its token comes from (the token's sid) as it stands now; nil
+	// when the token carries no sid (client credentials, service accounts, `signet token issue`).
+	SignIn *SignIn
+}
+
+// SignIn is what a rule with require_actor_mfa needs to know of the sign-in an actor token comes
+// from, looked up by the token endpoint.
+type SignIn struct {
+	ID     string    // the sid
+	Found  bool      // false: no sign-in has this ID any more
+	UserID string    // whose sign-in it is
+	Active bool      // not ended and not expired
+	MFAAt  time.Time // when a second factor was last passed in it; zero: never
 }
 
 // label names the party in refusals. A subject named by user ID is named by the ID as sent, never
@@ -60,6 +73,8 @@ type Decision struct {
 	// RefreshUntil is when a refresh token from this exchange, and its session, end (Refresh only).
 	RefreshUntil time.Time
 	Notify       bool // the rule asks to notify the subject
+	// ActorMFA is the rule's require_actor_mfa window the actor's sign-in met (0: not required).
+	ActorMFA time.Duration
 }
 
 // Refusal is a denied exchange, with the OAuth error code and a description that says what would
@@ -214,6 +229,10 @@ func (r *Rule) grant(req Request) (*Decision, *Refusal) {
 		ref.Rule = r.Name
 		return nil, ref
 	}
+	if ref := r.actorMFA(req); ref != nil {
+		ref.Rule = r.Name
+		return nil, ref
+	}
 	if req.Subject.Locked {
 		ref := refuse(codeInvalidGrant, "user %s is locked; a locked user's tokens cannot be obtained by exchange", req.Subject.ID)
 		ref.Rule = r.Name
@@ -255,7 +274,8 @@ func (r *Rule) grant(req Request) (*Decision, *Refusal) {
 		ref.Rule = r.Name
 		return nil, ref
 	}
-	d := &Decision{Rule: r.Name, Source: r.Source, Scope: scope, Audience: audience, ExpiresAt: exp, Refresh: r.AllowRefresh, Notify: r.NotifySubject}
+	d := &Decision{Rule: r.Name, Source: r.Source, Scope: scope, Audience: audience, ExpiresAt: exp, Refresh: r.AllowRefresh, Notify: r.NotifySubject,
+		ActorMFA: time.Duration(r.RequireActorMFA)}
 	if r.AllowRefresh {
 		d.RefreshUntil = req.Now.Add(r.RefreshLifetime()).Truncate(time.Second)
 	}
@@ -276,6 +296,31 @@ func (r *Rule) binding(req Request) *Refusal {
 		return nil
 	}
 	return refuse(codeUnauthorizedClient, "the actor_token was issued to client %q, not to %q; send an actor token issued to the requesting client, or list %q in actor_token_clients of rule %q", tc, req.Client, tc, r.Name)
+}
+
+// actorMFA checks require_actor_mfa: the actor token must come from a sign-in of the actor's that is
+// still active and passed a second factor within the window, at the decision time. A token with no
+// sid never does. It says only what the caller's own token lacks: nothing about the subject.
+func (r *Rule) actorMFA(req Request) *Refusal {
+	window := time.Duration(r.RequireActorMFA)
+	if window <= 0 {
+		return nil
+	}
+	a, si := req.Actor, req.Actor.SignIn
+	switch {
+	case si == nil:
+		return refuse(codeInvalidGrant, "rule %q requires the actor to have passed a second factor within %s; the actor_token does not come from a sign-in (it has no sid): send the access token of the actor's own sign-in through the hosted pages", r.Name, window)
+	case !si.Found || a.Kind != "user" || si.UserID != a.ID:
+		return refuse(codeInvalidGrant, "rule %q requires the actor to have passed a second factor within %s; the actor_token's sign-in %s is not an existing sign-in of %s", r.Name, window, si.ID, a.label())
+	case !si.Active:
+		return refuse(codeInvalidGrant, "rule %q requires the actor to have passed a second factor within %s; the actor_token's sign-in %s has ended: sign in again with a second factor (acr_values=mfa) and send the new access token", r.Name, window, si.ID)
+	case si.MFAAt.IsZero():
+		return refuse(codeInvalidGrant, "rule %q requires the actor to have passed a second factor within %s; the actor_token's sign-in %s passed none: sign in again with a second factor (acr_values=mfa, prompt=login) and send the new access token", r.Name, window, si.ID)
+	}
+	if age := req.Now.Sub(si.MFAAt); age > window {
+		return refuse(codeInvalidGrant, "rule %q requires the actor to have passed a second factor within %s; the actor_token's sign-in %s passed one %s ago: sign in again with a second factor (acr_values=mfa, prompt=login) and send the new access token", r.Name, window, si.ID, age.Truncate(time.Second))
+	}
+	return nil
 }
 
 // downscope narrows a token of the requesting client's own subject: no rule is needed, and

@@ -33,6 +33,10 @@ const (
 	DefaultImpersonationRefreshTTL = time.Hour
 	DefaultDelegationRefreshTTL    = 8 * time.Hour
 	MaxRefreshTTL                  = tokens.MaxSessionLife
+
+	// MaxActorMFAWindow bounds require_actor_mfa: a second factor older than a day proves nothing
+	// a sign-in's own lifetime does not.
+	MaxActorMFAWindow = 24 * time.Hour
 )
 
 // Selector names principals by ID or name, and by role.
@@ -74,7 +78,10 @@ type Rule struct {
 	AllowRefresh      bool     `json:"allow_refresh,omitempty" yaml:"allow_refresh,omitempty"`
 	RefreshTTL        Duration `json:"refresh_ttl,omitempty" yaml:"refresh_ttl,omitempty"` // session lifetime with refresh; 0: 1h (impersonation) or 8h (delegation)
 	NotifySubject     bool     `json:"notify_subject,omitempty" yaml:"notify_subject,omitempty"`
-	Disabled          bool     `json:"disabled,omitempty" yaml:"disabled,omitempty"`
+	// RequireActorMFA, when set, is a freshness window: the actor token must come from a sign-in
+	// (its sid) of the actor that is still active and passed a second factor at most this long ago.
+	RequireActorMFA Duration `json:"require_actor_mfa,omitempty" yaml:"require_actor_mfa,omitempty"`
+	Disabled        bool     `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 	// Source says where the rule lives: "store" or the policy file's path (not persisted).
 	Source string `json:"-" yaml:"-"`
 }
@@ -103,6 +110,10 @@ func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
 }
 
 func (d *Duration) parse(s string) error {
+	if s == "" {
+		*d = 0 // absent and empty mean the same: the default
+		return nil
+	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
 		return fmt.Errorf("duration %q: %w", s, err)
@@ -165,6 +176,12 @@ func (r *Rule) Validate() error {
 	}
 	if r.RefreshTTL > 0 && r.RefreshTTL < r.MaxTTL {
 		problems = append(problems, "refresh_ttl is shorter than max_ttl: the session would end before its first token")
+	}
+	switch w := time.Duration(r.RequireActorMFA); {
+	case w < 0 || w > MaxActorMFAWindow:
+		problems = append(problems, fmt.Sprintf("require_actor_mfa %s: must be between 0 (not required) and %s", w, MaxActorMFAWindow))
+	case w > 0 && r.Mode == ModeDelegation:
+		problems = append(problems, "require_actor_mfa applies to impersonation only: a delegation's actor is a service account or client, which never passes a second factor")
 	}
 	if len(problems) > 0 {
 		return &InvalidRule{Reason: fmt.Sprintf("rule %q: %s", r.Name, strings.Join(problems, "; "))}

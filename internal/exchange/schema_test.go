@@ -31,6 +31,7 @@ func everyField() Rule {
 		AllowRefresh:      true,
 		RefreshTTL:        Duration(2 * time.Hour),
 		NotifySubject:     true,
+		RequireActorMFA:   Duration(15 * time.Minute),
 		Disabled:          true,
 	}
 }
@@ -72,7 +73,7 @@ func TestRuleHasOneSchema(t *testing.T) {
 	if missing := unset(reflect.ValueOf(everyField()), ""); len(missing) > 0 {
 		t.Fatalf("everyField leaves %v unset; set them so the round trips cover them", missing)
 	}
-	if got := len(RuleFields()); got != 20 {
+	if got := len(RuleFields()); got != 21 {
 		t.Errorf("RuleFields: %d fields %v; update the docs and this count when a field is added", got, RuleFields())
 	}
 }
@@ -85,7 +86,7 @@ func TestPolicyFileTakesEveryRuleField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"refresh_ttl: 2h0m0s", "allow_refresh: true", "notify_subject: true", "actor_token_clients:", "exclude_roles:"} {
+	for _, key := range []string{"refresh_ttl: 2h0m0s", "allow_refresh: true", "notify_subject: true", "require_actor_mfa: 15m0s", "actor_token_clients:", "exclude_roles:"} {
 		if !strings.Contains(string(b), key) {
 			t.Fatalf("the file lacks %q:\n%s", key, b)
 		}

@@ -41,6 +41,8 @@ type Exchange struct {
 	Store    interface {
 		OpenExchangeSession(ctx context.Context, s *store.ExchangeSession, event *store.AuditEvent) error
 		GetExchangeSession(ctx context.Context, id string) (*store.ExchangeSession, error)
+		// GetBrowserSession finds the sign-in an actor token's sid names (require_actor_mfa).
+		GetBrowserSession(ctx context.Context, id string) (*store.BrowserSession, error)
 	}
 
 	// Notify, when set, is called after a session whose rule asks to notify the subject opened.
@@ -170,6 +172,11 @@ func (h *Handler) decideExchange(ctx context.Context, caller *Caller, in *exchan
 		if ev.actor.Act != nil {
 			return ev, InvalidGrant("the actor_token was itself obtained by token exchange; send the acting party's own access token")
 		}
+		// Only now, with exchanged tokens refused: an impersonation token carries no sign-in of its
+		// actor, and a down-scoped one of the actor's own token keeps the actor's sid.
+		if req.Actor.SignIn, err = h.actorSignIn(ctx, ev.actor.SessionID, req.Now); err != nil {
+			return ev, err
+		}
 		req.Mode = exchange.ModeFor(req.Actor.Kind, isUserID(in.subjectType))
 	}
 	ev.req = req
@@ -224,6 +231,22 @@ func (h *Handler) decide(ctx context.Context, req exchange.Request) (*exchange.D
 	return d, nil
 }
 
+// actorSignIn is the sign-in a token's sid names, as it stands at now, for rules with
+// require_actor_mfa; nil when the token has no sid.
+func (h *Handler) actorSignIn(ctx context.Context, sid string, now time.Time) (*exchange.SignIn, error) {
+	if sid == "" {
+		return nil, nil
+	}
+	bs, err := h.Exchange.Store.GetBrowserSession(ctx, sid)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return &exchange.SignIn{ID: sid}, nil
+	case err != nil:
+		return nil, ServerError(err)
+	}
+	return &exchange.SignIn{ID: sid, Found: true, UserID: bs.UserID, Active: bs.Active(now), MFAAt: bs.MFAAt}, nil
+}
+
 // requestedAllowed checks the requested_token_type against the decision and the caller's grants.
 func requestedAllowed(caller *Caller, mode string, d *exchange.Decision, requested string) error {
 	switch requested {
@@ -253,7 +276,8 @@ var ErrUnknownCaller = errors.New("oauth: no client or service account has this 
 // the token-exchange grant; then the kill switch, the rules and the requested token type (empty:
 // access token) decide. A refusal is the *Error the endpoint would answer; a refusal by the rules
 // carries its *exchange.Refusal as Cause. Nothing is issued or audited. The actor and subject are
-// assumed to hold fresh tokens issued to the requesting client (exchange.Check).
+// assumed to hold fresh tokens issued to the requesting client, and a user actor to have just
+// passed a second factor (exchange.Check): the Decision's ActorMFA says when the rule requires it.
 func (h *Handler) CheckExchange(ctx context.Context, callerID string, c exchange.Check, requested string) (exchange.Request, *exchange.Decision, error) {
 	caller, err := h.Auth.principal(ctx, callerID)
 	if err != nil {
@@ -400,6 +424,10 @@ func (h *Handler) issueExchanged(ctx context.Context, caller *Caller, in *exchan
 		details.Session = a.Exchange.Session
 	}
 	details.RuleSource = d.Source
+	if si := req.Actor.SignIn; d.ActorMFA > 0 && si != nil {
+		// What met require_actor_mfa, for whoever reviews the session later.
+		details.ActorSignIn, details.ActorMFAAt = si.ID, si.MFAAt.UTC().Format(time.RFC3339)
+	}
 	if req.Subject.Session != "" && newSession != nil {
 		details.ParentSession = req.Subject.Session
 	}

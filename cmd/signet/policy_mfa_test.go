@@ -12,7 +12,7 @@ func TestCLIPolicyRequireActorMFA(t *testing.T) {
 	dir := t.TempDir()
 	var api, spa, agent map[string]any
 	cliJSON(t, dir, &api, "client", "create", "--name", "orders-api")
-	cliJSON(t, dir, &spa, "client", "create", "--name", "admin-spa", "--type", "spa", "--grant", "urn:ietf:params:oauth:grant-type:token-exchange")
+	cliJSON(t, dir, &spa, "client", "create", "--name", "admin-spa", "--type", "spa", "--redirect-uri", "https://admin.example.com/callback", "--grant", "urn:ietf:params:oauth:grant-type:token-exchange")
 	cliJSON(t, dir, &agent, "serviceaccount", "create", "--name", "agent")
 	apiID, spaID := api["client_id"].(string), spa["client_id"].(string)
 	var sam, dana map[string]any

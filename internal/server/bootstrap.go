@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/signet-id/signet/internal/keys"
 	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/store"
 )
@@ -29,6 +30,11 @@ func (s *Server) Bootstrap(ctx context.Context) (*FirstRun, error) {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	fr.SigningKeyCreated = created
+	// OpenID Connect providers must be able to sign ID tokens with RS256 (OIDC Core §15.1), and
+	// relying parties that name no algorithm expect it: keep an RS256 key beside the default one.
+	if _, err := s.Keys.Ensure(ctx, keys.RS256); err != nil {
+		return nil, fmt.Errorf("RS256 signing key: %w", err)
+	}
 	if err := s.Store.PutSetting(ctx, issuerSetting, s.Config.Issuer); err != nil {
 		return nil, err
 	}

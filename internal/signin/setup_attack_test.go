@@ -3,6 +3,7 @@ package signin_test
 import (
 	"context"
 	"encoding/base32"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -155,7 +156,7 @@ func setCookie(b *testenv.Browser, name, value string) {
 
 // raw sends one request with b's cookies without following any redirect, and returns the response
 // (body closed) with its Location exactly as sent.
-func raw(t *testing.T, b *testenv.Browser, method, rawURL string, form url.Values) *http.Response {
+func raw(t testing.TB, b *testenv.Browser, method, rawURL string, form url.Values) *http.Response {
 	t.Helper()
 	if strings.HasPrefix(rawURL, "/") {
 		rawURL = b.Origin + rawURL
@@ -191,7 +192,7 @@ func signedInAccount(t *testing.T, b *testenv.Browser) bool {
 
 // enrolTOTP completes the TOTP enrolment page p shows in b (reading the secret the page prints)
 // and returns the secret and the page after the code was accepted.
-func enrolTOTP(t *testing.T, b *testenv.Browser, p *testenv.Page) ([]byte, *testenv.Page) {
+func enrolTOTP(t testing.TB, b *testenv.Browser, p *testenv.Page) ([]byte, *testenv.Page) {
 	t.Helper()
 	i := strings.Index(p.Body, `<code class="secret">`)
 	if i < 0 {
@@ -218,3 +219,5 @@ func (x *attackEnv) browserWith(value string) *testenv.Browser {
 }
 
 func withACR(v string) oauth2.AuthCodeOption { return oauth2.SetAuthURLParam("acr_values", v) }
+
+func httpBody(s string) io.ReadCloser { return io.NopCloser(strings.NewReader(s)) }

@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 
 	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/authorize"

@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -33,8 +33,8 @@ const (
 	// actionTimeout bounds one browser action (a navigation, a click and the page it loads, a
 	// query); testTimeout bounds a test's tabs; startTimeout bounds Chromium's start. They are
 	// generous so that a loaded 2-core machine is slow rather than failing.
-	actionTimeout = 20 * time.Second
-	testTimeout   = 90 * time.Second
+	actionTimeout = 30 * time.Second
+	testTimeout   = 3 * time.Minute
 	startTimeout  = 60 * time.Second
 )
 
@@ -460,8 +460,9 @@ func cookieNames(cs []*network.Cookie) []string {
 
 func hashPassword(p string) string { return secrets.HashPassword(p) }
 
+// trace logs how long a browser action took when SIGNET_BROWSER_TRACE is set.
 func (s *suite) trace(what string, t0 time.Time) {
-	if os.Getenv("TESTTIMING") != "" {
+	if os.Getenv("SIGNET_BROWSER_TRACE") != "" {
 		s.t.Logf("%v %s", time.Since(t0).Round(time.Millisecond), what)
 	}
 }

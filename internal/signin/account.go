@@ -28,6 +28,8 @@ const accountPurpose = "account"
 
 func (h *Handler) accountRoutes(route func(pattern, name string, h http.Handler)) {
 	route("GET "+AccountPath, "account", h.signedIn(h.account))
+	// The recovery codes page's "continue" form (enrolment from the account page) posts here.
+	route("POST "+AccountPath, "account", h.signedInPost(h.backToAccount))
 	route("POST "+accountSessionsPath, "account", h.signedInPost(h.endSessions))
 	route("GET "+accountTOTPPath, "account", h.signedIn(h.accountEnrol))
 	route("POST "+accountTOTPPath, "account", h.signedInPost(h.accountConfirm))
@@ -91,6 +93,12 @@ func (h *Handler) accountCommon(a *accountRequest, title string) ui.Common {
 // account shows the account page.
 func (h *Handler) account(w http.ResponseWriter, r *http.Request, a *accountRequest) {
 	h.renderAccount(w, r, a, r.URL.Query().Get("done"))
+}
+
+// backToAccount answers a form that only leads back to the account page (the recovery codes page's
+// "I have saved them"), keeping its message key.
+func (h *Handler) backToAccount(w http.ResponseWriter, r *http.Request, a *accountRequest) {
+	http.Redirect(w, r, AccountPath+"?done="+url.QueryEscape(r.URL.Query().Get("done")), http.StatusSeeOther)
 }
 
 // Messages the account page shows after an action (by key, so a link cannot put text on it).

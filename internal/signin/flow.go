@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/authorize"
@@ -298,6 +299,10 @@ func clientName(c *store.Client) string {
 func (h *Handler) renderLogin(w http.ResponseWriter, r *http.Request, l *loaded, status int, message string) {
 	page := &ui.Login{Common: titled(h.common(l), "Sign in"), Action: passwordPath, Hidden: hidden(l), ClientName: clientName(l.client), Error: message}
 	page.Username = l.p.hint()
+	if typed := strings.TrimSpace(r.PostFormValue("username")); typed != "" && len(typed) <= 256 && utf8.ValidString(typed) {
+		// The form is shown again (wrong password, throttled): keep what the person typed.
+		page.Username = typed
+	}
 	if page.Username == "" && l.cur != nil {
 		page.Username = l.cur.User.Username
 	}

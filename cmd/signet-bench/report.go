@@ -44,8 +44,25 @@ func (rep *report) print(w io.Writer) {
 		if r.Status != "ok" {
 			verdict = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f ms\t%.2f ms\t%.0f\t%.2f\t%.0f MB\t%s %s\t%s\n",
-			r.Scenario, r.RPS, r.P50Ms, r.P99Ms, r.BaselineRPS, r.Ratio, r.PeakRSSMB, verdict, r.Target, r.Status)
+		baseRPS, ratio := fmt.Sprintf("%.0f", r.BaselineRPS), fmt.Sprintf("%.2f", r.Ratio)
+		if r.BaselineRPS == 0 {
+			baseRPS, ratio = "-", "-" // a Go-driven conversation: not divided by wrk's baseline
+		}
+		if r.RatioTo != "" {
+			baseRPS += " (" + r.RatioTo + ")"
+			ratio += " of " + r.RatioTo
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f ms\t%.2f ms\t%s\t%s\t%.0f MB\t%s %s\t%s\n",
+			r.Scenario, r.RPS, r.P50Ms, r.P99Ms, baseRPS, ratio, r.PeakRSSMB, verdict, r.Target, r.Status)
+		for _, st := range r.Steps {
+			fmt.Fprintf(tw, "  step %s\t\t%.2f ms\t%.2f ms\t\t\t\t\t\n", st.Step, st.P50Ms, st.P99Ms)
+		}
+		if r.SignInsPerSec > 0 {
+			fmt.Fprintf(tw, "  alone: p99 %.2f ms; during: %.1f sign-ins/s alongside\t\t\t\t\t\t\t\t\n", r.AloneP99Ms, r.SignInsPerSec)
+		}
+		if r.Throttled > 0 {
+			fmt.Fprintf(tw, "  %d sign-ins answered 429\t\t\t\t\t\t\t\t\n", r.Throttled)
+		}
 		for _, p := range r.PerReplica {
 			fmt.Fprintf(tw, "  %s\t%.0f\t%.2f ms\t%.2f ms\t\t\t%.0f MB\t\t\n", p.Scenario, p.RPS, p.P50Ms, p.P99Ms, p.PeakRSSMB)
 		}

@@ -52,13 +52,20 @@ func (rep *report) print(w io.Writer) {
 			baseRPS += " (" + r.RatioTo + ")"
 			ratio += " of " + r.RatioTo
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f ms\t%.2f ms\t%s\t%s\t%.0f MB\t%s %s\t%s\n",
-			r.Scenario, r.RPS, r.P50Ms, r.P99Ms, baseRPS, ratio, r.PeakRSSMB, verdict, r.Target, r.Status)
+		rps := fmt.Sprintf("%.0f", r.RPS)
+		if r.RPS < 100 {
+			rps = fmt.Sprintf("%.1f", r.RPS) // sign-ins per second
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2f ms\t%.2f ms\t%s\t%s\t%.0f MB\t%s %s\t%s\n",
+			r.Scenario, rps, r.P50Ms, r.P99Ms, baseRPS, ratio, r.PeakRSSMB, verdict, r.Target, r.Status)
 		for _, st := range r.Steps {
 			fmt.Fprintf(tw, "  step %s\t\t%.2f ms\t%.2f ms\t\t\t\t\t\n", st.Step, st.P50Ms, st.P99Ms)
 		}
 		if r.SignInsPerSec > 0 {
 			fmt.Fprintf(tw, "  alone: p99 %.2f ms; during: %.1f sign-ins/s alongside\t\t\t\t\t\t\t\t\n", r.AloneP99Ms, r.SignInsPerSec)
+		}
+		if r.Shed > 0 {
+			fmt.Fprintf(tw, "  %d storm sign-ins answered 503 (no argon2id slot within 5 s)\t\t\t\t\t\t\t\t\n", r.Shed)
 		}
 		if r.Throttled > 0 {
 			fmt.Fprintf(tw, "  %d sign-ins answered 429\t\t\t\t\t\t\t\t\n", r.Throttled)

@@ -81,7 +81,7 @@ func TestSignInIterationFailsLoudly(t *testing.T) {
 // result's status, and without one counts only the iterations of the measured window.
 func TestLoopStopsAtTheFirstFailure(t *testing.T) {
 	calls := 0
-	l := loop(context.Background(), 1, 0, time.Second, func(ctx context.Context, w int) ([3]time.Duration, error) {
+	l := loop(context.Background(), 1, 0, time.Second, false, func(ctx context.Context, w int) ([3]time.Duration, error) {
 		calls++
 		if calls == 3 {
 			return [3]time.Duration{}, errors.New("boom")
@@ -96,7 +96,7 @@ func TestLoopStopsAtTheFirstFailure(t *testing.T) {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	var all atomic.Int64
-	l = loop(context.Background(), 2, 300*time.Millisecond, 300*time.Millisecond, func(ctx context.Context, w int) ([3]time.Duration, error) {
+	l = loop(context.Background(), 2, 300*time.Millisecond, 300*time.Millisecond, false, func(ctx context.Context, w int) ([3]time.Duration, error) {
 		all.Add(1)
 		<-tick.C
 		return [3]time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond}, nil
@@ -136,5 +136,29 @@ func TestPercentile(t *testing.T) {
 	}
 	if p := percentileMs([]time.Duration{7 * time.Millisecond}, 99); p != 7 {
 		t.Fatalf("one sample: %v", p)
+	}
+}
+
+// TestStormToleratesOnlyShedding: the storm counts 503s from the capped password check and goes
+// on; any other failure still stops it; authorization-code (no tolerance) fails on a 503.
+func TestStormToleratesOnlyShedding(t *testing.T) {
+	var calls atomic.Int64
+	iter := func(ctx context.Context, w int) ([3]time.Duration, error) {
+		switch calls.Add(1) {
+		case 2, 4:
+			return [3]time.Duration{}, errShed
+		case 50:
+			return [3]time.Duration{}, errors.New("boom")
+		}
+		return [3]time.Duration{}, nil
+	}
+	l := loop(context.Background(), 1, 0, 5*time.Second, true, iter)
+	if l.shed != 2 || calls.Load() != 50 || l.err == nil || !strings.Contains(l.err.Error(), "boom") {
+		t.Fatalf("shed %d after %d calls, err %v", l.shed, calls.Load(), l.err)
+	}
+	calls.Store(0)
+	l = loop(context.Background(), 1, 0, 5*time.Second, false, iter)
+	if !errors.Is(l.err, errShed) || calls.Load() != 2 || !strings.HasPrefix(l.asResult().Status, "FAILED") {
+		t.Fatalf("without tolerance: err %v after %d calls", l.err, calls.Load())
 	}
 }

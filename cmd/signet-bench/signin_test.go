@@ -110,6 +110,20 @@ func TestLoopStopsAtTheFirstFailure(t *testing.T) {
 	}
 }
 
+// TestLoopMeasuresIterationsLongerThanItsTime: on a machine where one sign-in takes longer than
+// the measured time (CI's one second under load), the iterations started in time are still
+// measured, at their real rate, instead of the scenario reporting nothing.
+func TestLoopMeasuresIterationsLongerThanItsTime(t *testing.T) {
+	l := loop(context.Background(), 2, 0, 100*time.Millisecond, false, func(ctx context.Context, w int) ([3]time.Duration, error) {
+		<-time.After(400 * time.Millisecond) // the work of one slow iteration
+		return [3]time.Duration{}, nil
+	})
+	r := l.asResult()
+	if l.done != 2 || r.Status != "ok" || r.P50Ms < 400 || r.RPS < 2 || r.RPS > 5.1 {
+		t.Fatalf("%d measured, result %+v: want 2 iterations of 400 ms at about 5/s (at least 2/s on a loaded machine)", l.done, r)
+	}
+}
+
 // TestFindFormReadsHiddenFields: the login form's hidden id and CSRF token are sent back, at the
 // form's action resolved against the page.
 func TestFindFormReadsHiddenFields(t *testing.T) {

@@ -119,7 +119,18 @@ func median(rounds []result) result {
 	out.P99Ms = pick(func(r result) float64 { return r.P99Ms })
 	out.Ratio = pick(func(r result) float64 { return r.Ratio })
 	out.BaselineRPS = pick(func(r result) float64 { return r.BaselineRPS })
+	// What is not a single figure (a sign-in's steps, the storm's rate, introspection's p99 alone)
+	// comes from the round of the median req/s; the 429s and 503s are summed over all rounds.
 	for _, r := range rounds {
+		if r.RPS == out.RPS {
+			out.Steps, out.SignInsPerSec, out.AloneP99Ms = r.Steps, r.SignInsPerSec, r.AloneP99Ms
+			break
+		}
+	}
+	out.Throttled, out.Shed = 0, 0
+	for _, r := range rounds {
+		out.Throttled += r.Throttled
+		out.Shed += r.Shed
 		out.PeakRSSMB = max(out.PeakRSSMB, r.PeakRSSMB)
 		if r.Status != "ok" && out.Status == "ok" {
 			out.Status = r.Status

@@ -167,6 +167,13 @@ func TestMedianOfRounds(t *testing.T) {
 	if m.RPS != 200 || m.P99Ms != 9 || m.Ratio != 0.7 || m.BaselineRPS != 285 || m.PeakRSSMB != 70 || m.Status != "ok" {
 		t.Fatalf("median %+v", m)
 	}
+	// A sign-in's steps come from the round of the median rate; 503s and 429s add up.
+	rounds[0].Shed, rounds[1].Shed, rounds[2].Throttled = 1, 2, 3
+	rounds[2].Steps = []stepResult{{Step: "password", P50Ms: 40}}
+	rounds[0].Steps = []stepResult{{Step: "password", P50Ms: 900}}
+	if m := median(rounds); m.Shed != 3 || m.Throttled != 3 || len(m.Steps) != 1 || m.Steps[0].P50Ms != 40 {
+		t.Fatalf("median %+v", m)
+	}
 	rounds[1].Status = "FAILED: non-2xx"
 	if m := median(rounds); m.Status != "FAILED: non-2xx" {
 		t.Fatalf("a failed round must fail the scenario: %+v", m)

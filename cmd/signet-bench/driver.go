@@ -85,6 +85,17 @@ type result struct {
 	Status      string  `json:"status"`
 	// PerReplica holds each replica's own figures when the load was spread over several.
 	PerReplica []result `json:"per_replica,omitempty"`
+
+	// The Go-driven sign-in scenarios: RatioTo names what Ratio divides by when it is not the
+	// baseline ("alone": introspection without the sign-in storm, in BaselineRPS, its p99 in
+	// AloneP99Ms); SignInsPerSec is the storm's rate; Throttled counts 429s at the login form
+	// (must be 0); Shed counts the storm's 503s; Steps are a sign-in's steps.
+	RatioTo       string       `json:"ratio_to,omitempty"`
+	AloneP99Ms    float64      `json:"alone_p99_ms,omitempty"`
+	SignInsPerSec float64      `json:"concurrent_sign_ins_per_sec,omitempty"`
+	Throttled     int64        `json:"throttled,omitempty"`
+	Shed          int64        `json:"shed_503,omitempty"` // sign-ins refused for want of an argon2id slot (storm only)
+	Steps         []stepResult `json:"steps,omitempty"`
 }
 
 // run drives req for dur and parses wrk's report. Non-2xx answers or socket errors fail the run.

@@ -35,6 +35,12 @@ type options struct {
 	distinct    int
 	rounds      int
 	replicas    int
+	// The Go-driven sign-in scenarios: concurrent sign-ins, users, and their own (shorter, in
+	// --quick) time per round.
+	signinWorkers  int
+	signinUsers    int
+	signinDuration time.Duration
+	signinWarmup   time.Duration
 }
 
 func main() {
@@ -59,9 +65,15 @@ func main() {
 	flag.IntVar(&o.distinct, "distinct-tokens", 10_000, "tokens cycled by the distinct-token scenario")
 	flag.IntVar(&o.rounds, "rounds", 1, "measure each scenario (and its adjacent baseline) this many times and report the medians")
 	flag.IntVar(&o.replicas, "replicas", 1, "signet serve processes sharing the --db (PostgreSQL); the load is spread over them")
+	flag.IntVar(&o.signinWorkers, "signin-workers", 16, "concurrent sign-ins in authorization-code and the storm of introspect-during-signin")
+	flag.IntVar(&o.signinUsers, "signin-users", 32, "users the sign-in scenarios create and sign in, in turn")
 	flag.Parse()
+	o.signinDuration, o.signinWarmup = o.duration, o.warmup
 	if o.quick {
 		o.duration, o.warmup, o.distinct = 2*time.Second, 500*time.Millisecond, 1_000
+		// The sign-in scenarios check their flow (an ID token, a rotated refresh token, no 429)
+		// more than they measure it: one second each, a few users.
+		o.signinDuration, o.signinWarmup, o.signinUsers, o.signinWorkers = time.Second, 200*time.Millisecond, 4, 4
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -149,18 +161,30 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 
 	rep := &report{Connections: o.connections, Duration: o.duration.String(), Threads: o.threads, Rounds: max(o.rounds, 1), Replicas: o.replicas}
 	baseReq := request{url: base.url + "/oauth/v2/introspect", body: "token=" + strings.Repeat("x", 43), auth: basicAuth("client", "secret")}
+	measureFor := func(req request, warmup, dur time.Duration) (result, error) {
+		if len(sigs) > 1 {
+			// Every replica at once, each with its share of the connections.
+			return spread(ctx, drivers, sigs, req, warmup, dur)
+		}
+		if warmup > 0 {
+			d.run(ctx, req, warmup)
+		}
+		return d.run(ctx, req, dur)
+	}
 	measure := func(req request) (result, error) {
 		if o.warmup > 0 {
 			d.run(ctx, req, o.warmup)
 		}
 		return d.run(ctx, req, o.duration)
 	}
-	// measureAll drives every replica at once with its share of the connections.
-	measureAll := func(req request) (result, error) {
-		if len(sigs) == 1 {
-			return measure(req)
-		}
-		return spread(ctx, drivers, sigs, req, o.warmup, o.duration)
+	measureAll := func(req request) (result, error) { return measureFor(req, o.warmup, o.duration) }
+	sr := signinRun{workers: max(o.signinWorkers, 1), refreshWorkers: max(o.connections, 1), warmup: o.signinWarmup, dur: o.signinDuration,
+		measureWrk: func(req request) (result, error) { return measureFor(req, o.signinWarmup, o.signinDuration) }}
+	if o.quick {
+		sr.refreshWorkers = min(sr.refreshWorkers, 8)
+	}
+	for _, p := range sigs {
+		sr.bases = append(sr.bases, p.url)
 	}
 	baseline := func() (result, error) {
 		res, err := measure(baseReq)
@@ -174,11 +198,30 @@ func run(ctx context.Context, o options, out io.Writer) (int, error) {
 		return 0, err
 	}
 
-	env, err := setup(ctx, sig, o.distinct)
+	env, err := setup(ctx, sig, o.distinct, o.signinUsers)
 	if err != nil {
 		return 0, fmt.Errorf("setup (server log: %s): %w", sig.logPath, err)
 	}
 	for _, sc := range selected {
+		if sc.drive != nil {
+			// A conversation driven from Go: no wrk baseline to divide by (another driver).
+			var rounds []result
+			for range rep.Rounds {
+				r, err := sc.drive(env, ctx, sr)
+				if err != nil {
+					r = result{Status: "FAILED: " + err.Error()}
+				}
+				r.Scenario, r.PeakRSSMB, r.RSSMB = sc.name, sig.peakRSS(), sig.rss()
+				rounds = append(rounds, r)
+				if ctx.Err() != nil {
+					return 0, ctx.Err()
+				}
+			}
+			r := median(rounds)
+			r.judge(sc.target)
+			rep.Results = append(rep.Results, r)
+			continue
+		}
 		req, err := sc.prepare(ctx, env)
 		if err != nil {
 			rep.Results = append(rep.Results, result{Scenario: sc.name, Status: "FAILED: " + err.Error()})

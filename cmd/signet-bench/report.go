@@ -44,8 +44,32 @@ func (rep *report) print(w io.Writer) {
 		if r.Status != "ok" {
 			verdict = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.2f ms\t%.2f ms\t%.0f\t%.2f\t%.0f MB\t%s %s\t%s\n",
-			r.Scenario, r.RPS, r.P50Ms, r.P99Ms, r.BaselineRPS, r.Ratio, r.PeakRSSMB, verdict, r.Target, r.Status)
+		baseRPS, ratio := fmt.Sprintf("%.0f", r.BaselineRPS), fmt.Sprintf("%.2f", r.Ratio)
+		if r.BaselineRPS == 0 {
+			baseRPS, ratio = "-", "-" // a Go-driven conversation: not divided by wrk's baseline
+		}
+		if r.RatioTo != "" {
+			baseRPS += " (" + r.RatioTo + ")"
+			ratio += " of " + r.RatioTo
+		}
+		rps := fmt.Sprintf("%.0f", r.RPS)
+		if r.RPS < 100 {
+			rps = fmt.Sprintf("%.1f", r.RPS) // sign-ins per second
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2f ms\t%.2f ms\t%s\t%s\t%.0f MB\t%s %s\t%s\n",
+			r.Scenario, rps, r.P50Ms, r.P99Ms, baseRPS, ratio, r.PeakRSSMB, verdict, r.Target, r.Status)
+		for _, st := range r.Steps {
+			fmt.Fprintf(tw, "  step %s\t\t%.2f ms\t%.2f ms\t\t\t\t\t\n", st.Step, st.P50Ms, st.P99Ms)
+		}
+		if r.SignInsPerSec > 0 {
+			fmt.Fprintf(tw, "  alone: p99 %.2f ms; during: %.1f sign-ins/s alongside\t\t\t\t\t\t\t\t\n", r.AloneP99Ms, r.SignInsPerSec)
+		}
+		if r.Shed > 0 {
+			fmt.Fprintf(tw, "  %d storm sign-ins answered 503 (no argon2id slot within 5 s)\t\t\t\t\t\t\t\t\n", r.Shed)
+		}
+		if r.Throttled > 0 {
+			fmt.Fprintf(tw, "  %d sign-ins answered 429\t\t\t\t\t\t\t\t\n", r.Throttled)
+		}
 		for _, p := range r.PerReplica {
 			fmt.Fprintf(tw, "  %s\t%.0f\t%.2f ms\t%.2f ms\t\t\t%.0f MB\t\t\n", p.Scenario, p.RPS, p.P50Ms, p.P99Ms, p.PeakRSSMB)
 		}
@@ -95,7 +119,18 @@ func median(rounds []result) result {
 	out.P99Ms = pick(func(r result) float64 { return r.P99Ms })
 	out.Ratio = pick(func(r result) float64 { return r.Ratio })
 	out.BaselineRPS = pick(func(r result) float64 { return r.BaselineRPS })
+	// What is not a single figure (a sign-in's steps, the storm's rate, introspection's p99 alone)
+	// comes from the round of the median req/s; the 429s and 503s are summed over all rounds.
 	for _, r := range rounds {
+		if r.RPS == out.RPS {
+			out.Steps, out.SignInsPerSec, out.AloneP99Ms = r.Steps, r.SignInsPerSec, r.AloneP99Ms
+			break
+		}
+	}
+	out.Throttled, out.Shed = 0, 0
+	for _, r := range rounds {
+		out.Throttled += r.Throttled
+		out.Shed += r.Shed
 		out.PeakRSSMB = max(out.PeakRSSMB, r.PeakRSSMB)
 		if r.Status != "ok" && out.Status == "ok" {
 			out.Status = r.Status

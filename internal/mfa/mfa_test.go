@@ -284,7 +284,7 @@ func TestRecoveryCodeRecognition(t *testing.T) {
 	}
 }
 
-func FuzzVerify(f *testing.F) {
+func FuzzTOTPVerify(f *testing.F) {
 	for _, s := range []string{"", "123456", "123 456", "12a456", "١٢٣٤٥٦", "1234567", " 287082 "} {
 		f.Add(s, int64(59), int64(0))
 	}

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/signet-id/signet/internal/audit"
@@ -75,8 +76,9 @@ type Handler struct {
 	// Logout tells clients with a back-channel logout URI that a session ended (nil: none do).
 	Logout func(ctx context.Context, s *store.BrowserSession)
 
-	cookies  cookies
-	hashSlot chan struct{}
+	cookies        cookies
+	hashSlot       chan struct{}
+	passwordChecks atomic.Uint64
 }
 
 // Init prepares a Handler whose fields are set: cookie names for the issuer, and the cap on

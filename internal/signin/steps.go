@@ -110,8 +110,16 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 	h.advance(w, r, l)
 }
 
-// dummyPHC is verified when the username is unknown, so both answers take as long.
+// dummyPHC is verified when the username is unknown, so both answers take as long: it is made
+// with the same argon2id parameters as every stored password.
 var dummyPHC = secrets.HashPassword(secrets.RandomString(16))
+
+// DummyPHC is the stand-in hash (its parameters are what tests compare).
+func DummyPHC() string { return dummyPHC }
+
+// PasswordChecks counts the argon2id verifications run so far (for metrics, and for tests that
+// show an unknown username costs exactly what a known one does).
+func (h *Handler) PasswordChecks() uint64 { return h.passwordChecks.Load() }
 
 // verifyPassword runs argon2id in one of the limited hashing slots, waiting at most a few seconds
 // for one.
@@ -124,6 +132,7 @@ func (h *Handler) verifyPassword(ctx context.Context, phc, password string) (boo
 		return false, wait.Err()
 	}
 	defer func() { <-h.hashSlot }()
+	h.passwordChecks.Add(1)
 	return secrets.VerifyPassword(phc, password), nil
 }
 

@@ -234,7 +234,9 @@ func testSessionClients(t *testing.T, s store.Store) {
 	same(t, len(got), 0, "clients of an unknown session")
 
 	// Every sign-in records the pair: concurrent ones for the same client must all succeed.
-	for i, err := range race(16, func(i int) error { return s.AddSessionClient(ctx, "bs-b", "mail", at.Add(time.Duration(i)*time.Second)) }) {
+	for i, err := range race(16, func(i int) error {
+		return s.AddSessionClient(ctx, "bs-b", "mail", at.Add(time.Duration(i)*time.Second))
+	}) {
 		ok(t, err, fmt.Sprintf("concurrent add %d", i))
 	}
 	got, err = s.SessionClients(ctx, "bs-b")

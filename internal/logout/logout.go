@@ -263,8 +263,11 @@ func (n *Notifier) attempt(no *notice) (status int, retry bool, err error) {
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := n.HTTP.Do(req)
+	if err != nil && n.ctx.Err() != nil {
+		return 0, false, errors.New("the server stopped before the client answered")
+	}
 	if err != nil {
-		return 0, n.ctx.Err() == nil, err
+		return 0, true, err
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

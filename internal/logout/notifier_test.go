@@ -84,6 +84,7 @@ func TestOnlyHTTPURIsAreCalled(t *testing.T) {
 func TestCloseGivesUpPendingNoticesAndAuditsThem(t *testing.T) {
 	arrived := make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body) // the server notices a hang-up only once the body is read
 		select {
 		case arrived <- struct{}{}:
 		default:
@@ -96,8 +97,9 @@ func TestCloseGivesUpPendingNoticesAndAuditsThem(t *testing.T) {
 	n.SessionEnded(context.Background(), &store.BrowserSession{ID: "bs-1", UserID: "u-1"})
 	<-arrived
 	n.Close()
-	if len(a.events) != 1 || a.events[0].Type != audit.TypeLogoutFailed || a.events[0].Client != "mail" {
-		t.Fatalf("outcomes %+v: want one logout.failed for mail", a.events)
+	if len(a.events) != 1 || a.events[0].Type != audit.TypeLogoutFailed || a.events[0].Client != "mail" ||
+		!strings.Contains(a.events[0].Details.(map[string]any)["reason"].(string), "server stopped") {
+		t.Fatalf("outcomes %+v: want one logout.failed for mail, the server having stopped", a.events)
 	}
 	n.SessionEnded(context.Background(), &store.BrowserSession{ID: "bs-2", UserID: "u-1"}) // after Close: nothing starts
 	if len(a.events) != 1 {

@@ -47,6 +47,9 @@ const (
 	TypeMFAChanged        = "mfa.changed"
 	TypePasswordChanged   = "password.changed"
 	TypeConsentGranted    = "consent.granted"
+	// Back-channel logout: the outcome of telling one client that a browser session ended.
+	TypeLogoutDelivered = "logout.delivered"
+	TypeLogoutFailed    = "logout.failed"
 	// Written by the store: the first keyed event of chain "" on PostgreSQL, sealing events written
 	// before the keyed chain when replicas move to chains of their own.
 	TypeAuditSealed = "audit.sealed"

@@ -24,6 +24,7 @@ import (
 	"github.com/signet-id/signet/internal/directory"
 	"github.com/signet-id/signet/internal/exchange"
 	"github.com/signet-id/signet/internal/keys"
+	"github.com/signet-id/signet/internal/logout"
 	"github.com/signet-id/signet/internal/metrics"
 	"github.com/signet-id/signet/internal/notify"
 	"github.com/signet-id/signet/internal/oauth"
@@ -54,6 +55,7 @@ type Server struct {
 	Sessions *exchange.Sessions
 	Webhook  *notify.Webhook // nil without --webhook-url
 	SignIn   *signin.Handler
+	Logout   *logout.Notifier // back-channel logout to the clients of sessions that end
 
 	// MasterKeyCreated reports that this start generated the development master key.
 	MasterKeyCreated bool
@@ -221,6 +223,8 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...sql
 		st.Close()
 		return nil, err
 	}
+	s.Logout = &logout.Notifier{Issuer: cfg.Issuer, Alg: cfg.SigningAlg, Store: st, Clients: s.Dir, Keys: s.Keys, Audit: s.Audit, Log: log}
+	s.SignIn.Logout = s.Logout.SessionEnded
 	if rules, err := s.Policy.Rules(ctx); err == nil && cfg.WebhookURL == "" {
 		for _, r := range rules {
 			if r.NotifySubject {
@@ -279,15 +283,20 @@ func (s *Server) checkMasterKey(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the store.
-func (s *Server) Close() error { return s.Store.Close() }
+// Close gives up pending back-channel logouts (auditing each) and releases the store.
+func (s *Server) Close() error {
+	if s.Logout != nil {
+		s.Logout.Close()
+	}
+	return s.Store.Close()
+}
 
 // Handler returns the HTTP handler with every route and the shared middleware.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	disc := &oidc.Discovery{Issuer: s.Config.Issuer, GrantTypes: s.OAuth.GrantTypes(), SigningAlgs: s.Keys.Algorithms, IntrospectionAlg: s.Config.SigningAlg,
 		SubjectTokenTypes: oauth.SubjectTokenTypes, RequestedTokenTypes: oauth.RequestedTokenTypes,
-		SignIn: true, ACRValues: signin.ACRValues}
+		SignIn: true, ACRValues: signin.ACRValues, BackchannelLogout: true}
 	route := func(pattern, name string, h http.Handler) {
 		mux.Handle(pattern, s.instrument(name, h))
 	}

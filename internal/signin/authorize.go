@@ -199,6 +199,12 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, client *store.Cl
 		UserID: u.ID, SessionID: s.ID, Scope: grantedScope(req.Scope, client), Nonce: req.Nonce, CodeChallenge: req.CodeChallenge,
 		AuthTime: s.AuthTime, AMR: s.AMR, ACR: acrOf(s), GrantID: "gr-" + secrets.NewSortableID(now), CreatedAt: now, ExpiresAt: now.Add(codeTTL),
 	}
+	// Recorded before the code exists: a client that can hold tokens of this session is always one
+	// that back-channel logout will tell when the session ends.
+	if err := h.Store.AddSessionClient(ctx, s.ID, client.ID, now); err != nil {
+		h.serverFault(w, r, err)
+		return
+	}
 	if err := h.Store.CreateAuthCode(ctx, code); err != nil {
 		h.serverFault(w, r, err)
 		return

@@ -127,6 +127,13 @@ type SignInStore interface {
 	// returns the IDs it ended.
 	EndBrowserSessions(ctx context.Context, userID, except, by string, at time.Time) ([]string, error)
 
+	// Clients a session signed in to (back-channel logout tells them when it ends). AddSessionClient
+	// records that the session issued a code to the client; recording a pair again changes nothing
+	// (first_at stays the first). SessionClients lists them in the order they were first signed in
+	// to (ties by client ID); none for an unknown session. Prune forgets them with their session.
+	AddSessionClient(ctx context.Context, sessionID, clientID string, at time.Time) error
+	SessionClients(ctx context.Context, sessionID string) ([]string, error)
+
 	// Authorization codes. UseAuthCode marks the code used and returns it; when it was used before it
 	// returns the code with ErrConflict (the caller revokes what it issued); ErrNotFound otherwise.
 	CreateAuthCode(ctx context.Context, c *AuthCode) error

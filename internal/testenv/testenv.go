@@ -110,6 +110,7 @@ func start(t testing.TB, opt Options) (*Env, error) {
 		s.Webhook.MinBackoff, s.Webhook.MaxBackoff = 20*time.Millisecond, 200*time.Millisecond // tests wait for retries
 		go s.Webhook.Run(ctx)
 	}
+	s.Logout.MinBackoff, s.Logout.MaxBackoff = 20*time.Millisecond, 200*time.Millisecond // tests wait for retries
 	if n, ok := s.Store.(store.ChangeNotifier); ok {
 		go n.WatchChanges(ctx, s.Watcher.Wake)
 	}

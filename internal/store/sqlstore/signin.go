@@ -165,6 +165,32 @@ func (s *Store) EndBrowserSessions(ctx context.Context, userID, except, by strin
 	return ids, nil
 }
 
+// --- clients of a session ----------------------------------------------------------------------
+
+// AddSessionClient goes through the group-commit writer: it is written with every code issued.
+func (s *Store) AddSessionClient(ctx context.Context, sessionID, clientID string, at time.Time) error {
+	return s.batch.Do(ctx, &Write{What: "client " + clientID + " of session " + sessionID, Stmts: []Stmt{{
+		Query: `INSERT INTO session_clients (session_id, client_id, first_at) VALUES (?, ?, ?) ON CONFLICT (session_id, client_id) DO NOTHING`,
+		Args:  []any{sessionID, clientID, ts(at)}}}})
+}
+
+func (s *Store) SessionClients(ctx context.Context, sessionID string) ([]string, error) {
+	rows, err := s.R.QueryContext(ctx, s.q(`SELECT client_id FROM session_clients WHERE session_id = ? ORDER BY first_at, client_id`), sessionID)
+	if err != nil {
+		return nil, s.mapErr(err, "clients of session "+sessionID)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, s.mapErr(err, "clients of session "+sessionID)
+		}
+		ids = append(ids, id)
+	}
+	return ids, s.mapErr(rows.Err(), "clients of session "+sessionID)
+}
+
 // --- authorization codes ------------------------------------------------------------------------
 
 const authCodeCols = `hash, id, client_id, redirect_uri, user_id, session_id, scope, nonce, code_challenge, auth_time, amr, acr, grant_id,

@@ -362,7 +362,8 @@ func (s *Store) CreateSetting(ctx context.Context, name, value string) error {
 }
 
 // Prune deletes what can no longer matter. Browser sessions are kept 30 days after they expired or
-// ended (a user's list of recent sign-ins); failure counts a day after their window started.
+// ended (a user's list of recent sign-ins), and the clients they signed in to go with them; failure
+// counts a day after their window started.
 func (s *Store) Prune(ctx context.Context, now time.Time) (int, error) {
 	total := 0
 	monthAgo := ts(now.Add(-30 * 24 * time.Hour))
@@ -378,6 +379,7 @@ func (s *Store) Prune(ctx context.Context, now time.Time) (int, error) {
 		{`DELETE FROM login_requests WHERE expires_at < ?`, []any{ts(now.Add(-time.Hour))}},
 		{`DELETE FROM auth_codes WHERE expires_at < ?`, []any{ts(now.Add(-time.Hour))}},
 		{`DELETE FROM browser_sessions WHERE expires_at < ? OR (ended_at <> 0 AND ended_at < ?)`, []any{monthAgo, monthAgo}},
+		{`DELETE FROM session_clients WHERE NOT EXISTS (SELECT 1 FROM browser_sessions b WHERE b.id = session_clients.session_id)`, nil},
 		{`DELETE FROM signin_failures WHERE window_start < ?`, []any{ts(now.Add(-24 * time.Hour))}},
 	} {
 		res, err := s.W.ExecContext(ctx, s.q(q.query), q.args...)

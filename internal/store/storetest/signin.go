@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"sync"
@@ -207,6 +208,40 @@ func testBrowserSessions(t *testing.T, s store.Store) {
 	if len(ids) != 0 {
 		t.Fatalf("ending again ended %v", ids)
 	}
+}
+
+// testSessionClients: the clients a session signed in to are recorded once each, in the order
+// first signed in to, concurrently without error, and kept apart per session.
+func testSessionClients(t *testing.T, s store.Store) {
+	ok(t, s.CreateBrowserSession(ctx, browserSession("bs-a", "u1", at, time.Hour)), "session a")
+	ok(t, s.CreateBrowserSession(ctx, browserSession("bs-b", "u1", at, time.Hour)), "session b")
+	none, err := s.SessionClients(ctx, "bs-a")
+	ok(t, err, "clients of a session that signed in to none")
+	same(t, len(none), 0, "clients before any code")
+	ok(t, s.AddSessionClient(ctx, "bs-a", "wiki", at.Add(2*time.Second)), "add wiki")
+	ok(t, s.AddSessionClient(ctx, "bs-a", "mail", at.Add(time.Second)), "add mail")
+	ok(t, s.AddSessionClient(ctx, "bs-a", "wiki", at.Add(3*time.Second)), "add wiki again")
+	ok(t, s.AddSessionClient(ctx, "bs-a", "chat", at.Add(time.Second)), "add chat")
+	ok(t, s.AddSessionClient(ctx, "bs-b", "wiki", at), "add wiki to b")
+	got, err := s.SessionClients(ctx, "bs-a")
+	ok(t, err, "clients of a")
+	same(t, got, []string{"chat", "mail", "wiki"}, "clients of a, first signed in to first")
+	got, err = s.SessionClients(ctx, "bs-b")
+	ok(t, err, "clients of b")
+	same(t, got, []string{"wiki"}, "clients of b")
+	got, err = s.SessionClients(ctx, "bs-nosuch")
+	ok(t, err, "clients of an unknown session")
+	same(t, len(got), 0, "clients of an unknown session")
+
+	// Every sign-in records the pair: concurrent ones for the same client must all succeed.
+	for i, err := range race(16, func(i int) error {
+		return s.AddSessionClient(ctx, "bs-b", "mail", at.Add(time.Duration(i)*time.Second))
+	}) {
+		ok(t, err, fmt.Sprintf("concurrent add %d", i))
+	}
+	got, err = s.SessionClients(ctx, "bs-b")
+	ok(t, err, "clients of b")
+	same(t, got, []string{"wiki", "mail"}, "clients of b after concurrent adds")
 }
 
 func authCode(id string, hash byte, exp time.Time) *store.AuthCode {
@@ -453,6 +488,9 @@ func testSignInPrune(t *testing.T, s store.Store) {
 	ok(t, s.CreateBrowserSession(ctx, browserSession("bs-ended-lately", "u1", now.Add(-month-2*time.Hour), 365*24*time.Hour)), "session")
 	ok(t, s.EndBrowserSession(ctx, "bs-ended-lately", "user", now.Add(-month+time.Hour)), "end")
 	ok(t, s.CreateBrowserSession(ctx, browserSession("bs-live", "u1", now.Add(-time.Hour), 2*time.Hour)), "session")
+	for _, id := range []string{"bs-expired-long-ago", "bs-ended-long-ago", "bs-ended-lately", "bs-live"} {
+		ok(t, s.AddSessionClient(ctx, id, "app", now.Add(-time.Hour)), "client of "+id)
+	}
 	_, _, err := s.AddSignInFailure(ctx, "ip:old", now.Add(-25*time.Hour), time.Hour)
 	ok(t, err, "old failure")
 	_, _, err = s.AddSignInFailure(ctx, "ip:recent", now.Add(-23*time.Hour), time.Hour)
@@ -460,8 +498,15 @@ func testSignInPrune(t *testing.T, s store.Store) {
 
 	before, err := s.Prune(ctx, now)
 	ok(t, err, "prune")
-	if before != 5 {
-		t.Errorf("prune removed %d rows, want 5 (a request, a code, two sessions, a failure count)", before)
+	if before != 7 {
+		t.Errorf("prune removed %d rows, want 7 (a request, a code, two sessions and their clients, a failure count)", before)
+	}
+	for id, kept := range map[string]bool{"bs-expired-long-ago": false, "bs-ended-long-ago": false, "bs-ended-lately": true, "bs-live": true} {
+		clients, err := s.SessionClients(ctx, id)
+		ok(t, err, "clients of "+id)
+		if kept != (len(clients) == 1) {
+			t.Errorf("clients of session %s: kept %v, got %v", id, kept, clients)
+		}
 	}
 	for id, kept := range map[string]bool{"lr-old": false, "lr-recent": true, "lr-live": true} {
 		_, err := s.GetLoginRequest(ctx, id)

@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"login requests yield one answer", testLoginRequests},
 		{"browser sessions", testBrowserSessions},
 		{"authorization codes are redeemed once", testAuthCodes},
+		{"clients of a browser session", testSessionClients},
 		{"consents", testConsents},
 		{"TOTP steps are accepted once", testTOTP},
 		{"recovery codes", testRecoveryCodes},

@@ -78,7 +78,10 @@ type Notifier struct {
 	// Concurrency caps requests in flight (0: 8); MaxPending caps notices waiting or being tried
 	// (0: 10000), beyond which new ones are given up at once rather than held in memory.
 	Concurrency, MaxPending int
-	Now                     func() time.Time
+	// Grace is how long Close lets pending notices finish before giving them up (0: none). A CLI
+	// command that locks a user exits right after: it needs a moment for its notices.
+	Grace time.Duration
+	Now   func() time.Time
 
 	once    sync.Once
 	ctx     context.Context
@@ -142,6 +145,16 @@ func (n *Notifier) Close() {
 	n.mu.Lock()
 	n.closed = true
 	n.mu.Unlock()
+	if n.Grace > 0 {
+		done := make(chan struct{})
+		go func() { n.wg.Wait(); close(done) }()
+		t := time.NewTimer(n.Grace)
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	n.cancel()
 	n.wg.Wait()
 }

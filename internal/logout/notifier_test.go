@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/logout"
@@ -104,5 +105,32 @@ func TestCloseGivesUpPendingNoticesAndAuditsThem(t *testing.T) {
 	n.SessionEnded(context.Background(), &store.BrowserSession{ID: "bs-2", UserID: "u-1"}) // after Close: nothing starts
 	if len(a.events) != 1 {
 		t.Fatalf("a session ended after Close was handled: %+v", a.events)
+	}
+}
+
+// TestCloseLetsPendingNoticesFinish: a CLI command (user lock, user delete) ends sessions and
+// exits at once; Close gives the notices it started their grace to arrive.
+func TestCloseLetsPendingNoticesFinish(t *testing.T) {
+	release := make(chan struct{})
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		<-release
+		got <- r.PostForm.Get("logout_token")
+	}))
+	defer srv.Close()
+	a := &auditor{}
+	n := notifier(clients{"mail": {ID: "mail", BackchannelLogoutURI: srv.URL}}, a)
+	n.Grace = time.Minute
+	n.SessionEnded(context.Background(), &store.BrowserSession{ID: "bs-1", UserID: "u-1"})
+	closed := make(chan struct{})
+	go func() { n.Close(); close(closed) }()
+	close(release)
+	<-closed
+	if token := <-got; token == "" {
+		t.Fatal("the notice arrived without a logout_token")
+	}
+	if len(a.events) != 1 || a.events[0].Type != audit.TypeLogoutDelivered {
+		t.Fatalf("outcomes %+v: want the notice delivered before Close returned", a.events)
 	}
 }

@@ -223,7 +223,8 @@ func open(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...sql
 		st.Close()
 		return nil, err
 	}
-	s.Logout = &logout.Notifier{Issuer: cfg.Issuer, Alg: cfg.SigningAlg, Store: st, Clients: s.Dir, Keys: s.Keys, Audit: s.Audit, Log: log}
+	s.Logout = &logout.Notifier{Issuer: cfg.Issuer, Alg: cfg.SigningAlg, Store: st, Clients: s.Dir, Keys: s.Keys, Audit: s.Audit, Log: log,
+		Grace: 5 * time.Second}
 	s.SignIn.Logout = s.Logout.SessionEnded
 	if rules, err := s.Policy.Rules(ctx); err == nil && cfg.WebhookURL == "" {
 		for _, r := range rules {

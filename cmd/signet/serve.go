@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -69,6 +70,10 @@ func serveCmd() *cobra.Command {
 				addr := <-ready
 				printBanner(cmd.OutOrStdout(), s, fr, addr)
 			}()
+			// Password hashing runs in its own slots, on threads the kernel serves last
+			// (signin.Handler.Init): give it processors of its own too, so that a storm of
+			// sign-ins cannot hold the processors token checks run on.
+			runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + s.SignIn.HashSlots())
 			return s.Serve(cmd.Context(), ln, debugLn, ready)
 		},
 	}

@@ -83,7 +83,9 @@ type Handler struct {
 
 // Init prepares a Handler whose fields are set: cookie names for the issuer, and the cap on
 // concurrent password hashing (half the CPUs, at least one) so that a storm of sign-ins queues
-// behind argon2id instead of starving token checks of CPU.
+// behind argon2id instead of starving token checks of CPU. Each hash also runs on a thread of its
+// own at a lower scheduling priority (atLowPriority); `signet serve` adds a processor per slot
+// (GOMAXPROCS) so that hashing never holds one that token checks need.
 func (h *Handler) Init() {
 	h.cookies = newCookies(h.Issuer)
 	h.hashSlot = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))

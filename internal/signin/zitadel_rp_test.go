@@ -16,6 +16,7 @@ import (
 	httphelper "github.com/zitadel/oidc/v3/pkg/http"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
+	"github.com/signet-id/signet/internal/mfa"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/testenv"
 )
@@ -159,4 +160,59 @@ func TestSignInWithZitadelRP(t *testing.T) {
 		default:
 		}
 	})
+}
+
+// TestSignInWithZitadelRPAndTOTP: zitadel's relying party signs in a user who must use a second
+// factor: enrolment at the first sign-in (the secret read off the page, the first code typed), the
+// recovery codes acknowledged, then a second sign-in in another browser with a TOTP code; zitadel
+// verifies both ID tokens, whose amr and acr say a second factor was used.
+func TestSignInWithZitadelRPAndTOTP(t *testing.T) {
+	env := testenv.Start(t, testenv.Options{})
+	dana := createMFAUser(t, env, "dana", "correct horse battery")
+	z := startZitadelRP(t, env, nil)
+
+	finish := func(b *testenv.Browser, p *testenv.Page) zitadelResult {
+		t.Helper()
+		if p.URL.Path != "/callback" || p.Status != http.StatusOK {
+			t.Fatalf("after the second factor the browser is at %s (status %d): %s", p.URL, p.Status, p.Text())
+		}
+		select {
+		case res := <-z.got:
+			return res
+		default:
+			t.Fatalf("the RP's callback answered %q without receiving tokens", p.Body)
+			return zitadelResult{}
+		}
+	}
+	check := func(res zitadelResult) {
+		t.Helper()
+		c := res.tokens.IDTokenClaims
+		if c.Subject != dana.ID || c.AuthenticationContextClassReference != "mfa" ||
+			!hasAll([]string(c.AuthenticationMethodsReferences), "pwd", "otp", "mfa") {
+			b, _ := json.Marshal(c)
+			t.Fatalf("ID token claims verified by zitadel: %s", b)
+		}
+	}
+
+	b := env.NewBrowser()
+	b.Follow(z.origin)
+	p := b.Open(z.origin + "/login")
+	p = b.Submit(p, "/ui/login/password", map[string]string{"username": "dana", "password": "correct horse battery"})
+	secret := enrolmentSecret(t, p)
+	now := time.Now()
+	p = b.Submit(p, "/ui/login/enrol", map[string]string{"code": mfa.Code(secret, now)})
+	if n := len(recoveryRE.FindAllString(p.Body, -1)); n != 10 {
+		t.Fatalf("the recovery codes page shows %d codes, want 10: %s", n, p.Text())
+	}
+	check(finish(b, b.Submit(p, "/ui/login/recovery", nil)))
+
+	// Another browser: password, then the next step's code (the enrolment's was used).
+	b2 := env.NewBrowser()
+	b2.Follow(z.origin)
+	p = b2.Open(z.origin + "/login")
+	p = b2.Submit(p, "/ui/login/password", map[string]string{"username": "dana", "password": "correct horse battery"})
+	if !p.HasForm("/ui/login/factor") {
+		t.Fatalf("want the second-factor page: %s", p.Text())
+	}
+	check(finish(b2, b2.Submit(p, "/ui/login/factor", map[string]string{"code": mfa.Code(secret, now.Add(30*time.Second))})))
 }

@@ -207,13 +207,6 @@ func (h *Handler) refreshTTL(c *store.Client) time.Duration {
 func (h *Handler) refuseCodeReplay(ctx context.Context, r *http.Request, caller *Caller, c *store.AuthCode, at time.Time) error {
 	rev := store.Revocation{Kind: store.RevokeGrant, Value: c.GrantID, At: at,
 		ExpiresAt: tokens.KeepRevocationUntil(at.Add(h.refreshTTL(caller.Client))), Reason: "authorization code " + c.ID + " was presented twice"}
-	if err := h.Tokens.Revoke(ctx, rev); err != nil {
-		h.Log.Error("could not revoke the grant of a replayed authorization code", "err", err, "grant", c.GrantID)
-	}
-	event := audit.Event{Type: audit.TypeTokenRevoked, Subject: c.UserID, Client: caller.ID, Details: map[string]any{
-		"reason": "authorization code replay", "grant": c.GrantID, "code": c.ID, "source_ip": r.RemoteAddr, "user_agent": r.UserAgent()}}
-	if err := h.Audit.Record(ctx, event); err != nil {
-		h.Log.Error("could not audit an authorization code replay", "err", err, "grant", c.GrantID)
-	}
+	h.revokeReplayed(ctx, r, caller, rev, c.UserID, "authorization code replay", map[string]any{"code": c.ID})
 	return InvalidGrant("the code was already used: codes are good once, so every token issued from it is now revoked; start the sign-in again")
 }

@@ -268,19 +268,29 @@ func raceLost() error {
 }
 
 // refuseReuse revokes every token of a reused refresh token's grant, audits it and returns the
-// refusal. Failures to revoke or record are logged: the request is refused either way.
+// refusal.
 func (h *Handler) refuseReuse(ctx context.Context, r *http.Request, caller *Caller, old *store.Token) error {
 	rev := store.Revocation{At: h.Now(), ExpiresAt: tokens.KeepRevocationUntil(old.ExpiresAt), Reason: "refresh token " + old.ID + " was used twice"}
 	rev.Kind, rev.Value = tokens.Family(old)
-	if err := h.Tokens.Revoke(ctx, rev); err != nil {
-		h.Log.Error("could not revoke the grant of a reused refresh token", "err", err, "grant", old.GrantID)
-	}
-	event := audit.Event{Type: audit.TypeTokenRevoked, Subject: old.Subject, Client: caller.ID, Details: map[string]any{
-		"reason": "refresh token reuse", "grant": old.GrantID, "refresh_token": old.ID, "source_ip": r.RemoteAddr, "user_agent": r.UserAgent()}}
-	if err := h.Audit.Record(ctx, event); err != nil {
-		h.Log.Error("could not audit a refresh token reuse", "err", err, "grant", old.GrantID)
-	}
+	h.revokeReplayed(ctx, r, caller, rev, old.Subject, "refresh token reuse", map[string]any{"refresh_token": old.ID})
 	return InvalidGrant("the refresh_token was already used: refresh tokens rotate on every use, so every token of its grant is now revoked; obtain new tokens the way the first ones were obtained")
+}
+
+// revokeReplayed revokes what a replayed one-time credential (a code, a used refresh token) issued
+// and audits it as token.revoked. Failures to revoke or record are logged: the request is refused
+// either way.
+func (h *Handler) revokeReplayed(ctx context.Context, r *http.Request, caller *Caller, rev store.Revocation, subject, reason string, details map[string]any) {
+	if err := h.Tokens.Revoke(ctx, rev); err != nil {
+		h.Log.Error("could not revoke after a replay", "err", err, "reason", reason, "revoke", rev.Kind+":"+rev.Value)
+	}
+	details["reason"], details["source_ip"], details["user_agent"] = reason, r.RemoteAddr, r.UserAgent()
+	if rev.Kind == store.RevokeGrant {
+		details["grant"] = rev.Value
+	}
+	event := audit.Event{Type: audit.TypeTokenRevoked, Subject: subject, Client: caller.ID, Details: details}
+	if err := h.Audit.Record(ctx, event); err != nil {
+		h.Log.Error("could not audit a replay", "err", err, "reason", reason, "revoke", rev.Kind+":"+rev.Value)
+	}
 }
 
 // auditRefusedRefresh records a refused refresh of an exchange session as exchange.denied.

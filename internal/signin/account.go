@@ -2,13 +2,16 @@ package signin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/signet-id/signet/internal/audit"
+	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/ui"
 )
@@ -200,7 +203,7 @@ func sessionOf(details []byte) string {
 	var d struct {
 		Session string `json:"session"`
 	}
-	if err := jsonUnmarshal(details, &d); err != nil {
+	if err := json.Unmarshal(details, &d); err != nil {
 		return ""
 	}
 	return d.Session
@@ -326,11 +329,11 @@ func (h *Handler) accountConfirm(w http.ResponseWriter, r *http.Request, a *acco
 func (h *Handler) renewSession(ctx context.Context, w http.ResponseWriter, s *store.BrowserSession, now time.Time, method string) {
 	amr := append([]string{}, s.AMR...)
 	for _, m := range []string{method, store.AMRMFA} {
-		if !contains(amr, m) {
+		if !slices.Contains(amr, m) {
 			amr = append(amr, m)
 		}
 	}
-	secret := newSecret()
+	secret := secrets.RandomString(32)
 	if err := h.Store.ReauthBrowserSession(ctx, s.ID, h.sessionHash(secret), s.AuthTime, amr, now); err != nil {
 		h.Log.Warn("could not record a second factor in the session", "err", err, "session", s.ID)
 		return

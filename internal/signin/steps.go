@@ -3,11 +3,9 @@ package signin
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -183,16 +181,11 @@ func (h *Handler) auditSignIn(ctx context.Context, r *http.Request, typ, subject
 
 // factor checks a TOTP code or a recovery code for the request's user.
 func (h *Handler) factor(w http.ResponseWriter, r *http.Request) {
-	l := h.postStep(w, r)
-	if l == nil {
+	l, u := h.postUserStep(w, r)
+	if u == nil {
 		return
 	}
 	ctx := r.Context()
-	u, err := h.userOf(ctx, l)
-	if err != nil || u == nil {
-		h.stepFault(w, r, l, err)
-		return
-	}
 	if wait, err := h.Throttle.factorBlocked(ctx, h.Store, u.ID, h.Now()); err != nil {
 		h.serverFault(w, r, err)
 		return
@@ -240,6 +233,21 @@ func (h *Handler) factor(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) factorThrottled(w http.ResponseWriter, r *http.Request, l *loaded, wait time.Duration) {
 	w.Header().Set("Retry-After", fmt.Sprint(int((wait+time.Second-1)/time.Second)))
 	h.next(w, r, l, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong codes. Try again in %s.", roundUp(wait)))
+}
+
+// postUserStep is postStep for the steps that need the request's user; it answers the request
+// itself (and returns a nil user) when there is none.
+func (h *Handler) postUserStep(w http.ResponseWriter, r *http.Request) (*loaded, *store.User) {
+	l := h.postStep(w, r)
+	if l == nil {
+		return nil, nil
+	}
+	u, err := h.userOf(r.Context(), l)
+	if err != nil || u == nil {
+		h.stepFault(w, r, l, err)
+		return nil, nil
+	}
+	return l, u
 }
 
 // stepFault answers a POST for a step the request is not at (the user vanished or was locked).
@@ -399,24 +407,13 @@ func (h *Handler) storeRecoveryCodes(ctx context.Context, userID string) ([]stri
 	return codes, h.Store.SetRecoveryCodes(ctx, userID, hashes, h.Now())
 }
 
-func newSecret() string { return secrets.RandomString(32) }
-
-func contains(list []string, v string) bool { return slices.Contains(list, v) }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
-
 // enrol confirms the TOTP enrolment a sign-in required, then shows the recovery codes once.
 func (h *Handler) enrol(w http.ResponseWriter, r *http.Request) {
-	l := h.postStep(w, r)
-	if l == nil {
+	l, u := h.postUserStep(w, r)
+	if u == nil {
 		return
 	}
 	ctx := r.Context()
-	u, err := h.userOf(ctx, l)
-	if err != nil || u == nil {
-		h.stepFault(w, r, l, err)
-		return
-	}
 	codes, message, err := h.confirmEnrolment(ctx, u, r.PostFormValue("code"))
 	if err != nil {
 		h.serverFault(w, r, err)
@@ -446,16 +443,11 @@ func (h *Handler) recoverySeen(w http.ResponseWriter, r *http.Request) {
 
 // changePassword is the password change a sign-in requires (bootstrap admin, reset passwords).
 func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
-	l := h.postStep(w, r)
-	if l == nil {
+	l, u := h.postUserStep(w, r)
+	if u == nil {
 		return
 	}
 	ctx := r.Context()
-	u, err := h.userOf(ctx, l)
-	if err != nil || u == nil {
-		h.stepFault(w, r, l, err)
-		return
-	}
 	if message := h.setPassword(ctx, r, u, r.PostFormValue("current_password"), r.PostFormValue("new_password"), r.PostFormValue("confirm_password")); message != "" {
 		h.UI.Render(w, http.StatusBadRequest, &ui.ChangePassword{Common: titled(h.common(l), "Choose a new password"), Action: changePath, Hidden: hidden(l), Error: message, MinLength: h.MinPassword, Forced: true})
 		return
@@ -500,14 +492,13 @@ func (h *Handler) setPassword(ctx context.Context, r *http.Request, u *store.Use
 // consent records the user's decision for a third-party client; a refusal goes back to the client
 // as access_denied.
 func (h *Handler) consent(w http.ResponseWriter, r *http.Request) {
-	l := h.postStep(w, r)
-	if l == nil {
+	l, u := h.postUserStep(w, r)
+	if u == nil {
 		return
 	}
 	ctx := r.Context()
-	u, err := h.userOf(ctx, l)
-	if err != nil || u == nil || l.p.Request == nil {
-		h.stepFault(w, r, l, err)
+	if l.p.Request == nil {
+		h.stepFault(w, r, l, nil)
 		return
 	}
 	switch r.PostFormValue("decision") {

@@ -80,6 +80,22 @@ func clientOrAny(clientID, hint string) string {
 	return tokens.UnverifiedAudience(hint)
 }
 
+// logoutOf validates a logout request's parameters and reads the browser's session (nil: none);
+// it answers the request itself and returns false when it cannot go on.
+func (h *Handler) logoutOf(w http.ResponseWriter, r *http.Request, form url.Values) (*logoutRequest, *signedIn, bool) {
+	req, problem := h.parseLogout(r.Context(), form)
+	if problem != "" {
+		h.UI.Render(w, http.StatusBadRequest, &ui.Error{Common: ui.Common{Title: "This sign-out link is not valid"}, Code: "invalid_request", Message: problem})
+		return nil, nil, false
+	}
+	cur, err := h.current(r.Context(), r)
+	if err != nil {
+		h.serverFault(w, r, err)
+		return nil, nil, false
+	}
+	return req, cur, true
+}
+
 // EndSession serves end_session (GET and POST). A hint naming the browser's session signs out at
 // once; anything else asks the user first (a link on another site must not sign anyone out).
 func (h *Handler) EndSession(w http.ResponseWriter, r *http.Request) {
@@ -92,14 +108,8 @@ func (h *Handler) EndSession(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		form = r.PostForm
 	}
-	req, problem := h.parseLogout(ctx, form)
-	if problem != "" {
-		h.UI.Render(w, http.StatusBadRequest, &ui.Error{Common: ui.Common{Title: "This sign-out link is not valid"}, Code: "invalid_request", Message: problem})
-		return
-	}
-	cur, err := h.current(ctx, r)
-	if err != nil {
-		h.serverFault(w, r, err)
+	req, cur, ok := h.logoutOf(w, r, form)
+	if !ok {
 		return
 	}
 	if cur == nil {
@@ -136,14 +146,8 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 		h.showError(w, r, http.StatusForbidden, "This form has expired", "The sign-out form was not sent by Signet in this browser. Nothing was changed.")
 		return
 	}
-	req, problem := h.parseLogout(ctx, r.PostForm)
-	if problem != "" {
-		h.UI.Render(w, http.StatusBadRequest, &ui.Error{Common: ui.Common{Title: "This sign-out link is not valid"}, Code: "invalid_request", Message: problem})
-		return
-	}
-	cur, err := h.current(ctx, r)
-	if err != nil {
-		h.serverFault(w, r, err)
+	req, cur, ok := h.logoutOf(w, r, r.PostForm)
+	if !ok {
 		return
 	}
 	if cur != nil {

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
 	"github.com/signet-id/signet/internal/changefeed"
+
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/store/backends"
 	"github.com/signet-id/signet/internal/store/postgres"
@@ -96,38 +98,35 @@ func TestBackendsOpenDispatch(t *testing.T) {
 	}
 }
 
-// TestUpgradeGivesServiceAccountsTheDefaultGrants: a service account stored before accounts had
-// grant allow-lists (a schema migrated up to the version before 00006) comes out of the upgrade
-// with client_credentials and the JWT bearer grant.
-func TestUpgradeGivesServiceAccountsTheDefaultGrants(t *testing.T) {
+// upgradeFixture is a fresh schema with its migration provider, for tests that migrate part way,
+// store rows the old way, and upgrade; open opens the store on it.
+func upgradeFixture(t *testing.T) (db *sql.DB, p *goose.Provider, reopen func(t *testing.T) store.Store) {
 	dsn := testenv.PostgresDSN(t)
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	p, err := postgres.Migrations(db)
-	if err != nil {
+	t.Cleanup(func() { db.Close() })
+	if p, err = postgres.Migrations(db); err != nil {
 		t.Fatal(err)
 	}
-	storetest.RunServiceAccountGrantsUpgrade(t, db, p, 6, "FALSE", func(t *testing.T) store.Store { return open(t, dsn) }) // 00006_serviceaccount_grants.sql
+	return db, p, func(t *testing.T) store.Store { return open(t, dsn) }
+}
+
+// TestUpgradeGivesServiceAccountsTheDefaultGrants: a service account stored before accounts had
+// grant allow-lists (a schema migrated up to the version before 00006) comes out of the upgrade
+// with client_credentials and the JWT bearer grant.
+func TestUpgradeGivesServiceAccountsTheDefaultGrants(t *testing.T) {
+	db, p, reopen := upgradeFixture(t)
+	storetest.RunServiceAccountGrantsUpgrade(t, db, p, 6, "FALSE", reopen) // 00006_serviceaccount_grants.sql
 }
 
 // TestUpgradeAsksNothingNewOfExistingPrincipals: users, clients and roles stored before
 // interactive sign-in (a schema migrated up to the version before 00010) need no password change
 // or second factor and are first-party clients after the upgrade.
 func TestUpgradeAsksNothingNewOfExistingPrincipals(t *testing.T) {
-	dsn := testenv.PostgresDSN(t)
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	p, err := postgres.Migrations(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.RunSignInUpgrade(t, db, p, 10, "FALSE", func(t *testing.T) store.Store { return open(t, dsn) }) // 00010_signin.sql
+	db, p, reopen := upgradeFixture(t)
+	storetest.RunSignInUpgrade(t, db, p, 10, "FALSE", reopen) // 00010_signin.sql
 }
 
 // TestChangeFeedFollowsCommitsOutOfOrder: a change numbered earlier commits after a later one was

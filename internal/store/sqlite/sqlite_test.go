@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
 	"github.com/signet-id/signet/internal/audit"
+
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/store/sqlite"
 	"github.com/signet-id/signet/internal/store/sqlstore"
@@ -169,50 +171,40 @@ func TestAuditNeedsTheKey(t *testing.T) {
 	}
 }
 
-// TestUpgradeGivesServiceAccountsTheDefaultGrants: a service account stored before accounts had
-// grant allow-lists (a database migrated up to the version before 00007) comes out of the upgrade
-// with client_credentials and the JWT bearer grant.
-func TestUpgradeGivesServiceAccountsTheDefaultGrants(t *testing.T) {
+// upgradeFixture is a fresh database file with its migration provider, for tests that migrate
+// part way, store rows the old way, and upgrade; reopen opens the store on it.
+func upgradeFixture(t *testing.T) (db *sql.DB, p *goose.Provider, reopen func(t *testing.T) store.Store) {
 	path := filepath.Join(t.TempDir(), "signet.db")
 	db, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	p, err := sqlite.Migrations(db)
-	if err != nil {
+	t.Cleanup(func() { db.Close() })
+	if p, err = sqlite.Migrations(db); err != nil {
 		t.Fatal(err)
 	}
-	storetest.RunServiceAccountGrantsUpgrade(t, db, p, 7, "0", func(t *testing.T) store.Store { // 00007_serviceaccount_grants.sql
+	return db, p, func(t *testing.T) store.Store {
 		s, err := sqlite.Open(context.Background(), path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
 		return s
-	})
+	}
+}
+
+// TestUpgradeGivesServiceAccountsTheDefaultGrants: a service account stored before accounts had
+// grant allow-lists (a database migrated up to the version before 00007) comes out of the upgrade
+// with client_credentials and the JWT bearer grant.
+func TestUpgradeGivesServiceAccountsTheDefaultGrants(t *testing.T) {
+	db, p, reopen := upgradeFixture(t)
+	storetest.RunServiceAccountGrantsUpgrade(t, db, p, 7, "0", reopen) // 00007_serviceaccount_grants.sql
 }
 
 // TestUpgradeAsksNothingNewOfExistingPrincipals: users, clients and roles stored before
 // interactive sign-in (a database migrated up to the version before 00011) need no password change
 // or second factor and are first-party clients after the upgrade.
 func TestUpgradeAsksNothingNewOfExistingPrincipals(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "signet.db")
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	p, err := sqlite.Migrations(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.RunSignInUpgrade(t, db, p, 11, "0", func(t *testing.T) store.Store { // 00011_signin.sql
-		s, err := sqlite.Open(context.Background(), path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	db, p, reopen := upgradeFixture(t)
+	storetest.RunSignInUpgrade(t, db, p, 11, "0", reopen) // 00011_signin.sql
 }

@@ -204,11 +204,29 @@ func TestCLIUsersPasswords(t *testing.T) {
 	}
 
 	// set-password: --temporary makes the next sign-in ask for a new one; without it, nothing is pending.
+	// It also signs sam out of every browser, revoking what the session issued.
+	withStore(t, dir, func(ctx context.Context, s *server.Server) {
+		u, _ := s.Store.GetUserByUsername(ctx, "sam")
+		now := time.Now()
+		if err := s.Store.CreateBrowserSession(ctx, &store.BrowserSession{ID: "bs-sam", SecretHash: []byte("h"), UserID: u.ID, CreatedAt: now,
+			AuthTime: now, AMR: []string{store.AMRPassword}, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	})
 	var set userView
 	cliJSON(t, dir, &set, "user", "set-password", "sam", "--generate-password", "--temporary")
-	if !set.MustChangePassword || len(set.Password) < 12 {
+	if !set.MustChangePassword || len(set.Password) < 12 || set.SessionsEnded == nil || *set.SessionsEnded != 1 {
 		t.Fatalf("set-password --temporary: %+v", set)
 	}
+	withStore(t, dir, func(ctx context.Context, s *server.Server) {
+		if b, _ := s.Store.GetBrowserSession(ctx, "bs-sam"); b == nil || b.EndedAt.IsZero() || b.EndedBy != "password set by operator" {
+			t.Errorf("sam's session after set-password: %+v", b)
+		}
+		revs, _ := s.Store.ListRevocations(ctx, time.Now())
+		if !slices.ContainsFunc(revs, func(r store.Revocation) bool { return r.Kind == store.RevokeSession && r.Value == "bs-sam" }) {
+			t.Errorf("sam's session tokens were not revoked: %+v", revs)
+		}
+	})
 	if _, _, err := cliStdin(t, dir, "a brand new password\n", "user", "set-password", "sam", "--password-stdin"); err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,8 @@ type userView struct {
 	// TOTPEnrolled is set by commands that look the factor up (user list); omitted elsewhere.
 	TOTPEnrolled *bool  `json:"totp_enrolled,omitempty"`
 	Password     string `json:"password,omitempty"` // a generated password, shown once
+	// SessionsEnded is set by set-password: a password set by an operator signs the user out.
+	SessionsEnded *int `json:"sessions_ended,omitempty"`
 }
 
 func viewUser(u *store.User, password string) userView {
@@ -298,8 +300,8 @@ func userSetPasswordCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "set-password USER (--generate-password | --password-stdin) [--temporary]",
 		Short: "Set a user's password (recovers the first-run admin: `signet user set-password admin --generate-password`)",
-		Long: `Set a user's password (audited). With --temporary the user must choose a new one at their next
-sign-in; without it, a pending password change is cleared.`,
+		Long: `Set a user's password (audited) and sign them out of every browser. With --temporary the user
+must choose a new one at their next sign-in; without it, a pending password change is cleared.`,
 		Args: cobra.ExactArgs(1),
 		RunE: withServer(func(cmd *cobra.Command, args []string, s *server.Server) error {
 			password, shown, err := pw.resolve(cmd, s, false)
@@ -317,8 +319,16 @@ sign-in; without it, a pending password change is cleared.`,
 			if err := s.Store.UpdateUser(cmd.Context(), u); err != nil {
 				return err
 			}
-			return output(cmd, viewUser(u, shown), func(w io.Writer) {
-				fmt.Fprintf(w, "Set a new password for %s\n", u.Username)
+			// A password an operator sets replaces one that may be known to someone else: every
+			// browser signed in with the old one is signed out (and what it issued revoked).
+			ended, err := endUserSessions(cmd.Context(), s, u, "password set by operator")
+			if err != nil {
+				return err
+			}
+			view := viewUser(u, shown)
+			view.SessionsEnded = &ended
+			return output(cmd, view, func(w io.Writer) {
+				fmt.Fprintf(w, "Set a new password for %s; %d browser session(s) ended\n", u.Username, ended)
 				if shown != "" {
 					fmt.Fprintf(w, "  password: %s\n  (shown once; store it now)\n", shown)
 				}

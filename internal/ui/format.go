@@ -51,7 +51,7 @@ func qrURL(s string) template.URL {
 }
 
 var methodName = map[string]string{
-	"pwd": "password", "otp": "authenticator code", "totp": "authenticator code", "mfa": "second factor",
+	"pwd": "password", "otp": "authenticator code", "totp": "authenticator code", "kba": "recovery code",
 	"hwk": "security key", "swk": "passkey", "sms": "text message", "rec": "recovery code", "fed": "federated sign-in",
 }
 
@@ -59,6 +59,9 @@ var methodName = map[string]string{
 func methodNames(ms []string) string {
 	out := make([]string, 0, len(ms))
 	for _, m := range ms {
+		if m == "mfa" {
+			continue // it says two factors were used, which the others already name
+		}
 		if n, ok := methodName[m]; ok {
 			m = n
 		}

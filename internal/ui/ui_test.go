@@ -908,3 +908,21 @@ func TestAssetURLsChangeWithTheirContent(t *testing.T) {
 }
 
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// TestMethodNames: a session's methods read as words, without repeating "mfa" beside the factors
+// that make it.
+func TestMethodNames(t *testing.T) {
+	for _, tc := range []struct {
+		amr  []string
+		want string
+	}{
+		{[]string{"pwd"}, "password"},
+		{[]string{"pwd", "otp", "mfa"}, "password, authenticator code"},
+		{[]string{"pwd", "kba", "mfa"}, "password, recovery code"},
+		{[]string{"pwd", "x-new"}, "password, x-new"},
+	} {
+		if got := methodNames(tc.amr); got != tc.want {
+			t.Errorf("methodNames(%v) = %q, want %q", tc.amr, got, tc.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package signin
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -186,7 +187,7 @@ func (h *Handler) load(w http.ResponseWriter, r *http.Request, post bool) *loade
 	return l
 }
 
-func equalHash(a, b []byte) bool { return len(a) > 0 && secretsEqual(a, b) }
+func equalHash(a, b []byte) bool { return len(a) > 0 && subtle.ConstantTimeCompare(a, b) == 1 }
 
 // step shows the request's next page, or finishes it.
 func (h *Handler) step(w http.ResponseWriter, r *http.Request) {

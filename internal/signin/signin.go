@@ -148,11 +148,9 @@ func decodePending(lr *store.LoginRequest) (*pending, error) {
 
 // save stores the request's progress.
 func (h *Handler) save(ctx context.Context, lr *store.LoginRequest, p *pending) error {
-	b, err := json.Marshal(p)
-	if err != nil {
+	if err := encodeInto(lr, p); err != nil {
 		return err
 	}
-	lr.Request = b
 	return h.Store.UpdateLoginRequest(ctx, lr)
 }
 

@@ -2,7 +2,6 @@ package signin
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,8 +16,6 @@ import (
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/ui"
 )
-
-func secretsEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
 
 // Messages shown on the sign-in pages. A wrong password and an unknown username read the same:
 // the page must not tell who has an account.
@@ -72,7 +69,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) {
 		h.serverFault(w, r, err)
 		return
 	} else if wait > 0 {
-		h.throttled(w, r, l, username, wait)
+		h.throttled(w, r, l, wait)
 		return
 	}
 	u, err := h.Store.GetUserByUsername(ctx, username)
@@ -152,16 +149,20 @@ func (h *Handler) failedPassword(w http.ResponseWriter, r *http.Request, l *load
 	h.auditSignIn(ctx, r, audit.TypeSignInFailed, subject, l.lr.ClientID, "wrong username or password", username)
 	if wait > 0 {
 		h.auditSignIn(ctx, r, audit.TypeSignInThrottled, subject, l.lr.ClientID, "too many failed sign-ins", username)
-		h.throttled(w, r, l, username, wait)
+		h.throttled(w, r, l, wait)
 		return
 	}
 	h.renderLogin(w, r, l, http.StatusUnauthorized, msgWrongPassword)
 }
 
-func (h *Handler) throttled(w http.ResponseWriter, r *http.Request, l *loaded, username string, wait time.Duration) {
-	secs := int((wait + time.Second - 1) / time.Second)
-	w.Header().Set("Retry-After", fmt.Sprint(secs))
+func (h *Handler) throttled(w http.ResponseWriter, r *http.Request, l *loaded, wait time.Duration) {
+	retryAfter(w, wait)
 	h.renderLogin(w, r, l, http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins. Try again in %s.", roundUp(wait)))
+}
+
+// retryAfter sets Retry-After to wait, rounded up to the second.
+func retryAfter(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", fmt.Sprint(int((wait+time.Second-1)/time.Second)))
 }
 
 func roundUp(d time.Duration) string {
@@ -231,7 +232,7 @@ func (h *Handler) factor(w http.ResponseWriter, r *http.Request) {
 
 // factorThrottled answers a second-factor code while the user's wrong codes are over the limit.
 func (h *Handler) factorThrottled(w http.ResponseWriter, r *http.Request, l *loaded, wait time.Duration) {
-	w.Header().Set("Retry-After", fmt.Sprint(int((wait+time.Second-1)/time.Second)))
+	retryAfter(w, wait)
 	h.next(w, r, l, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong codes. Try again in %s.", roundUp(wait)))
 }
 
@@ -373,7 +374,7 @@ func (h *Handler) confirmEnrolment(ctx context.Context, u *store.User, code stri
 	if err != nil {
 		return nil, "", err
 	}
-	step, verr := mfa.Verify(secret, r2(code), h.Now(), f.LastStep)
+	step, verr := mfa.Verify(secret, strings.TrimSpace(code), h.Now(), f.LastStep)
 	switch {
 	case errors.Is(verr, mfa.ErrMalformed):
 		return nil, "Enter the 6-digit code your authenticator app shows for Signet.", nil
@@ -392,8 +393,6 @@ func (h *Handler) confirmEnrolment(ctx context.Context, u *store.User, code stri
 	}
 	return codes, "", nil
 }
-
-func r2(code string) string { return strings.TrimSpace(code) }
 
 // storeRecoveryCodes makes a user's new recovery codes (replacing any), stores their hashes, and
 // returns them to be shown once.

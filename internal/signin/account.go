@@ -8,10 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"time"
 
 	"github.com/signet-id/signet/internal/audit"
-	"github.com/signet-id/signet/internal/secrets"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/ui"
 )
@@ -225,13 +223,9 @@ func (h *Handler) endSessions(w http.ResponseWriter, r *http.Request, a *account
 	ctx := r.Context()
 	target := r.PostFormValue("session")
 	if target == "others" {
-		ended, err := h.Store.EndBrowserSessions(ctx, a.User.ID, a.Session.ID, "user:elsewhere", h.Now())
-		if err != nil {
+		if _, err := h.endSessionsOf(ctx, r, a.User.ID, a.Session.ID, a.User.ID, "user:elsewhere"); err != nil {
 			h.serverFault(w, r, err)
 			return
-		}
-		for _, id := range ended {
-			h.afterEnd(ctx, r, &store.BrowserSession{ID: id, UserID: a.User.ID}, "user:elsewhere")
 		}
 		http.Redirect(w, r, AccountPath+"?done=others", http.StatusSeeOther)
 		return
@@ -254,11 +248,6 @@ func (h *Handler) endSessions(w http.ResponseWriter, r *http.Request, a *account
 	http.Redirect(w, r, AccountPath+"?done=ended", http.StatusSeeOther)
 }
 
-// afterEnd does for a session ended in bulk what endSession does for one: revoke, audit, notify.
-func (h *Handler) afterEnd(ctx context.Context, r *http.Request, s *store.BrowserSession, by string) {
-	h.ended(ctx, s, s.UserID, by, map[string]any{"source_ip": clientIP(r), "user_agent": r.UserAgent()})
-}
-
 // ended revokes what an ended session issued, audits its end (actor: who ended it) and tells the
 // clients it signed in to.
 func (h *Handler) ended(ctx context.Context, s *store.BrowserSession, actor, by string, details map[string]any) {
@@ -277,14 +266,29 @@ func (h *Handler) ended(ctx context.Context, s *store.BrowserSession, actor, by 
 // actor, and its clients are told, as when the user signs out. by says why ("locked", "deleted").
 // It returns the IDs of the sessions it ended.
 func (h *Handler) EndUserSessions(ctx context.Context, userID, actor, by string) ([]string, error) {
-	ended, err := h.Store.EndBrowserSessions(ctx, userID, "", by, h.Now())
+	return h.endSessionsOf(ctx, nil, userID, "", actor, by)
+}
+
+// endSessionsOf ends every active session of a user but except ("" for none) in one statement,
+// then does for each what ending one does. r, when not nil, is the request that asked (its
+// address and user agent go into the audit).
+func (h *Handler) endSessionsOf(ctx context.Context, r *http.Request, userID, except, actor, by string) ([]string, error) {
+	ended, err := h.Store.EndBrowserSessions(ctx, userID, except, by, h.Now())
 	if err != nil {
 		return nil, err
 	}
 	for _, id := range ended {
-		h.ended(ctx, &store.BrowserSession{ID: id, UserID: userID}, actor, by, map[string]any{})
+		h.ended(ctx, &store.BrowserSession{ID: id, UserID: userID}, actor, by, requestDetails(r))
 	}
 	return ended, nil
+}
+
+// requestDetails is what the audit records of the request behind an action (none for the CLI).
+func requestDetails(r *http.Request) map[string]any {
+	if r == nil {
+		return map[string]any{}
+	}
+	return map[string]any{"source_ip": clientIP(r), "user_agent": r.UserAgent()}
 }
 
 // accountEnrol shows TOTP enrolment from the account page.
@@ -320,27 +324,16 @@ func (h *Handler) accountConfirm(w http.ResponseWriter, r *http.Request, a *acco
 	}
 	// The session that proved the factor counts as having passed it now.
 	s := a.Session
-	now := h.Now()
-	h.renewSession(ctx, w, s, now, store.AMROTP)
-	h.UI.Render(w, http.StatusOK, &ui.RecoveryCodes{Common: h.accountCommon(a, "Save your recovery codes"), Action: AccountPath + "?done=totp", Codes: codes})
-}
-
-// renewSession records a second factor passed in a session (new secret, new cookie).
-func (h *Handler) renewSession(ctx context.Context, w http.ResponseWriter, s *store.BrowserSession, now time.Time, method string) {
-	amr := append([]string{}, s.AMR...)
-	for _, m := range []string{method, store.AMRMFA} {
+	amr := slices.Clone(s.AMR)
+	for _, m := range []string{store.AMROTP, store.AMRMFA} {
 		if !slices.Contains(amr, m) {
 			amr = append(amr, m)
 		}
 	}
-	secret := secrets.RandomString(32)
-	if err := h.Store.ReauthBrowserSession(ctx, s.ID, h.sessionHash(secret), s.AuthTime, amr, now); err != nil {
+	if _, err := h.renew(ctx, w, s, s.AuthTime, amr, h.Now()); err != nil {
 		h.Log.Warn("could not record a second factor in the session", "err", err, "session", s.ID)
-		return
 	}
-	renewed := *s
-	renewed.AMR, renewed.MFAAt = amr, now
-	h.setSession(w, &renewed, secret)
+	h.UI.Render(w, http.StatusOK, &ui.RecoveryCodes{Common: h.accountCommon(a, "Save your recovery codes"), Action: AccountPath + "?done=totp", Codes: codes})
 }
 
 // removeTOTP removes the user's second factor and recovery codes (not allowed when one is required).
@@ -402,13 +395,9 @@ func (h *Handler) accountPassword(w http.ResponseWriter, r *http.Request, a *acc
 		h.UI.Render(w, http.StatusBadRequest, &ui.ChangePassword{Common: h.accountCommon(a, "Change your password"), Action: accountPasswordPath, Error: message, MinLength: h.MinPassword})
 		return
 	}
-	ended, err := h.Store.EndBrowserSessions(ctx, a.User.ID, a.Session.ID, "password changed", h.Now())
-	if err != nil {
+	if _, err := h.endSessionsOf(ctx, r, a.User.ID, a.Session.ID, a.User.ID, "password changed"); err != nil {
 		h.serverFault(w, r, err)
 		return
-	}
-	for _, id := range ended {
-		h.afterEnd(ctx, r, &store.BrowserSession{ID: id, UserID: a.User.ID}, "password changed")
 	}
 	http.Redirect(w, r, fmt.Sprintf("%s?done=password", AccountPath), http.StatusSeeOther)
 }

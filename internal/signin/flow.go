@@ -393,20 +393,14 @@ func (h *Handler) establish(ctx context.Context, w http.ResponseWriter, r *http.
 			}
 		}
 	}
-	secret := secrets.RandomString(32)
 	if same {
-		s := *l.cur.Session
-		if err := h.Store.ReauthBrowserSession(ctx, s.ID, h.sessionHash(secret), authTime, amr, mfaAt); err != nil {
-			return nil, err
-		}
-		s.AuthTime, s.AMR, s.MFAAt = authTime, amr, mfaAt
-		h.setSession(w, &s, secret)
-		return &s, nil
+		return h.renew(ctx, w, l.cur.Session, authTime, amr, mfaAt)
 	}
 	if l.cur != nil {
 		// Another user signs in in this browser: the previous user's session ends here.
 		h.endSession(ctx, r, l.cur.Session, "replaced")
 	}
+	secret := secrets.RandomString(32)
 	s := &store.BrowserSession{
 		ID: "bs-" + secrets.NewSortableID(now), SecretHash: h.sessionHash(secret), UserID: u.ID, CreatedAt: now,
 		AuthTime: authTime, AMR: amr, MFAAt: mfaAt, LastSeenAt: now, ExpiresAt: now.Add(h.SessionTTL),
@@ -417,6 +411,20 @@ func (h *Handler) establish(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	h.setSession(w, s, secret)
 	return s, nil
+}
+
+// renew records a new authentication in an active session under a new secret (a cookie seen
+// before it is worth nothing after it), gives the browser the new cookie and returns the session
+// as it now stands.
+func (h *Handler) renew(ctx context.Context, w http.ResponseWriter, s *store.BrowserSession, authTime time.Time, amr []string, mfaAt time.Time) (*store.BrowserSession, error) {
+	secret := secrets.RandomString(32)
+	if err := h.Store.ReauthBrowserSession(ctx, s.ID, h.sessionHash(secret), authTime, amr, mfaAt); err != nil {
+		return nil, err
+	}
+	renewed := *s
+	renewed.AuthTime, renewed.AMR, renewed.MFAAt = authTime, amr, mfaAt
+	h.setSession(w, &renewed, secret)
+	return &renewed, nil
 }
 
 func clip(s string, n int) string {

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/signet-id/signet/internal/audit"
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/tokens"
 	"github.com/signet-id/signet/internal/ui"
@@ -180,19 +179,10 @@ func (h *Handler) loggedOut(w http.ResponseWriter, r *http.Request, req *logoutR
 // sid reaches its access, refresh and ID tokens and whatever was exchanged from them), the audit
 // record, and the back-channel notices of the clients it signed in to.
 func (h *Handler) endSession(ctx context.Context, r *http.Request, s *store.BrowserSession, by string) {
-	now := h.Now()
-	if err := h.Store.EndBrowserSession(ctx, s.ID, by, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := h.Store.EndBrowserSession(ctx, s.ID, by, h.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		h.Log.Error("could not end a browser session", "err", err, "session", s.ID)
 	}
-	h.revokeSession(ctx, s.ID, by, now)
-	event := audit.Event{Type: audit.TypeBrowserSessionEnd, Actor: s.UserID, Subject: s.UserID, Details: map[string]any{
-		"session": s.ID, "by": by, "source_ip": clientIP(r), "user_agent": r.UserAgent()}}
-	if err := h.Audit.Record(ctx, event); err != nil {
-		h.Log.Error("could not audit the end of a browser session", "err", err, "session", s.ID)
-	}
-	if h.Logout != nil {
-		h.Logout(ctx, s)
-	}
+	h.ended(ctx, s, s.UserID, by, requestDetails(r))
 }
 
 // revokeSession revokes what a session issued, for as long as any of it could be presented.

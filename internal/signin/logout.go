@@ -11,6 +11,7 @@ import (
 	"github.com/signet-id/signet/internal/store"
 	"github.com/signet-id/signet/internal/tokens"
 	"github.com/signet-id/signet/internal/ui"
+	"github.com/signet-id/signet/jwtverify"
 )
 
 // logoutRequest is a validated RP-initiated logout request (OpenID Connect RP-Initiated Logout 1.0).
@@ -76,7 +77,10 @@ func clientOrAny(clientID, hint string) string {
 	if clientID != "" {
 		return clientID
 	}
-	return tokens.UnverifiedAudience(hint)
+	if t, err := jwtverify.ParseUnverified(hint); err == nil && len(t.Claims.Audience) > 0 {
+		return t.Claims.Audience[0]
+	}
+	return ""
 }
 
 // logoutOf validates a logout request's parameters and reads the browser's session (nil: none);

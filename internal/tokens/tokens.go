@@ -552,31 +552,3 @@ func (s *Service) ResolveRefresh(ctx context.Context, raw string) (*store.Token,
 	}
 	return t, a, nil, nil
 }
-
-// UnverifiedAudience reads the first aud of a JWT without verifying anything, to pick what to
-// verify it against; "" when it has none. Never trust it for more.
-func UnverifiedAudience(raw string) string {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return ""
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
-	}
-	var c struct {
-		Aud json.RawMessage `json:"aud"`
-	}
-	if json.Unmarshal(b, &c) != nil {
-		return ""
-	}
-	var one string
-	if json.Unmarshal(c.Aud, &one) == nil {
-		return one
-	}
-	var many []string
-	if json.Unmarshal(c.Aud, &many) == nil && len(many) > 0 {
-		return many[0]
-	}
-	return ""
-}

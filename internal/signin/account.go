@@ -278,17 +278,21 @@ func (h *Handler) endSessionsOf(ctx context.Context, r *http.Request, userID, ex
 		return nil, err
 	}
 	for _, id := range ended {
-		h.ended(ctx, &store.BrowserSession{ID: id, UserID: userID}, actor, by, requestDetails(r))
+		h.ended(ctx, &store.BrowserSession{ID: id, UserID: userID}, actor, by, requestDetails(r, nil))
 	}
 	return ended, nil
 }
 
-// requestDetails is what the audit records of the request behind an action (none for the CLI).
-func requestDetails(r *http.Request) map[string]any {
-	if r == nil {
-		return map[string]any{}
+// requestDetails adds to an audit event's details what it records of the request behind the
+// action: the address and user agent (nothing for the CLI, whose r is nil).
+func requestDetails(r *http.Request, details map[string]any) map[string]any {
+	if details == nil {
+		details = map[string]any{}
 	}
-	return map[string]any{"source_ip": clientIP(r), "user_agent": r.UserAgent()}
+	if r != nil {
+		details["source_ip"], details["user_agent"] = clientIP(r), r.UserAgent()
+	}
+	return details
 }
 
 // accountEnrol shows TOTP enrolment from the account page.

@@ -209,8 +209,8 @@ func (h *Handler) issue(w http.ResponseWriter, r *http.Request, client *store.Cl
 		h.serverFault(w, r, err)
 		return
 	}
-	event := audit.Event{Type: audit.TypeSignInSucceeded, Subject: u.ID, Client: client.ID, Details: map[string]any{
-		"session": s.ID, "code": code.ID, "amr": s.AMR, "acr": code.ACR, "scope": code.Scope, "source_ip": clientIP(r), "user_agent": r.UserAgent()}}
+	event := audit.Event{Type: audit.TypeSignInSucceeded, Subject: u.ID, Client: client.ID, Details: requestDetails(r, map[string]any{
+		"session": s.ID, "code": code.ID, "amr": s.AMR, "acr": code.ACR, "scope": code.Scope})}
 	if err := h.Audit.Record(ctx, event); err != nil {
 		h.serverFault(w, r, err)
 		return

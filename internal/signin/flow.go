@@ -347,8 +347,8 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, l *loaded, u *s
 		return
 	}
 	if l.p.Request == nil {
-		if err := h.Audit.Record(ctx, audit.Event{Type: audit.TypeSignInSucceeded, Subject: u.ID, Details: map[string]any{
-			"session": s.ID, "amr": s.AMR, "acr": acrOf(s), "source_ip": clientIP(r), "user_agent": r.UserAgent()}}); err != nil {
+		if err := h.Audit.Record(ctx, audit.Event{Type: audit.TypeSignInSucceeded, Subject: u.ID, Details: requestDetails(r, map[string]any{
+			"session": s.ID, "amr": s.AMR, "acr": acrOf(s)})}); err != nil {
 			h.serverFault(w, r, err)
 			return
 		}

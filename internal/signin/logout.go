@@ -186,7 +186,7 @@ func (h *Handler) endSession(ctx context.Context, r *http.Request, s *store.Brow
 	if err := h.Store.EndBrowserSession(ctx, s.ID, by, h.Now()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		h.Log.Error("could not end a browser session", "err", err, "session", s.ID)
 	}
-	h.ended(ctx, s, s.UserID, by, requestDetails(r))
+	h.ended(ctx, s, s.UserID, by, requestDetails(r, nil))
 }
 
 // revokeSession revokes what a session issued, for as long as any of it could be presented.

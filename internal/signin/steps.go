@@ -173,8 +173,8 @@ func roundUp(d time.Duration) string {
 }
 
 func (h *Handler) auditSignIn(ctx context.Context, r *http.Request, typ, subject, client, reason, username string) {
-	event := audit.Event{Type: typ, Subject: subject, Client: client, Details: map[string]any{
-		"reason": reason, "username": clip(username, 64), "source_ip": clientIP(r), "user_agent": r.UserAgent()}}
+	event := audit.Event{Type: typ, Subject: subject, Client: client, Details: requestDetails(r, map[string]any{
+		"reason": reason, "username": clip(username, 64)})}
 	if err := h.Audit.Record(ctx, event); err != nil {
 		h.Log.Error("could not audit a sign-in event", "err", err, "type", typ)
 	}
@@ -481,8 +481,7 @@ func (h *Handler) setPassword(ctx context.Context, r *http.Request, u *store.Use
 		h.Log.Error("could not store a new password", "err", err, "user", u.ID)
 		return "Your password could not be saved. Try again."
 	}
-	if err := h.Audit.Record(ctx, audit.Event{Type: audit.TypePasswordChanged, Actor: u.ID, Subject: u.ID, Details: map[string]any{
-		"source_ip": clientIP(r), "user_agent": r.UserAgent()}}); err != nil {
+	if err := h.Audit.Record(ctx, audit.Event{Type: audit.TypePasswordChanged, Actor: u.ID, Subject: u.ID, Details: requestDetails(r, nil)}); err != nil {
 		h.Log.Error("could not audit a password change", "err", err, "user", u.ID)
 	}
 	return ""
